@@ -1,0 +1,32 @@
+#!/usr/bin/env node
+// Runs the compiled tests with node:test. `npm test` runs everything under build/test except
+// the lab suite; `--lab` runs only the lab suite (root, network namespaces, miniupnpd), one file
+// at a time because each file builds its own lab.
+import { readdirSync, statSync } from 'node:fs'
+import { join } from 'node:path'
+import { spawnSync } from 'node:child_process'
+
+const lab = process.argv.includes('--lab')
+const extra = process.argv.slice(2).filter((a) => a !== '--lab')
+const root = join('build', 'test')
+
+function find (dir) {
+  const out = []
+  for (const name of readdirSync(dir).sort()) {
+    const path = join(dir, name)
+    if (statSync(path).isDirectory()) out.push(...find(path))
+    else if (name.endsWith('.test.js')) out.push(path)
+  }
+  return out
+}
+
+const labDir = join(root, 'lab')
+const files = find(root).filter((f) => f.startsWith(labDir + '/') === lab)
+  .filter((f) => extra.length === 0 || extra.some((e) => f.includes(e)))
+if (files.length === 0) {
+  console.error(`no test files found under ${lab ? labDir : root}`)
+  process.exit(1)
+}
+const args = ['--test', ...(lab ? ['--test-concurrency=1'] : []), ...files]
+const result = spawnSync(process.execPath, args, { stdio: 'inherit' })
+process.exit(result.status ?? 1)

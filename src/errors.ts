@@ -1,0 +1,103 @@
+/**
+ * Every error natmapper throws is a NatmapperError with a stable `code`, so callers branch on
+ * `err.code` (or `instanceof`) instead of parsing messages. The subclass says whose fault it
+ * was: the caller (UsageError), the gateway (MalformedPacketError, GatewayRefusedError), or
+ * the network (TimeoutError, NoResponseError).
+ */
+export class NatmapperError extends Error {
+  readonly code: string
+
+  constructor (code: string, message: string, options?: ErrorOptions) {
+    super(message, options)
+    this.code = code
+    this.name = new.target.name
+  }
+}
+
+/** The caller passed something invalid (a bad port, an unknown protocol name). */
+export class UsageError extends NatmapperError {
+  constructor (message: string, options?: ErrorOptions) {
+    super('NATMAPPER_USAGE', message, options)
+  }
+}
+
+/** A codec was given bytes it cannot decode. `offset` is where decoding stopped. */
+export class MalformedPacketError extends NatmapperError {
+  readonly offset: number
+  readonly reason: string
+
+  constructor (reason: string, offset: number) {
+    super('NATMAPPER_MALFORMED_PACKET', `malformed packet at byte ${offset}: ${reason}`)
+    this.offset = offset
+    this.reason = reason
+  }
+}
+
+export type GatewayProtocolName = 'natpmp' | 'pcp' | 'upnp'
+
+/**
+ * The gateway understood the request and said no. `resultCode`/`resultName` are the
+ * protocol's own (PCP NOT_AUTHORIZED = 2, UPnP 718 ConflictInMappingEntry, ...).
+ * `lifetimeSeconds` is how long the gateway says the refusal holds, where the protocol
+ * carries it (PCP short-lifetime errors such as NO_RESOURCES).
+ */
+export class GatewayRefusedError extends NatmapperError {
+  readonly protocol: GatewayProtocolName
+  readonly resultCode: number
+  readonly resultName: string
+  readonly lifetimeSeconds: number | undefined
+
+  constructor (protocol: GatewayProtocolName, resultCode: number, resultName: string, detail?: string, lifetimeSeconds?: number) {
+    super('NATMAPPER_GATEWAY_REFUSED',
+      `${protocol} gateway refused the request: ${resultName} (${resultCode})${detail === undefined ? '' : `: ${detail}`}`)
+    this.protocol = protocol
+    this.resultCode = resultCode
+    this.resultName = resultName
+    this.lifetimeSeconds = lifetimeSeconds
+  }
+}
+
+/** The gateway answered with something well-formed that makes no sense for the request. */
+export class RemoteProtocolError extends NatmapperError {
+  constructor (message: string, options?: ErrorOptions) {
+    super('NATMAPPER_REMOTE_PROTOCOL', message, options)
+  }
+}
+
+/** Nobody answered before the deadline. */
+export class TimeoutError extends NatmapperError {
+  constructor (message: string, options?: ErrorOptions) {
+    super('NATMAPPER_TIMEOUT', message, options)
+  }
+}
+
+/**
+ * The gateway host said nothing listens there (ICMP port unreachable, seen as ECONNREFUSED on a
+ * connected UDP socket, or a refused TCP connection). RFC 6886 §3.1 lets a client conclude at
+ * once that the service is absent instead of waiting out its retransmissions.
+ */
+export class NoResponseError extends NatmapperError {
+  constructor (message: string, options?: ErrorOptions) {
+    super('NATMAPPER_NO_SERVICE', message, options)
+  }
+}
+
+/** The object was closed; no new work is accepted. */
+export class ClosedError extends NatmapperError {
+  constructor (what: string) {
+    super('NATMAPPER_CLOSED', `${what} is closed`)
+  }
+}
+
+/** The caller's AbortSignal fired. Named AbortError like the platform's, so generic code recognises it. */
+export class AbortError extends NatmapperError {
+  constructor (reason?: unknown) {
+    super('ABORT_ERR', 'the operation was aborted', reason === undefined ? undefined : { cause: reason })
+    this.name = 'AbortError'
+  }
+}
+
+/** Throws an AbortError if the signal has fired. */
+export function throwIfAborted (signal: AbortSignal | undefined): void {
+  if (signal?.aborted === true) throw new AbortError(signal.reason)
+}

@@ -1,0 +1,65 @@
+/**
+ * The protocol-neutral view of a NAT gateway. The PCP, NAT-PMP and UPnP clients each implement
+ * `Gateway`, so the mapping manager and the CLI never need protocol-specific code.
+ */
+
+export type TransportProtocol = 'tcp' | 'udp'
+export type MappingMethod = 'pcp' | 'natpmp' | 'upnp'
+
+export interface CallOptions {
+  signal?: AbortSignal
+  /** Upper bound for the whole call, retransmissions included. */
+  timeoutMs?: number
+}
+
+export interface MapRequest {
+  protocol: TransportProtocol
+  internalPort: number
+  /** The external port to ask for; the gateway may grant another. Defaults to the internal port. */
+  suggestedExternalPort?: number
+  /** Requested lease; the gateway may shorten it. 0 asks UPnP for a permanent lease. */
+  lifetimeSeconds: number
+  /** Shown in the router's table where the protocol carries it (UPnP). */
+  description?: string
+}
+
+/**
+ * One granted mapping, immutable: a renewal returns a new PortMapping. Times are on the
+ * gateway client's clock (milliseconds, see Clock.now()).
+ */
+export interface PortMapping {
+  readonly method: MappingMethod
+  readonly protocol: TransportProtocol
+  readonly internalPort: number
+  readonly externalPort: number
+  /** Undefined when the protocol's reply does not carry it and it is not yet known. */
+  readonly externalAddress: string | undefined
+  /** What the gateway granted; 0 means permanent (UPnP only). */
+  readonly lifetimeSeconds: number
+  readonly grantedAtMs: number
+  /** When the lease runs out (Infinity for a permanent lease). */
+  readonly expiresAtMs: number
+  /** Protocol state a renewal or release needs (the PCP nonce, the UPnP lease quirk). Opaque to callers. */
+  readonly session?: unknown
+}
+
+export interface Gateway {
+  readonly method: MappingMethod
+  /** The gateway's address as the client talks to it. */
+  readonly address: string
+  /** The gateway's external (WAN-side) address. */
+  externalAddress(options?: CallOptions): Promise<string>
+  map(request: MapRequest, options?: CallOptions): Promise<PortMapping>
+  /** Refreshes a mapping, asking for the same external port. */
+  renew(mapping: PortMapping, options?: CallOptions): Promise<PortMapping>
+  /** Deletes the mapping on the gateway. */
+  unmap(mapping: PortMapping, options?: CallOptions): Promise<void>
+  /** Releases sockets; does not delete mappings. Idempotent. */
+  close(): void
+}
+
+/** Renew at half the granted lifetime, as RFC 6886 §3.3 and RFC 6887 §11.2.1 ask. */
+export function renewAtMs (mapping: PortMapping): number {
+  if (mapping.lifetimeSeconds === 0) return Infinity
+  return mapping.grantedAtMs + mapping.lifetimeSeconds * 500
+}
