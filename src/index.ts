@@ -1,7 +1,21 @@
 /**
  * natmapper: keep ports reachable from the internet behind a NAT router.
+ *
+ * ```ts
+ * import { openGateway, NAT } from 'natmapper'
+ * const nat = new NAT(await openGateway())
+ * nat.on('mapped', (m) => console.log(`${m.externalAddress}:${m.externalPort}`))
+ * await nat.addMapping('tcp', 4001)
+ * // ... later
+ * await nat.close() // deletes every mapping it made
+ * ```
  */
 export * from './errors.js'
 export type { Clock, TimerHandle } from './clock.js'
 export { systemClock } from './clock.js'
 export type { Gateway, PortMapping, MapRequest, CallOptions, TransportProtocol, MappingMethod } from './gateway.js'
+export { NAT, type NatOptions, type NatEvents, type MappingEvent, type AddMappingOptions } from './nat.js'
+export { openGateway, type OpenGatewayOptions } from './discover.js'
+export { NatPmpClient, type NatPmpClientOptions } from './natpmp/client.js'
+export { PcpClient, type PcpClientOptions } from './pcp/client.js'
+export { findDefaultGateway, NoDefaultGatewayError, type DefaultRoute } from './net/default-gateway.js'

@@ -1,5 +1,6 @@
 /**
  * Simulated gateways and a fake clock, for testing applications that use natmapper without a
- * real router.
+ * real router: point natmapper at `gateway.address` / `gateway.port`.
  */
-export {}
+export { FakeClock } from './fake-clock.js'
+export { SimulatedPmpGateway, type SimulatedPmpGatewayOptions, type SimulatedMapping, type PmpFaults, type ReceivedRequest } from './pmp-gateway.js'

@@ -1,0 +1,165 @@
+import type { Clock } from '../clock.js'
+import { GatewayRefusedError } from '../errors.js'
+import type { CallOptions, Gateway, MapRequest, PortMapping } from '../gateway.js'
+import { createLogger, type Logger } from '../log.js'
+import { GatewaySocket } from '../net/gateway-socket.js'
+import type { CreateSocket } from '../net/udp.js'
+import { decodeNatPmpResponse, encodeNatPmpRequest, type NatPmpRequest, type NatPmpResponse } from './codec.js'
+import { NATPMP_SERVER_PORT, NatPmpOpcode, natPmpResultName } from './codes.js'
+
+export interface NatPmpClientOptions {
+  /** The gateway's address (the default route's next hop). */
+  gateway: string
+  /** Server port; 5351 unless a test points at a simulated gateway. */
+  port?: number
+  clock?: Clock
+  createSocket?: CreateSocket
+  logger?: Logger
+  initialTimeoutMs?: number
+  maxAttempts?: number
+  /** Called when the gateway's epoch shows it lost its state (RFC 6886 §3.6): mappings must be renewed. */
+  onEpochReset?: () => void
+}
+
+interface NatPmpSession { requestedLifetimeSeconds: number }
+
+/**
+ * A NAT-PMP client (RFC 6886). Requests are queued, one at a time, because §3.1 says clients
+ * "SHOULD NOT issue multiple concurrent requests" and replies carry no request identifier.
+ */
+export class NatPmpClient implements Gateway {
+  readonly method = 'natpmp' as const
+  readonly address: string
+  readonly #socket: GatewaySocket
+  readonly #onEpochReset: (() => void) | undefined
+  #queue: Promise<unknown> = Promise.resolve()
+  #externalAddress: string | undefined
+  #pendingExternalAddress: Promise<string> | undefined
+
+  constructor (options: NatPmpClientOptions) {
+    this.address = options.gateway
+    this.#onEpochReset = options.onEpochReset
+    this.#socket = new GatewaySocket({
+      gateway: options.gateway,
+      port: options.port ?? NATPMP_SERVER_PORT,
+      logger: options.logger ?? createLogger('natpmp'),
+      ...(options.clock === undefined ? {} : { clock: options.clock }),
+      ...(options.createSocket === undefined ? {} : { createSocket: options.createSocket }),
+      ...(options.initialTimeoutMs === undefined ? {} : { initialTimeoutMs: options.initialTimeoutMs }),
+      ...(options.maxAttempts === undefined ? {} : { maxAttempts: options.maxAttempts })
+    })
+  }
+
+  async externalAddress (options: CallOptions = {}): Promise<string> {
+    const response = await this.#send({ opcode: 'external-address' }, options)
+    if (response.opcode !== 'external-address') throw refused(response)
+    this.#externalAddress = response.externalAddress
+    return response.externalAddress
+  }
+
+  /** The cached external address, or one request for it shared by every concurrent caller. */
+  async #knownExternalAddress (options: CallOptions): Promise<string> {
+    if (this.#externalAddress !== undefined) return this.#externalAddress
+    this.#pendingExternalAddress ??= this.externalAddress(options).finally(() => { this.#pendingExternalAddress = undefined })
+    return await this.#pendingExternalAddress
+  }
+
+  async map (request: MapRequest, options: CallOptions = {}): Promise<PortMapping> {
+    // The MAP reply has no external address (§3.3), so learn it once and keep it; an epoch
+    // reset clears it, since a reboot may come with a new address.
+    const externalAddress = await this.#knownExternalAddress(options)
+    // Suggest the internal port rather than 0: some routers (RouterOS, tailscale#13785) fail
+    // to allocate when asked for "any port".
+    const suggestedExternalPort = request.suggestedExternalPort ?? request.internalPort
+    const response = await this.#send({
+      opcode: 'map',
+      protocol: request.protocol,
+      internalPort: request.internalPort,
+      suggestedExternalPort,
+      lifetimeSeconds: request.lifetimeSeconds
+    }, options)
+    if (response.opcode !== 'map') throw refused(response)
+    const grantedAtMs = this.#socket.clock.now()
+    const session: NatPmpSession = { requestedLifetimeSeconds: request.lifetimeSeconds }
+    return {
+      method: 'natpmp',
+      protocol: response.protocol,
+      internalPort: response.internalPort,
+      externalPort: response.externalPort,
+      externalAddress,
+      lifetimeSeconds: response.lifetimeSeconds,
+      grantedAtMs,
+      expiresAtMs: grantedAtMs + response.lifetimeSeconds * 1000,
+      session
+    }
+  }
+
+  async renew (mapping: PortMapping, options: CallOptions = {}): Promise<PortMapping> {
+    // §3.3: a renewal suggests the port previously assigned, which is also how a mapping comes
+    // back on the same port after the gateway rebooted.
+    const session = mapping.session as NatPmpSession | undefined
+    return await this.map({
+      protocol: mapping.protocol,
+      internalPort: mapping.internalPort,
+      suggestedExternalPort: mapping.externalPort,
+      lifetimeSeconds: session?.requestedLifetimeSeconds ?? mapping.lifetimeSeconds
+    }, options)
+  }
+
+  async unmap (mapping: PortMapping, options: CallOptions = {}): Promise<void> {
+    // §3.4: lifetime 0 and suggested external port 0 delete the mapping. §3.1 lets deletes give
+    // up earlier than the nine attempts of a request.
+    const response = await this.#send({
+      opcode: 'map', protocol: mapping.protocol, internalPort: mapping.internalPort, suggestedExternalPort: 0, lifetimeSeconds: 0
+    }, { ...options, maxAttempts: 3 })
+    if (response.opcode === 'error') throw refused(response)
+  }
+
+  close (): void {
+    this.#socket.close()
+  }
+
+  async #send (request: NatPmpRequest, options: CallOptions & { maxAttempts?: number }): Promise<NatPmpResponse> {
+    const run = async (): Promise<NatPmpResponse> => {
+      const label = request.opcode === 'map'
+        ? `NAT-PMP map ${request.protocol} ${request.internalPort} lifetime ${request.lifetimeSeconds}`
+        : 'NAT-PMP external address'
+      const wanted = request.opcode === 'map'
+        ? (request.protocol === 'udp' ? NatPmpOpcode.MAP_UDP : NatPmpOpcode.MAP_TCP)
+        : NatPmpOpcode.EXTERNAL_ADDRESS
+      const response = await this.#socket.request(label, encodeNatPmpRequest(request), (message) => {
+        let decoded: NatPmpResponse
+        try {
+          decoded = decodeNatPmpResponse(message)
+        } catch (err) {
+          this.#socket.logger('%s: ignoring undecodable reply: %s', label, (err as Error).message)
+          return undefined
+        }
+        return answers(decoded, request, wanted) ? decoded : undefined
+      }, options)
+      this.#checkEpoch(response.epochSeconds)
+      return response
+    }
+    const next = this.#queue.then(run, run)
+    this.#queue = next.catch(() => {})
+    return await next
+  }
+
+  #checkEpoch (epochSeconds: number): void {
+    if (!this.#socket.observeEpoch(epochSeconds)) {
+      this.#externalAddress = undefined
+      this.#onEpochReset?.()
+    }
+  }
+}
+
+function answers (response: NatPmpResponse, request: NatPmpRequest, wantedOpcode: number): boolean {
+  if (response.opcode === 'error') return response.requestOpcode === wantedOpcode
+  if (request.opcode === 'external-address') return response.opcode === 'external-address'
+  return response.opcode === 'map' && response.protocol === request.protocol && response.internalPort === request.internalPort
+}
+
+function refused (response: NatPmpResponse): GatewayRefusedError {
+  const code = response.resultCode
+  return new GatewayRefusedError('natpmp', code, natPmpResultName(code))
+}

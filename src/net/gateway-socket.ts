@@ -1,0 +1,123 @@
+import type { RemoteInfo, Socket } from 'node:dgram'
+import { systemClock, type Clock } from '../clock.js'
+import { ClosedError } from '../errors.js'
+import { silentLogger, type Logger } from '../log.js'
+import { isEpochValid, type EpochSample } from '../pcp/epoch.js'
+import { defaultCreateSocket, exchange, openConnectedSocket, type CreateSocket } from './udp.js'
+
+export interface GatewaySocketOptions {
+  gateway: string
+  port: number
+  clock?: Clock
+  createSocket?: CreateSocket
+  logger?: Logger
+  /** First retransmission wait; RFC 6886 §3.1 says 250 ms. */
+  initialTimeoutMs?: number
+  /** Attempts per request before giving up. */
+  maxAttempts?: number
+  /** Default upper bound for one request when the caller gives none. */
+  timeoutMs?: number
+}
+
+export interface RequestOptions {
+  signal?: AbortSignal | undefined
+  timeoutMs?: number | undefined
+  maxAttempts?: number | undefined
+}
+
+/**
+ * One connected UDP socket to a gateway's port 5351, opened on first use and shared by every
+ * request to it (NAT-PMP and PCP share the port, as miniupnpd and RFC 6887 §9 do).
+ */
+export class GatewaySocket {
+  readonly gateway: string
+  readonly port: number
+  readonly clock: Clock
+  readonly logger: Logger
+  readonly #createSocket: CreateSocket
+  readonly #initialTimeoutMs: number
+  readonly #maxAttempts: number
+  readonly #timeoutMs: number
+  #socket: Promise<Socket> | undefined
+  #closed = false
+  #lastEpoch: EpochSample | undefined
+  #inFlight = 0
+
+  constructor (options: GatewaySocketOptions) {
+    this.gateway = options.gateway
+    this.port = options.port
+    this.clock = options.clock ?? systemClock
+    this.logger = options.logger ?? silentLogger
+    this.#createSocket = options.createSocket ?? defaultCreateSocket
+    this.#initialTimeoutMs = options.initialTimeoutMs ?? 250
+    this.#maxAttempts = options.maxAttempts ?? 9
+    this.#timeoutMs = options.timeoutMs ?? 10_000
+  }
+
+  async #open (): Promise<Socket> {
+    if (this.#closed) throw new ClosedError(`socket to ${this.gateway}:${this.port}`)
+    this.#socket ??= openConnectedSocket(this.#createSocket, this.gateway, this.port)
+    try {
+      return await this.#socket
+    } catch (err) {
+      this.#socket = undefined
+      throw err
+    }
+  }
+
+  /** The local address the kernel picked to reach the gateway: our address on that link. */
+  async localAddress (): Promise<string> {
+    return (await this.#open()).address().address
+  }
+
+  async request<T> (label: string, payload: Uint8Array, accept: (message: Uint8Array, from: RemoteInfo) => T | undefined, options: RequestOptions = {}): Promise<T> {
+    const socket = await this.#open()
+    // The socket holds the process open only while a request waits for its answer: an idle
+    // client must not keep a finished program from exiting.
+    if (this.#inFlight++ === 0) socket.ref()
+    const startMs = this.clock.now()
+    this.logger('%s: sending to %s:%d', label, this.gateway, this.port)
+    try {
+      const value = await exchange({
+        socket,
+        payload,
+        from: { address: this.gateway, port: this.port },
+        accept,
+        clock: this.clock,
+        initialTimeoutMs: this.#initialTimeoutMs,
+        maxAttempts: options.maxAttempts ?? this.#maxAttempts,
+        timeoutMs: options.timeoutMs ?? this.#timeoutMs,
+        ...(options.signal === undefined ? {} : { signal: options.signal }),
+        label
+      })
+      this.logger('%s: answered in %d ms', label, Math.round(this.clock.now() - startMs))
+      return value
+    } catch (err) {
+      this.logger('%s: failed after %d ms: %s', label, Math.round(this.clock.now() - startMs), (err as Error).message)
+      throw err
+    } finally {
+      if (--this.#inFlight === 0) socket.unref()
+    }
+  }
+
+  /**
+   * Records the server's epoch from a reply. Returns false when it shows that the server lost
+   * its state since the previous reply (RFC 6886 §3.6, RFC 6887 §8.5): every mapping must then
+   * be renewed.
+   */
+  observeEpoch (epochSeconds: number): boolean {
+    const sample = { serverEpochSeconds: epochSeconds, clientTimeMs: this.clock.now() }
+    const valid = isEpochValid(this.#lastEpoch, sample)
+    this.#lastEpoch = sample
+    if (!valid) this.logger('server epoch is now %d s: it lost its state (rebooted?)', epochSeconds)
+    return valid
+  }
+
+  close (): void {
+    if (this.#closed) return
+    this.#closed = true
+    const pending = this.#socket
+    this.#socket = undefined
+    pending?.then((socket) => { socket.close() }, () => {})
+  }
+}

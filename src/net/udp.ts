@@ -1,0 +1,109 @@
+import { createSocket as createDgramSocket, type RemoteInfo, type Socket, type SocketType } from 'node:dgram'
+import { isIPv6 } from 'node:net'
+import type { Clock } from '../clock.js'
+import { AbortError, NoResponseError, TimeoutError } from '../errors.js'
+
+export type CreateSocket = (type: SocketType) => Socket
+
+export const defaultCreateSocket: CreateSocket = (type) => createDgramSocket({ type })
+
+/**
+ * Opens a UDP socket connected to the gateway. Connecting matters twice over: the kernel then
+ * drops datagrams from any other source (RFC 6886 §3.2 and RFC 6887 §8.3 ask clients to
+ * discard replies not from the server), and an ICMP port unreachable surfaces as ECONNREFUSED,
+ * which lets us conclude "no server here" at once (RFC 6886 §3.1) instead of retransmitting
+ * for seconds.
+ */
+export async function openConnectedSocket (createSocket: CreateSocket, address: string, port: number): Promise<Socket> {
+  const socket = createSocket(isIPv6(address) ? 'udp6' : 'udp4')
+  await new Promise<void>((resolve, reject) => {
+    const onError = (err: Error): void => { reject(err) }
+    socket.once('error', onError)
+    socket.connect(port, address, () => {
+      socket.off('error', onError)
+      resolve()
+    })
+  })
+  // Errors are delivered to whichever exchange is waiting; without a listener an ICMP error
+  // between exchanges would crash the process.
+  socket.on('error', () => {})
+  socket.unref()
+  return socket
+}
+
+export interface ExchangeOptions<T> {
+  socket: Socket
+  payload: Uint8Array
+  /** The expected source of replies; anything else is ignored. */
+  from: { address: string, port: number }
+  /** Returns the decoded reply if this datagram answers the request, undefined to keep waiting. */
+  accept: (message: Uint8Array, from: RemoteInfo) => T | undefined
+  clock: Clock
+  /** First wait; each retransmission doubles it (RFC 6886 §3.1 starts at 250 ms). */
+  initialTimeoutMs: number
+  maxAttempts: number
+  /** Upper bound for the whole exchange. */
+  timeoutMs?: number
+  signal?: AbortSignal
+  /** Names the exchange in errors, e.g. "NAT-PMP map tcp 7001". */
+  label: string
+}
+
+/**
+ * Sends a request and retransmits it with doubling waits until `accept` returns a value, the
+ * attempts or the deadline run out, the signal aborts, or the host answers ICMP unreachable.
+ * Several exchanges may share one socket: each sees every datagram and keeps only its own.
+ */
+export async function exchange<T> (options: ExchangeOptions<T>): Promise<T> {
+  const { socket, payload, from, accept, clock, signal, label } = options
+  if (signal?.aborted === true) throw new AbortError(signal.reason)
+  return await new Promise<T>((resolve, reject) => {
+    const startMs = clock.now()
+    const deadlineMs = options.timeoutMs === undefined ? Infinity : startMs + options.timeoutMs
+    let attempts = 0
+    let waitMs = options.initialTimeoutMs
+    let timer: ReturnType<Clock['setTimeout']> | undefined
+
+    const finish = (err: Error | undefined, value?: T): void => {
+      if (timer !== undefined) clock.clearTimeout(timer)
+      socket.off('message', onMessage)
+      socket.off('error', onError)
+      signal?.removeEventListener('abort', onAbort)
+      if (err !== undefined) reject(err)
+      else resolve(value as T)
+    }
+    const onMessage = (message: Buffer, rinfo: RemoteInfo): void => {
+      if (rinfo.address !== from.address || rinfo.port !== from.port) return
+      const value = accept(new Uint8Array(message.buffer, message.byteOffset, message.byteLength), rinfo)
+      if (value !== undefined) finish(undefined, value)
+    }
+    const onError = (err: NodeJS.ErrnoException): void => {
+      if (err.code === 'ECONNREFUSED') {
+        finish(new NoResponseError(`${label}: ${from.address}:${from.port} refused (ICMP port unreachable): no server there`, { cause: err }))
+      }
+    }
+    const onAbort = (): void => { finish(new AbortError(signal?.reason)) }
+    const send = (): void => {
+      attempts++
+      socket.send(payload, (err) => {
+        if (err !== null && err !== undefined) finish(err)
+      })
+      const remainingMs = deadlineMs - clock.now()
+      const lastAttempt = attempts >= options.maxAttempts
+      const delayMs = Math.min(waitMs, remainingMs)
+      waitMs *= 2
+      timer = clock.setTimeout(() => {
+        if (lastAttempt || clock.now() >= deadlineMs) {
+          finish(new TimeoutError(`${label}: no answer from ${from.address}:${from.port} after ${attempts} attempt${attempts === 1 ? '' : 's'} in ${Math.round(clock.now() - startMs)} ms`))
+        } else {
+          send()
+        }
+      }, delayMs)
+    }
+
+    socket.on('message', onMessage)
+    socket.on('error', onError)
+    signal?.addEventListener('abort', onAbort, { once: true })
+    send()
+  })
+}

@@ -1,0 +1,224 @@
+import { randomBytes } from 'node:crypto'
+import type { Clock } from '../clock.js'
+import { GatewayRefusedError, RemoteProtocolError } from '../errors.js'
+import type { CallOptions, Gateway, MapRequest, PortMapping, TransportProtocol } from '../gateway.js'
+import { createLogger, type Logger } from '../log.js'
+import { unspecifiedFor } from '../net/address.js'
+import { GatewaySocket, type RequestOptions } from '../net/gateway-socket.js'
+import type { CreateSocket } from '../net/udp.js'
+import { decodeNatPmpResponse, encodeNatPmpRequest } from '../natpmp/codec.js'
+import { NatPmpResultCode } from '../natpmp/codes.js'
+import { decodePcpResponse, encodePcpRequest, type PcpResponse } from './codec.js'
+import { IanaProtocol, PCP_SERVER_PORT, PCP_VERSION, PcpOpcode, PcpResultCode, pcpResultName } from './codes.js'
+
+export interface PcpClientOptions {
+  gateway: string
+  /** Server port; 5351 unless a test points at a simulated gateway. */
+  port?: number
+  clock?: Clock
+  createSocket?: CreateSocket
+  logger?: Logger
+  initialTimeoutMs?: number
+  maxAttempts?: number
+  /** Source of mapping nonces; tests pass a deterministic one. */
+  randomNonce?: () => Uint8Array
+  /** Called when the server's epoch shows it lost its state (RFC 6887 §8.5). */
+  onEpochReset?: () => void
+}
+
+/** What a renewal or delete of a PCP mapping needs: the nonce the mapping was made with. */
+interface PcpSession { nonce: Uint8Array, requestedLifetimeSeconds: number }
+
+/**
+ * A PCP client (RFC 6887) for MAP requests. Unlike NAT-PMP, replies carry the request's nonce,
+ * so requests may run concurrently on the one socket.
+ *
+ * A server that only speaks NAT-PMP answers with NAT-PMP's UNSUPPORTED_VERSION; this client
+ * reports that as a GatewayRefusedError with resultName 'UNSUPP_VERSION' so the caller can fall
+ * back to NAT-PMP (RFC 6887 §9, RFC 6886 §1.1).
+ */
+export class PcpClient implements Gateway {
+  readonly method = 'pcp' as const
+  readonly address: string
+  readonly #socket: GatewaySocket
+  readonly #randomNonce: () => Uint8Array
+  readonly #onEpochReset: (() => void) | undefined
+  #externalAddress: string | undefined
+
+  constructor (options: PcpClientOptions) {
+    this.address = options.gateway
+    this.#randomNonce = options.randomNonce ?? (() => new Uint8Array(randomBytes(12)))
+    this.#onEpochReset = options.onEpochReset
+    this.#socket = new GatewaySocket({
+      gateway: options.gateway,
+      port: options.port ?? PCP_SERVER_PORT,
+      logger: options.logger ?? createLogger('pcp'),
+      ...(options.clock === undefined ? {} : { clock: options.clock }),
+      ...(options.createSocket === undefined ? {} : { createSocket: options.createSocket }),
+      ...(options.initialTimeoutMs === undefined ? {} : { initialTimeoutMs: options.initialTimeoutMs }),
+      ...(options.maxAttempts === undefined ? {} : { maxAttempts: options.maxAttempts })
+    })
+  }
+
+  /**
+   * PCP has no request for the external address alone: it comes with each MAP reply. Before
+   * the first mapping we ask with NAT-PMP's opcode 0 on the same port, which PCP servers that
+   * descend from NAT-PMP servers (miniupnpd among them) also answer.
+   */
+  async externalAddress (options: CallOptions = {}): Promise<string> {
+    if (this.#externalAddress !== undefined) return this.#externalAddress
+    const label = 'PCP server, NAT-PMP external address'
+    const response = await this.#socket.request(label, encodeNatPmpRequest({ opcode: 'external-address' }), (message) => {
+      if (message[0] !== 0) return undefined
+      try {
+        const decoded = decodeNatPmpResponse(message)
+        return decoded.opcode === 'external-address' || (decoded.opcode === 'error' && decoded.requestOpcode === 0) ? decoded : undefined
+      } catch {
+        return undefined
+      }
+    }, options)
+    if (response.opcode !== 'external-address') {
+      throw new GatewayRefusedError('pcp', response.resultCode, `NAT-PMP ${response.resultCode}`, 'external address unavailable')
+    }
+    this.#externalAddress = response.externalAddress
+    return response.externalAddress
+  }
+
+  async map (request: MapRequest, options: CallOptions = {}): Promise<PortMapping> {
+    const session: PcpSession = { nonce: this.#randomNonce(), requestedLifetimeSeconds: request.lifetimeSeconds }
+    return await this.#map(session, request.protocol, request.internalPort, request.suggestedExternalPort ?? request.internalPort, request.lifetimeSeconds, options)
+  }
+
+  async renew (mapping: PortMapping, options: CallOptions = {}): Promise<PortMapping> {
+    // Same nonce as the first request: a server binds the mapping to it and refuses a renewal
+    // or delete with another (miniupnpd; tailscale#1080, #21127).
+    const session = sessionOf(mapping)
+    return await this.#map(session, mapping.protocol, mapping.internalPort, mapping.externalPort, session.requestedLifetimeSeconds, options)
+  }
+
+  async unmap (mapping: PortMapping, options: CallOptions = {}): Promise<void> {
+    await this.#map(sessionOf(mapping), mapping.protocol, mapping.internalPort, 0, 0, { ...options, maxAttempts: 3 })
+  }
+
+  /**
+   * An ANNOUNCE (RFC 6887 §14.1) costs the server one request and creates nothing: it tells
+   * whether a PCP server is there, and resolves to false when it speaks only NAT-PMP.
+   */
+  async announce (options: CallOptions = {}): Promise<boolean> {
+    const clientAddress = await this.#socket.localAddress()
+    const payload = encodePcpRequest({ opcode: PcpOpcode.ANNOUNCE, lifetimeSeconds: 0, clientAddress, options: [] })
+    const reply = await this.#socket.request<PcpResponse | 'natpmp-only'>('PCP announce', payload, (message) => {
+      if (message[0] === 0) return isNatPmpUnsupportedVersion(message) ? 'natpmp-only' : undefined
+      try {
+        const response = decodePcpResponse(message)
+        return response.opcode === PcpOpcode.ANNOUNCE ? response : undefined
+      } catch {
+        return undefined
+      }
+    }, options)
+    if (reply === 'natpmp-only') return false
+    this.#checkEpoch(reply.epochSeconds)
+    if (reply.resultCode === PcpResultCode.UNSUPP_VERSION) return false
+    if (reply.resultCode !== PcpResultCode.SUCCESS) {
+      throw new GatewayRefusedError('pcp', reply.resultCode, pcpResultName(reply.resultCode), 'ANNOUNCE', reply.lifetimeSeconds)
+    }
+    return true
+  }
+
+  close (): void {
+    this.#socket.close()
+  }
+
+  async #map (session: PcpSession, protocol: TransportProtocol, internalPort: number, suggestedExternalPort: number,
+    lifetimeSeconds: number, options: RequestOptions): Promise<PortMapping> {
+    const clientAddress = await this.#socket.localAddress()
+    const ianaProtocol = IanaProtocol[protocol]
+    const payload = encodePcpRequest({
+      opcode: PcpOpcode.MAP,
+      lifetimeSeconds,
+      clientAddress,
+      map: {
+        nonce: session.nonce,
+        protocol: ianaProtocol,
+        internalPort,
+        externalPort: suggestedExternalPort,
+        // §11.1: the all-zeros address when we have no preference; the previous address when
+        // we have one, so a renewal keeps it.
+        externalAddress: this.#externalAddress ?? unspecifiedFor(clientAddress)
+      },
+      options: []
+    })
+    const label = `PCP ${lifetimeSeconds === 0 ? 'delete' : 'map'} ${protocol} ${internalPort}${lifetimeSeconds === 0 ? '' : ` lifetime ${lifetimeSeconds}`}`
+    const reply = await this.#socket.request<PcpResponse | 'natpmp-only'>(label, payload, (message) => {
+      if (message[0] === 0) return isNatPmpUnsupportedVersion(message) ? 'natpmp-only' : undefined
+      let response: PcpResponse
+      try {
+        response = decodePcpResponse(message)
+      } catch (err) {
+        this.#socket.logger('%s: ignoring undecodable reply: %s', label, (err as Error).message)
+        return undefined
+      }
+      if (response.opcode !== PcpOpcode.MAP) return undefined
+      if (response.map === undefined) {
+        // Only an error reply may omit the opcode data (e.g. UNSUPP_VERSION from a server
+        // that cannot parse our version); it cannot be matched by nonce, so accept only those.
+        return response.resultCode !== PcpResultCode.SUCCESS ? response : undefined
+      }
+      // §11.3: the reply must echo our nonce, protocol and internal port; anything else is
+      // a stale or forged answer.
+      const m = response.map
+      if (!equalBytes(m.nonce, session.nonce) || m.protocol !== ianaProtocol || m.internalPort !== internalPort) return undefined
+      return response
+    }, options)
+
+    if (reply === 'natpmp-only') {
+      throw new GatewayRefusedError('pcp', PcpResultCode.UNSUPP_VERSION, pcpResultName(PcpResultCode.UNSUPP_VERSION), 'the server speaks only NAT-PMP')
+    }
+    this.#checkEpoch(reply.epochSeconds)
+    if (reply.resultCode !== PcpResultCode.SUCCESS) {
+      throw new GatewayRefusedError('pcp', reply.resultCode, pcpResultName(reply.resultCode),
+        reply.version !== PCP_VERSION ? `server speaks version ${reply.version}` : undefined, reply.lifetimeSeconds)
+    }
+    if (reply.map === undefined) throw new RemoteProtocolError(`${label}: success reply without MAP data`)
+    const grantedAtMs = this.#socket.clock.now()
+    if (lifetimeSeconds !== 0) this.#externalAddress = reply.map.externalAddress
+    return {
+      method: 'pcp',
+      protocol,
+      internalPort,
+      externalPort: reply.map.externalPort,
+      externalAddress: reply.map.externalAddress,
+      lifetimeSeconds: reply.lifetimeSeconds,
+      grantedAtMs,
+      expiresAtMs: grantedAtMs + reply.lifetimeSeconds * 1000,
+      session
+    }
+  }
+
+  #checkEpoch (epochSeconds: number): void {
+    if (!this.#socket.observeEpoch(epochSeconds)) {
+      this.#externalAddress = undefined
+      this.#onEpochReset?.()
+    }
+  }
+}
+
+/** A NAT-PMP-only server's answer to a version it does not know (RFC 6886 §3.5, RFC 6887 §9). */
+function isNatPmpUnsupportedVersion (message: Uint8Array): boolean {
+  try {
+    const decoded = decodeNatPmpResponse(message)
+    return decoded.opcode === 'error' && decoded.resultCode === NatPmpResultCode.UNSUPPORTED_VERSION
+  } catch {
+    return false
+  }
+}
+
+function sessionOf (mapping: PortMapping): PcpSession {
+  const session = mapping.session as PcpSession | undefined
+  if (session?.nonce === undefined) throw new RemoteProtocolError('this mapping was not made by a PCP client')
+  return session
+}
+
+function equalBytes (a: Uint8Array, b: Uint8Array): boolean {
+  return a.length === b.length && a.every((v, i) => v === b[i])
+}

@@ -1,0 +1,88 @@
+import { test, type TestContext } from 'node:test'
+import assert from 'node:assert/strict'
+import { spawn, type ChildProcess } from 'node:child_process'
+import { createInterface } from 'node:readline'
+import { fileURLToPath } from 'node:url'
+import { SimulatedPmpGateway } from '../../src/testing/pmp-gateway.js'
+import { waitFor } from '../helpers/wait.js'
+
+const bin = fileURLToPath(new URL('../../src/cli/bin.js', import.meta.url))
+
+interface Run { child: ChildProcess, events: Array<Record<string, unknown>>, stderr: () => string, exit: Promise<number | null> }
+
+function start (ctx: TestContext, args: string[]): Run {
+  const child = spawn(process.execPath, [bin, ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
+  const events: Array<Record<string, unknown>> = []
+  let stderr = ''
+  child.stderr!.on('data', (chunk: Buffer) => { stderr += chunk.toString() })
+  createInterface({ input: child.stdout! }).on('line', (line) => { events.push(JSON.parse(line) as Record<string, unknown>) })
+  const exit = new Promise<number | null>((resolve) => child.on('exit', (code) => { resolve(code) }))
+  ctx.after(() => { child.kill('SIGKILL') })
+  return { child, events, stderr: () => stderr, exit }
+}
+
+async function run (args: string[]): Promise<{ code: number | null, stdout: string, stderr: string }> {
+  const child = spawn(process.execPath, [bin, ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
+  let stdout = ''
+  let stderr = ''
+  child.stdout.on('data', (chunk: Buffer) => { stdout += chunk.toString() })
+  child.stderr.on('data', (chunk: Buffer) => { stderr += chunk.toString() })
+  const code = await new Promise<number | null>((resolve) => child.on('exit', resolve))
+  return { code, stdout, stderr }
+}
+
+for (const method of ['pcp', 'natpmp'] as const) {
+  test(`map --protocol ${method} --json: mapped events, kept until SIGINT, then every mapping deleted`, async (ctx) => {
+    const gateway = await SimulatedPmpGateway.start({ externalAddress: '198.51.100.4' })
+    ctx.after(async () => { await gateway.close() })
+    const cli = start(ctx, ['map', '7001/tcp', '7002/udp', '--json', '--protocol', method, '--gateway', gateway.address, '--gateway-port', String(gateway.port)])
+    await waitFor(() => cli.events.length >= 2, `two mapped events (stderr: ${cli.stderr()})`, 5000)
+    const byProtocol = Object.fromEntries(cli.events.map((e) => [e.protocol, e]))
+    assert.deepEqual(byProtocol.tcp, { event: 'mapped', protocol: 'tcp', internalPort: 7001, externalAddress: '198.51.100.4', externalPort: 7001, method, lifetime: 7200 })
+    assert.deepEqual(byProtocol.udp, { event: 'mapped', protocol: 'udp', internalPort: 7002, externalAddress: '198.51.100.4', externalPort: 7002, method, lifetime: 7200 })
+    assert.equal(gateway.mappings().length, 2)
+    cli.child.kill('SIGINT')
+    assert.equal(await cli.exit, 0, cli.stderr())
+    assert.deepEqual(gateway.mappings(), [])
+    assert.deepEqual(cli.events.slice(2).map((e) => e.event), ['unmapped', 'unmapped'])
+  })
+}
+
+test('map without --protocol prefers PCP and falls back to NAT-PMP; human output names the external address', async (ctx) => {
+  const gateway = await SimulatedPmpGateway.start({ pcp: false, externalAddress: '198.51.100.5' })
+  ctx.after(async () => { await gateway.close() })
+  const result = await run(['map', '4001', '--once', '--gateway', gateway.address, '--gateway-port', String(gateway.port)])
+  assert.equal(result.code, 0, result.stderr)
+  assert.match(result.stdout, /^mapped tcp 4001 -> 198\.51\.100\.5:4001 \(natpmp, lifetime 7200 s\)$/m)
+  assert.equal(gateway.mappings().length, 1, '--once leaves the mapping for its lifetime')
+})
+
+test('map --once exits non-zero with one clear line when the gateway refuses', async (ctx) => {
+  const gateway = await SimulatedPmpGateway.start()
+  ctx.after(async () => { await gateway.close() })
+  gateway.faults.refuseWith = { pcp: 2 }
+  const result = await run(['map', '4001/udp', '--once', '--protocol', 'pcp', '--gateway', gateway.address, '--gateway-port', String(gateway.port)])
+  assert.equal(result.code, 1)
+  assert.match(result.stderr, /^natmapper: could not map 4001\/udp: pcp gateway refused the request: NOT_AUTHORIZED \(2\)$/m)
+  assert.doesNotMatch(result.stderr, /\n\s+at /, 'no stack trace')
+})
+
+test('bad usage exits 2 with a one-line reason', async () => {
+  for (const args of [['map'], ['map', '70000/tcp'], ['map', '4001/sctp'], ['map', '4001', '--protocol', 'smtp'], ['frobnicate'], ['map', '--bogus', '1']]) {
+    const result = await run(args)
+    assert.equal(result.code, 2, `${args.join(' ')}: ${result.stderr}`)
+    assert.match(result.stderr, /^natmapper: .+\n$/, args.join(' '))
+  }
+})
+
+test('--help and --version', async () => {
+  const help = await run(['--help'])
+  assert.equal(help.code, 0)
+  assert.match(help.stdout, /Usage: natmapper <command>/)
+  const mapHelp = await run(['map', '--help'])
+  assert.equal(mapHelp.code, 0)
+  assert.match(mapHelp.stdout, /--protocol pcp\|natpmp/)
+  const version = await run(['--version'])
+  assert.equal(version.code, 0)
+  assert.match(version.stdout, /^\d+\.\d+\.\d+\n$/)
+})

@@ -1,0 +1,122 @@
+import { test, type TestContext } from 'node:test'
+import assert from 'node:assert/strict'
+import { NAT } from '../src/nat.js'
+import { PcpClient } from '../src/pcp/client.js'
+import { NatPmpClient } from '../src/natpmp/client.js'
+import { SimulatedPmpGateway } from '../src/testing/pmp-gateway.js'
+import { FakeClock } from '../src/testing/fake-clock.js'
+import { ClosedError, UsageError } from '../src/errors.js'
+import { PcpResultCode } from '../src/pcp/codes.js'
+import type { MappingEvent } from '../src/nat.js'
+
+async function setup (ctx: TestContext, method: 'pcp' | 'natpmp' = 'pcp') {
+  const clock = new FakeClock()
+  const gateway = await SimulatedPmpGateway.start({ clock, externalAddress: '198.51.100.1' })
+  const options = { gateway: gateway.address, port: gateway.port, clock }
+  const client = method === 'pcp' ? new PcpClient(options) : new NatPmpClient(options)
+  const nat = new NAT(client, { clock, lifetimeSeconds: 7200 })
+  ctx.after(async () => {
+    await nat.close()
+    await gateway.close()
+  })
+  return { clock, gateway, nat }
+}
+
+test('addMapping rejects anything but tcp/udp, naming the protocol, and bad ports', async (ctx) => {
+  const { nat } = await setup(ctx)
+  await assert.rejects(nat.addMapping('sctp', 4001), (err: Error) => err instanceof UsageError && err.message.includes('"sctp"'))
+  await assert.rejects(nat.addMapping('tcp', 0), UsageError)
+  await assert.rejects(nat.addMapping('tcp', 70000), UsageError)
+})
+
+test('addMapping maps once before resolving; getMapping then has the external address and port', async (ctx) => {
+  const { nat, gateway } = await setup(ctx)
+  const events: MappingEvent[] = []
+  nat.on('mapped', (e) => events.push(e))
+  assert.equal(nat.getMapping('tcp', 4001), undefined)
+  await nat.addMapping('tcp', 4001)
+  assert.deepEqual(nat.getMapping('tcp', 4001), { address: '198.51.100.1', port: 4001 })
+  assert.equal(nat.externalAddress, '198.51.100.1')
+  assert.equal(events.length, 1)
+  assert.equal(events[0]?.method, 'pcp')
+  assert.equal(gateway.mappings().length, 1)
+})
+
+test('20 concurrent addMapping calls for one port cost the router one request', async (ctx) => {
+  const { nat, gateway } = await setup(ctx)
+  await Promise.all(Array.from({ length: 20 }, async () => { await nat.addMapping('udp', 4001) }))
+  assert.equal(gateway.requestCount, 1)
+  await nat.addMapping('udp', 4001)
+  assert.equal(gateway.requestCount, 1)
+})
+
+test('renewal happens at half the granted lifetime: two router requests per mapping-hour', async (ctx) => {
+  const { nat, gateway, clock } = await setup(ctx)
+  let renewals = 0
+  nat.on('renewed', () => { renewals++ })
+  await nat.addMapping('tcp', 4001)
+  await clock.advance(3600_000 - 1)
+  assert.equal(renewals, 0)
+  await clock.advance(1)
+  assert.equal(renewals, 1)
+  assert.equal(gateway.requestCount, 2)
+  await clock.advance(10 * 3600_000)
+  assert.equal(gateway.requestCount, 12, 'one renewal per hour after the first')
+  assert.deepEqual(nat.getMapping('tcp', 4001), { address: '198.51.100.1', port: 4001 })
+})
+
+test('a mapping the router dropped comes back at the next renewal, on the same external port', async (ctx) => {
+  const { nat, gateway, clock } = await setup(ctx, 'natpmp')
+  await nat.addMapping('tcp', 4001, { externalPort: 45000 })
+  gateway.dropMappings()
+  await clock.advance(3600_000)
+  assert.deepEqual(gateway.mappings().map((m) => m.externalPort), [45000])
+})
+
+test('a failed first attempt resolves anyway and is retried in the background', async (ctx) => {
+  const { nat, gateway, clock } = await setup(ctx)
+  const errors: Error[] = []
+  nat.on('error', (err) => errors.push(err))
+  gateway.faults.refuseWith = { pcp: PcpResultCode.NO_RESOURCES, lifetimeSeconds: 30 }
+  await nat.addMapping('tcp', 4001)
+  assert.equal(nat.getMapping('tcp', 4001), undefined)
+  assert.equal(errors.length, 1)
+  gateway.faults.refuseWith = undefined
+  await clock.advance(29_999)
+  assert.equal(nat.getMapping('tcp', 4001), undefined, 'NO_RESOURCES is retried after the lifetime in the reply, not before')
+  await clock.advance(1)
+  await clock.advance(0)
+  assert.deepEqual(nat.getMapping('tcp', 4001), { address: '198.51.100.1', port: 4001 })
+})
+
+test('a mapping whose renewals fail until it expires is reported lost', async (ctx) => {
+  const { nat, gateway, clock } = await setup(ctx)
+  const lost: number[] = []
+  nat.on('lost', (e) => lost.push(e.internalPort))
+  nat.on('error', () => {})
+  await nat.addMapping('tcp', 4001)
+  gateway.faults.refuseWith = { pcp: PcpResultCode.NOT_AUTHORIZED }
+  await clock.advance(7200_000)
+  assert.deepEqual(lost, [4001])
+  assert.equal(nat.getMapping('tcp', 4001), undefined)
+})
+
+test('removeMapping deletes on the router and rejects for an unknown mapping', async (ctx) => {
+  const { nat, gateway } = await setup(ctx)
+  await nat.addMapping('tcp', 4001)
+  await nat.removeMapping('tcp', 4001)
+  assert.deepEqual(gateway.mappings(), [])
+  assert.equal(nat.getMapping('tcp', 4001), undefined)
+  await assert.rejects(nat.removeMapping('tcp', 4001), UsageError)
+})
+
+test('close deletes every mapping, stops every timer, is idempotent, and later calls are refused', async (ctx) => {
+  const { nat, gateway, clock } = await setup(ctx)
+  await nat.addMapping('tcp', 4001)
+  await nat.addMapping('udp', 4002)
+  assert.equal(gateway.mappings().length, 2)
+  await Promise.all([nat.close(), nat.close()])
+  assert.deepEqual(gateway.mappings(), [])
+  assert.equal(clock.pendingTimers, 0)
+  await assert.rejects(nat.addMapping('tcp', 4003), ClosedError)
+})
