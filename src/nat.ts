@@ -1,6 +1,6 @@
 import { EventEmitter } from 'node:events'
 import { systemClock, type Clock, type TimerHandle } from './clock.js'
-import { ClosedError, GatewayRefusedError, UsageError } from './errors.js'
+import { AbortError, ClosedError, GatewayRefusedError, UsageError } from './errors.js'
 import { renewAtMs, type Gateway, type MappingMethod, type PortMapping, type TransportProtocol } from './gateway.js'
 import { createLogger, type Logger } from './log.js'
 
@@ -106,6 +106,8 @@ export class NAT extends EventEmitter<NatEvents> {
       this.#refresh(entry, options.signal)
     }
     await entry.pending
+    // The caller gave up on this attempt: say so, rather than resolve as if it had been made.
+    if (options.signal?.aborted === true) throw new AbortError(options.signal.reason)
   }
 
   /** The external address and port, or undefined while the mapping or the address is unknown. */
@@ -166,8 +168,13 @@ export class NAT extends EventEmitter<NatEvents> {
         this.#schedule(entry, renewAtMs(mapping) - this.#clock.now())
       } catch (err) {
         if (!this.#isLive(entry)) return
-        entry.failures++
         const error = err as Error
+        if (error instanceof AbortError && previous === undefined) {
+          // The first attempt was cancelled by the caller of addMapping: forget the entry.
+          this.#entries.delete(`${entry.protocol}/${entry.internalPort}`)
+          return
+        }
+        entry.failures++
         this.#logger('%s %d: %s', entry.protocol, entry.internalPort, error.message)
         if (previous !== undefined && this.#clock.now() >= previous.expiresAtMs) {
           entry.mapping = undefined

@@ -120,3 +120,16 @@ test('close deletes every mapping, stops every timer, is idempotent, and later c
   assert.equal(clock.pendingTimers, 0)
   await assert.rejects(nat.addMapping('tcp', 4003), ClosedError)
 })
+
+test('addMapping rejects with AbortError when its signal fires, and forgets the port', async (ctx) => {
+  const { nat, gateway } = await setup(ctx)
+  gateway.faults.silent = true
+  const controller = new AbortController()
+  const pending = nat.addMapping('tcp', 4001, { signal: controller.signal })
+  controller.abort()
+  await assert.rejects(pending, (err: Error) => err.name === 'AbortError')
+  assert.equal(nat.getMapping('tcp', 4001), undefined)
+  gateway.faults.silent = false
+  await nat.addMapping('tcp', 4001)
+  assert.deepEqual(nat.getMapping('tcp', 4001), { address: '198.51.100.1', port: 4001 })
+})

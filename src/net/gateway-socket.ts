@@ -11,7 +11,11 @@ export interface GatewaySocketOptions {
   clock?: Clock
   createSocket?: CreateSocket
   logger?: Logger
-  /** First retransmission wait; RFC 6886 §3.1 says 250 ms. */
+  /**
+   * First retransmission wait. RFC 6886 §3.1 says 250 ms. RFC 6887 §8.1.1 starts PCP at 3 s and
+   * never gives up; a gateway is one LAN hop away and answers in a few milliseconds, so PCP uses
+   * NAT-PMP's schedule too (as tailscale and libplum do), bounded by the caller's timeout.
+   */
   initialTimeoutMs?: number
   /** Attempts per request before giving up. */
   maxAttempts?: number
