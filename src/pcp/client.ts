@@ -143,8 +143,8 @@ export class PcpClient implements Gateway {
         internalPort,
         externalPort: suggestedExternalPort,
         // §11.1: the all-zeros address when we have no preference; the previous address when
-        // we have one, so a renewal keeps it.
-        externalAddress: this.#externalAddress ?? unspecifiedFor(clientAddress)
+        // we have one, so a renewal keeps it. A delete suggests all-zeros (erratum 3621).
+        externalAddress: lifetimeSeconds === 0 ? unspecifiedFor(clientAddress) : this.#externalAddress ?? unspecifiedFor(clientAddress)
       },
       options: []
     })
