@@ -1,6 +1,6 @@
 import { RemoteProtocolError, UsageError } from '../errors.js'
 import { TypePrefix } from './codes.js'
-import { clip, is, parseXml, type XmlElement } from './soap.js'
+import { clip, is, parseXml, type XmlElement } from './xml.js'
 
 /**
  * The device description an IGD serves at its SSDP LOCATION (UDA 1.1 §2.3), and the choice of
