@@ -56,6 +56,11 @@ export interface Gateway {
   unmap(mapping: PortMapping, options?: CallOptions): Promise<void>
   /** Releases sockets; does not delete mappings. Idempotent. */
   close(): void
+  /**
+   * Called when the client sees that the gateway lost its state (a PCP or NAT-PMP epoch that
+   * went backwards): every mapping must be made again. The manager sets it.
+   */
+  onReset?: (() => void) | undefined
 }
 
 /** Renew at half the granted lifetime, as RFC 6886 §3.3 and RFC 6887 §11.2.1 ask. */

@@ -8,6 +8,8 @@ import { FakeClock } from '../src/testing/fake-clock.js'
 import { ClosedError, UsageError } from '../src/errors.js'
 import { PcpResultCode } from '../src/pcp/codes.js'
 import type { MappingEvent } from '../src/nat.js'
+import { AnnouncementListener } from '../src/net/announcements.js'
+import { waitFor } from './helpers/wait.js'
 
 async function setup (ctx: TestContext, method: 'pcp' | 'natpmp' = 'pcp') {
   const clock = new FakeClock()
@@ -132,4 +134,127 @@ test('addMapping rejects with AbortError when its signal fires, and forgets the 
   gateway.faults.silent = false
   await nat.addMapping('tcp', 4001)
   assert.deepEqual(nat.getMapping('tcp', 4001), { address: '198.51.100.1', port: 4001 })
+})
+
+test('after a reboot announced by the gateway, mappings come back on their ports after the RFC\'s random 0-5 s wait', async (ctx) => {
+  const clock = new FakeClock()
+  const gateway = await SimulatedPmpGateway.start({ clock, externalAddress: '198.51.100.1' })
+  const announcements = await AnnouncementListener.start({ gateway: gateway.address, port: 0, bindAddress: '127.0.0.1', multicastGroup: undefined })
+  assert.ok(announcements !== undefined)
+  const nat = new NAT(new PcpClient({ gateway: gateway.address, port: gateway.port, clock }), { clock, announcements, random: () => 0.5 })
+  ctx.after(async () => { await nat.close(); await gateway.close() })
+  await nat.addMapping('tcp', 4001, { externalPort: 41000 })
+  await nat.addMapping('udp', 4002)
+  await clock.advance(60_000)
+  gateway.restart()
+  const before = gateway.requestCount
+  gateway.announce({ address: '127.0.0.1', port: announcements.port })
+  await waitFor(() => clock.pendingTimers === 3, 'the recovery timer')
+  await clock.advance(2_499)
+  assert.equal(gateway.requestCount, before, 'nothing before the random wait (0.5 x 5 s) is over')
+  await clock.advance(1)
+  await waitFor(() => gateway.mappings().length === 2, 'both mappings back')
+  assert.deepEqual(gateway.mappings().map((m) => m.externalPort).sort(), [4002, 41000])
+  assert.equal(gateway.requestCount, before + 2)
+})
+
+test('an epoch that shows a reboot on a renewal re-maps every other mapping too', async (ctx) => {
+  const clock = new FakeClock()
+  const gateway = await SimulatedPmpGateway.start({ clock })
+  const nat = new NAT(new NatPmpClient({ gateway: gateway.address, port: gateway.port, clock }), { clock, random: () => 0 })
+  ctx.after(async () => { await nat.close(); await gateway.close() })
+  await nat.addMapping('tcp', 4001)
+  await clock.advance(600_000)
+  await nat.addMapping('tcp', 4002)
+  await clock.advance(3000_000)
+  gateway.restart()
+  await clock.advance(600_000) // 4001's renewal at 3600 s sees epoch 0 and re-creates it; 4002 follows
+  await clock.advance(0)
+  assert.deepEqual(gateway.mappings().map((m) => m.internalPort).sort(), [4001, 4002])
+})
+
+test('a NAT-PMP address announcement updates the external address and emits external-address', async (ctx) => {
+  const clock = new FakeClock()
+  const gateway = await SimulatedPmpGateway.start({ clock, externalAddress: '11.0.0.1' })
+  const announcements = await AnnouncementListener.start({ gateway: gateway.address, port: 0, bindAddress: '127.0.0.1', multicastGroup: undefined })
+  const nat = new NAT(new NatPmpClient({ gateway: gateway.address, port: gateway.port, clock }), { clock, ...(announcements === undefined ? {} : { announcements }) })
+  ctx.after(async () => { await nat.close(); await gateway.close() })
+  await nat.addMapping('tcp', 4001)
+  assert.equal(nat.externalAddress, '11.0.0.1')
+  const seen: string[] = []
+  nat.on('external-address', (e) => seen.push(e.address))
+  gateway.externalAddress = '11.0.0.99'
+  gateway.announce({ address: '127.0.0.1', port: announcements!.port })
+  await waitFor(() => seen.length === 1, 'external-address event')
+  assert.equal(nat.externalAddress, '11.0.0.99')
+  assert.deepEqual(nat.getMapping('tcp', 4001), { address: '11.0.0.99', port: 4001 })
+})
+
+test('announcements from another host are ignored', async (ctx) => {
+  const clock = new FakeClock()
+  const gateway = await SimulatedPmpGateway.start({ clock })
+  const announcements = await AnnouncementListener.start({ gateway: '127.0.0.2', port: 0, bindAddress: '127.0.0.1', multicastGroup: undefined })
+  const nat = new NAT(new PcpClient({ gateway: gateway.address, port: gateway.port, clock }), { clock, ...(announcements === undefined ? {} : { announcements }) })
+  ctx.after(async () => { await nat.close(); await gateway.close() })
+  await nat.addMapping('tcp', 4001)
+  gateway.announce({ address: '127.0.0.1', port: announcements!.port })
+  await new Promise((resolve) => setTimeout(resolve, 20))
+  assert.equal(clock.pendingTimers, 1, 'only the renewal timer: no recovery scheduled')
+})
+
+test('behind a second NAT the NAT object says so', async (ctx) => {
+  for (const [address, pattern] of [['100.64.3.4', /carrier-grade NAT/], ['192.168.1.3', /double NAT/]] as const) {
+    const clock = new FakeClock()
+    const gateway = await SimulatedPmpGateway.start({ clock, externalAddress: address })
+    const nat = new NAT(new PcpClient({ gateway: gateway.address, port: gateway.port, clock }), { clock })
+    ctx.after(async () => { await nat.close(); await gateway.close() })
+    assert.equal(nat.notPublicReason, undefined, 'unknown before the first answer')
+    await nat.addMapping('udp', 4001)
+    assert.match(nat.notPublicReason ?? '', pattern)
+    assert.notEqual(nat.externalAddressClass, 'public')
+  }
+})
+
+test('repeated "connection refused" rediscovers the gateway and re-applies the mappings on their ports', async (ctx) => {
+  const clock = new FakeClock()
+  const first = await SimulatedPmpGateway.start({ clock })
+  const second = await SimulatedPmpGateway.start({ clock })
+  const changes: string[] = []
+  const nat = new NAT(new PcpClient({ gateway: first.address, port: first.port, clock }), {
+    clock,
+    rediscover: async () => new PcpClient({ gateway: second.address, port: second.port, clock })
+  })
+  const errors: Error[] = []
+  nat.on('gateway-changed', (e) => changes.push(e.reason))
+  nat.on('error', (err) => errors.push(err))
+  ctx.after(async () => { await nat.close(); await second.close() })
+  await nat.addMapping('tcp', 4001, { externalPort: 42000 })
+  await first.close() // the router restarted elsewhere: its old port now answers ICMP unreachable
+  await clock.advance(3600_000) // renewal: refused
+  await waitFor(() => errors.length === 1, 'first refusal')
+  assert.equal(errors[0]?.name, 'NoResponseError')
+  await clock.advance(1_000) // retry: refused again, so rediscover
+  await waitFor(() => changes.length === 1, 'gateway-changed')
+  await clock.advance(0)
+  await waitFor(() => second.mappings().length === 1, 'mapping on the new gateway')
+  assert.equal(second.mappings()[0]?.externalPort, 42000)
+  assert.match(changes[0] ?? '', /refused/)
+})
+
+test('a change of default route rediscovers the gateway', async (ctx) => {
+  const clock = new FakeClock()
+  const gateway = await SimulatedPmpGateway.start({ clock })
+  let route = '192.168.1.1'
+  let rediscoveries = 0
+  const nat = new NAT(new PcpClient({ gateway: gateway.address, port: gateway.port, clock }), {
+    clock,
+    watchRoute: { lookup: async () => route, intervalMs: 10_000 },
+    rediscover: async () => { rediscoveries++; return new PcpClient({ gateway: gateway.address, port: gateway.port, clock }) }
+  })
+  ctx.after(async () => { await nat.close(); await gateway.close() })
+  await clock.advance(30_000)
+  assert.equal(rediscoveries, 0)
+  route = '10.0.0.1'
+  await clock.advance(10_000)
+  assert.equal(rediscoveries, 1)
 })

@@ -31,14 +31,14 @@ export class NatPmpClient implements Gateway {
   readonly method = 'natpmp' as const
   readonly address: string
   readonly #socket: GatewaySocket
-  readonly #onEpochReset: (() => void) | undefined
+  onReset: (() => void) | undefined
   #queue: Promise<unknown> = Promise.resolve()
   #externalAddress: string | undefined
   #pendingExternalAddress: Promise<string> | undefined
 
   constructor (options: NatPmpClientOptions) {
     this.address = options.gateway
-    this.#onEpochReset = options.onEpochReset
+    this.onReset = options.onEpochReset
     this.#socket = new GatewaySocket({
       gateway: options.gateway,
       port: options.port ?? NATPMP_SERVER_PORT,
@@ -148,7 +148,7 @@ export class NatPmpClient implements Gateway {
   #checkEpoch (epochSeconds: number): void {
     if (!this.#socket.observeEpoch(epochSeconds)) {
       this.#externalAddress = undefined
-      this.#onEpochReset?.()
+      this.onReset?.()
     }
   }
 }

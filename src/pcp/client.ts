@@ -42,13 +42,13 @@ export class PcpClient implements Gateway {
   readonly address: string
   readonly #socket: GatewaySocket
   readonly #randomNonce: () => Uint8Array
-  readonly #onEpochReset: (() => void) | undefined
+  onReset: (() => void) | undefined
   #externalAddress: string | undefined
 
   constructor (options: PcpClientOptions) {
     this.address = options.gateway
     this.#randomNonce = options.randomNonce ?? (() => new Uint8Array(randomBytes(12)))
-    this.#onEpochReset = options.onEpochReset
+    this.onReset = options.onEpochReset
     this.#socket = new GatewaySocket({
       gateway: options.gateway,
       port: options.port ?? PCP_SERVER_PORT,
@@ -198,7 +198,7 @@ export class PcpClient implements Gateway {
   #checkEpoch (epochSeconds: number): void {
     if (!this.#socket.observeEpoch(epochSeconds)) {
       this.#externalAddress = undefined
-      this.#onEpochReset?.()
+      this.onReset?.()
     }
   }
 }

@@ -148,6 +148,21 @@ export class SimulatedPmpGateway {
     this.#mappings.clear()
   }
 
+  /**
+   * Sends what a gateway multicasts after a restart or an address change: a PCP ANNOUNCE
+   * (RFC 6887 §14.1.3) and a NAT-PMP external-address packet (RFC 6886 §3.2.1), here unicast to
+   * `target` since tests live on loopback.
+   */
+  announce (target: { address: string, port: number }): void {
+    const epochSeconds = this.epochSeconds
+    if (this.#options.pcp) {
+      this.#socket.send(encodePcpResponse({ version: PCP_VERSION, opcode: PcpOpcode.ANNOUNCE, resultCode: 0, lifetimeSeconds: 0, epochSeconds, options: [] }), target.port, target.address)
+    }
+    if (this.#options.natpmp) {
+      this.#socket.send(encodeNatPmpResponse({ opcode: 'external-address', resultCode: 0, epochSeconds, externalAddress: this.externalAddress }), target.port, target.address)
+    }
+  }
+
   get epochSeconds (): number {
     return Math.floor((this.#clock.now() - this.#epochStartMs) / 1000)
   }
