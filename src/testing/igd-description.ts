@@ -1,0 +1,60 @@
+import { escapeXml } from '../upnp/soap.js'
+
+/**
+ * The device description SimulatedIgd serves, in miniupnpd's shape (no URLBase, relative URLs):
+ * InternetGatewayDevice > WANDevice > WANConnectionDevice > WANIPConnection, all :1 or all :2,
+ * optionally with a second WANConnectionDevice (MikroTik lists a disconnected WAN first).
+ */
+
+export interface IgdTypes {
+  readonly version: 1 | 2
+  readonly device: string
+  readonly service: string
+  /** Whether an M-SEARCH for `st` gets an answer: the type at any version, as non-strict miniupnpd matches. */
+  matches: (st: string) => boolean
+  /** The WAN connection services' control paths, the disconnected one first when there are two. */
+  controlPaths: (twoWans: boolean) => string[]
+}
+
+const UUID_PREFIX = '2f402f80-da50-11e1-9b23-0019000bf1a'
+
+export function igdTypes (version: 1 | 2): IgdTypes {
+  const device = `urn:schemas-upnp-org:device:InternetGatewayDevice:${version}`
+  const service = `urn:schemas-upnp-org:service:WANIPConnection:${version}`
+  const unversioned = [
+    'urn:schemas-upnp-org:device:InternetGatewayDevice', 'urn:schemas-upnp-org:device:WANDevice',
+    'urn:schemas-upnp-org:device:WANConnectionDevice', 'urn:schemas-upnp-org:service:WANIPConnection',
+    'urn:schemas-upnp-org:service:WANCommonInterfaceConfig'
+  ]
+  return {
+    version,
+    device,
+    service,
+    matches: (st) => st === 'ssdp:all' || st === 'upnp:rootdevice' || st.startsWith(`uuid:${UUID_PREFIX}`) ||
+      unversioned.includes(st.slice(0, st.lastIndexOf(':'))),
+    controlPaths: (twoWans) => twoWans ? ['/ctl/IPConn0', '/ctl/IPConn'] : ['/ctl/IPConn']
+  }
+}
+
+/** `controlBase` prefixes the control URLs ('' keeps them relative). */
+export function igdDescription (types: IgdTypes, twoWans: boolean, controlBase = ''): string {
+  const v = types.version
+  const wan = (path: string, n: number): string =>
+    `<device><deviceType>urn:schemas-upnp-org:device:WANConnectionDevice:${v}</deviceType>` +
+    `<friendlyName>WANConnectionDevice</friendlyName><manufacturer>natmapper</manufacturer><modelName>SimulatedIgd</modelName>` +
+    `<UDN>uuid:${UUID_PREFIX}${n}</UDN><serviceList><service><serviceType>${types.service}</serviceType>` +
+    `<serviceId>urn:upnp-org:serviceId:WANIPConn${n}</serviceId><SCPDURL>/WANIPCn.xml</SCPDURL>` +
+    `<controlURL>${controlBase}${path}</controlURL><eventSubURL>/evt${path.slice(4)}</eventSubURL></service></serviceList></device>`
+  const wans = types.controlPaths(twoWans).map((path, i) => wan(path, 2 + i)).join('')
+  return '<?xml version="1.0"?>\r\n' +
+    `<root xmlns="urn:schemas-upnp-org:device-1-0"><specVersion><major>1</major><minor>${v === 2 ? 1 : 0}</minor></specVersion>` +
+    `<device><deviceType>${types.device}</deviceType><friendlyName>${escapeXml('natmapper SimulatedIgd')}</friendlyName>` +
+    '<manufacturer>natmapper</manufacturer><modelName>SimulatedIgd</modelName>' +
+    `<UDN>uuid:${UUID_PREFIX}b</UDN>` +
+    `<deviceList><device><deviceType>urn:schemas-upnp-org:device:WANDevice:${v}</deviceType>` +
+    `<friendlyName>WANDevice</friendlyName><manufacturer>natmapper</manufacturer><modelName>SimulatedIgd</modelName><UDN>uuid:${UUID_PREFIX}1</UDN>` +
+    '<serviceList><service><serviceType>urn:schemas-upnp-org:service:WANCommonInterfaceConfig:1</serviceType>' +
+    '<serviceId>urn:upnp-org:serviceId:WANCommonIFC1</serviceId><SCPDURL>/WANCfg.xml</SCPDURL>' +
+    '<controlURL>/ctl/CmnIfCfg</controlURL><eventSubURL>/evt/CmnIfCfg</eventSubURL></service></serviceList>' +
+    `<deviceList>${wans}</deviceList></device></deviceList></device></root>\r\n`
+}

@@ -1,0 +1,473 @@
+import { createSocket, type RemoteInfo, type Socket } from 'node:dgram'
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { systemClock, type Clock } from '../clock.js'
+import { IGD2_MAX_LEASE_SECONDS } from '../upnp/actions.js'
+import { UpnpErrorCode } from '../upnp/codes.js'
+import { encodeSoapFault, encodeSoapResponse, parseSoapRequest } from '../upnp/soap.js'
+import { encodeNotify, encodeSsdpResponse, parseSsdpMessage } from '../upnp/ssdp-codec.js'
+import type { SsdpTarget } from '../upnp/ssdp.js'
+import { igdDescription, igdTypes, type IgdTypes } from './igd-description.js'
+
+/**
+ * A UPnP IGD (v1 or v2) on loopback: an SSDP responder, an HTTP server with the device
+ * description, and SOAP control of WANIPConnection with its own mapping table. It behaves like
+ * miniupnpd where nothing else is asked (the 1024-65535 rule, secure mode, the v2 lease cap, 718
+ * on v1 where v2 says 606) and counts every request, so a test can assert what a client achieved
+ * and what it cost the router. `quirks` switches on the router behaviours of
+ * shared/reference/router-quirks-and-anchors.md §3 that concern UPnP.
+ *
+ * SSDP has two sockets, both on the IGD's address with ephemeral ports: `ssdpUnicastTarget`
+ * stands for gateway:1900, `ssdpMulticastTarget` for the group 239.255.255.250:1900 (nothing is
+ * multicast). Point a client's gateway SSDP port at the first and its multicast target at the second.
+ */
+
+export interface SimulatedIgdOptions {
+  /** Address of every socket. Default 127.0.0.1. */
+  address?: string
+  /** Address of the HTTP server, when it should differ (a responder that is not the gateway). */
+  httpAddress?: string
+  /** The description served: InternetGatewayDevice:1 with WANIPConnection:1, or :2 with :2. Default 2. */
+  igdVersion?: 1 | 2
+  /** The WAN address reported. Default 203.0.113.1 (TEST-NET-3). '' or '0.0.0.0' for a router without one. */
+  externalAddress?: string
+  /** BOOTID.UPNP.ORG of the first boot. Default 1. */
+  bootId?: number
+  /** SSDP answer delay on the IGD's clock; miniupnpd waits about 50 ms. Default 0. */
+  ssdpDelayMs?: number
+  /** Where NOTIFY announcements go (tests point an SsdpListener here). */
+  notifyTargets?: SsdpTarget[]
+  clock?: Clock
+}
+
+/** Router behaviours a test switches on. All off by default (except `lowPortsRefused`). */
+export interface IgdQuirks {
+  /** Answers multicast M-SEARCH only, never unicast to gateway:1900 (Eero: tailscale#3197). */
+  ignoreUnicastSsdp: boolean
+  /** Answers nothing over SSDP at all. */
+  silentSsdp: boolean
+  /** SSDP replies come from an ephemeral port, not the one searched (TP-Link ER605: tailscale#7377, #10771). */
+  replyFromEphemeralPort: boolean
+  /** The host named in LOCATION, instead of the HTTP server's (a HONOR router says 169.254.x: home-assistant#63745). */
+  locationHost: string | undefined
+  /** 725 OnlyPermanentLeasesSupported for any lease but 0 (MikroTik: tailscale#9343). */
+  onlyPermanentLeases: boolean
+  /** 402 InvalidArgs for any lease but 0 (ARRIS NVG578LX: tailscale#15223). */
+  invalidArgsOnLease: boolean
+  /** Answer 718 ConflictInMappingEntry to this many more AddPortMapping requests. */
+  conflictNext: number
+  /** 402 unless NewProtocol is exactly "TCP" or "UDP" (TP-Link ER605: tailscale#7377, PR #7458). */
+  rejectLowerCaseProtocol: boolean
+  /** Two WAN connection services, the first disconnected with no address (MikroTik CHR 7.10: tailscale#8364). */
+  firstWanDisconnected: boolean
+  /** AddAnyPortMapping is answered by resetting the connection (Ubee EVW32C-0S: miniupnp#528). */
+  resetAddAnyPortMapping: boolean
+  /** The SOAPAction header must be named and quoted exactly, or a login page comes back (goupnp PR #5, jupnp#120). */
+  strictSoapAction: boolean
+  /** Bodies sent with chunked transfer encoding (BiPAC 7404VNOX, per miniupnpc's minisoap.c). */
+  chunkedResponses: boolean
+  /** Refuse external and internal ports below 1024, as miniupnpd's default rules do (606 on v2, 718 on v1). Default true. */
+  lowPortsRefused: boolean
+  /** The description names absolute control URLs on this host (a description that points elsewhere: the SSRF case). */
+  controlUrlHost: string | undefined
+  /** Faults to answer, in order, to the next requests for their action (any UPnP error code). */
+  faultNext: Array<{ action: string, code: number }>
+}
+
+export interface SimulatedIgdMapping {
+  externalPort: number
+  protocol: 'TCP' | 'UDP'
+  internalClient: string
+  internalPort: number
+  description: string
+  /** As granted; 0 = permanent. */
+  leaseSeconds: number
+  expiresAtMs: number
+  enabled: boolean
+}
+
+export interface IgdRequest {
+  kind: 'ssdp' | 'http'
+  /** For SSDP: which socket it reached. */
+  via?: 'unicast' | 'multicast'
+  /** The SSDP search target, or the SOAP action ('GET' for a description). */
+  what: string
+  from: string
+  atMs: number
+  /** SOAP arguments in order. */
+  args?: Array<[string, string]>
+  /** The UPnP error code answered, if any. */
+  fault?: number
+}
+
+const SERVER = 'Linux/6.1 UPnP/1.1 natmapper-SimulatedIgd/0.1'
+const UUID = '2f402f80-da50-11e1-9b23-0019000bf1ab'
+
+export class SimulatedIgd {
+  readonly quirks: IgdQuirks = {
+    ignoreUnicastSsdp: false,
+    silentSsdp: false,
+    replyFromEphemeralPort: false,
+    locationHost: undefined,
+    onlyPermanentLeases: false,
+    invalidArgsOnLease: false,
+    conflictNext: 0,
+    rejectLowerCaseProtocol: false,
+    firstWanDisconnected: false,
+    resetAddAnyPortMapping: false,
+    strictSoapAction: false,
+    chunkedResponses: false,
+    lowPortsRefused: true,
+    controlUrlHost: undefined,
+    faultNext: []
+  }
+
+  /** Every request, in order. */
+  readonly requests: IgdRequest[] = []
+  externalAddress: string
+  notifyTargets: SsdpTarget[]
+  readonly igdVersion: 1 | 2
+  bootId: number
+
+  readonly #unicast: Socket
+  readonly #multicast: Socket
+  readonly #ephemeral: Socket
+  readonly #clock: Clock
+  readonly #httpAddress: string
+  readonly #ssdpDelayMs: number
+  readonly #types: IgdTypes
+  #server: Server
+  #mappings = new Map<string, SimulatedIgdMapping>()
+  #closed = false
+
+  private constructor (sockets: [Socket, Socket, Socket], server: Server, options: SimulatedIgdOptions) {
+    ;[this.#unicast, this.#multicast, this.#ephemeral] = sockets
+    this.#server = server
+    this.#clock = options.clock ?? systemClock
+    this.#httpAddress = options.httpAddress ?? options.address ?? '127.0.0.1'
+    this.#ssdpDelayMs = options.ssdpDelayMs ?? 0
+    this.igdVersion = options.igdVersion ?? 2
+    this.#types = igdTypes(this.igdVersion)
+    this.externalAddress = options.externalAddress ?? '203.0.113.1'
+    this.notifyTargets = options.notifyTargets ?? []
+    this.bootId = options.bootId ?? 1
+    this.#unicast.on('message', (message, rinfo) => { this.#onSsdp(message, rinfo, 'unicast') })
+    this.#multicast.on('message', (message, rinfo) => { this.#onSsdp(message, rinfo, 'multicast') })
+    this.#listen(server)
+  }
+
+  static async start (options: SimulatedIgdOptions = {}): Promise<SimulatedIgd> {
+    const address = options.address ?? '127.0.0.1'
+    const sockets = [createSocket('udp4'), createSocket('udp4'), createSocket('udp4')] as [Socket, Socket, Socket]
+    await Promise.all(sockets.map(async (s) => { await bindUdp(s, address) }))
+    const server = await startServer(options.httpAddress ?? address, 0)
+    return new SimulatedIgd(sockets, server, options)
+  }
+
+  /** Stands for gateway:1900. */
+  get ssdpUnicastTarget (): SsdpTarget { return udpAddress(this.#unicast) }
+  /** Stands for 239.255.255.250:1900. */
+  get ssdpMulticastTarget (): SsdpTarget { return udpAddress(this.#multicast) }
+  /** The address the IGD's SSDP sockets are on: the "gateway". */
+  get address (): string { return this.#unicast.address().address }
+  get httpPort (): number { return (this.#server.address() as AddressInfo).port }
+  get descriptionUrl (): string { return `http://${this.#httpAddress}:${this.httpPort}/rootDesc.xml` }
+  get serviceType (): string { return this.#types.service }
+
+  /** Live mappings, expired ones purged first. */
+  mappings (): SimulatedIgdMapping[] {
+    this.#purge()
+    return [...this.#mappings.values()]
+  }
+
+  /** Requests of one kind: SSDP searches (optionally per socket) or SOAP actions (optionally one action). */
+  count (kind: 'ssdp' | 'http', what?: string): number {
+    return this.requests.filter((r) => r.kind === kind && (what === undefined || r.what === what || r.via === what)).length
+  }
+
+  /** Another host holds this external port (for conflicts). */
+  occupy (externalPort: number, protocol: 'TCP' | 'UDP', internalClient = '192.0.2.99'): void {
+    this.#mappings.set(`${protocol}/${externalPort}`, {
+      externalPort, protocol, internalClient, internalPort: externalPort, description: 'another host', leaseSeconds: 0, expiresAtMs: Infinity, enabled: true
+    })
+  }
+
+  /**
+   * A reboot: ssdp:byebye, the mapping table lost, a new BOOTID, the HTTP server back on a new
+   * port (unless `sameHttpPort`), then ssdp:alive with the new LOCATION: what miniupnpd does (LAB.md).
+   */
+  async restart (options: { sameHttpPort?: boolean } = {}): Promise<void> {
+    this.#notify('ssdp:byebye')
+    const port = options.sameHttpPort === true ? this.httpPort : 0
+    await stopServer(this.#server)
+    this.#mappings.clear()
+    this.bootId++
+    this.#server = await startServer(this.#httpAddress, port)
+    this.#listen(this.#server)
+    this.announce()
+  }
+
+  /** Sends ssdp:alive for the root device, the IGD and its WAN service to `notifyTargets`. */
+  announce (): void {
+    this.#notify('ssdp:alive')
+  }
+
+  async close (): Promise<void> {
+    if (this.#closed) return
+    this.#closed = true
+    await Promise.all([
+      stopServer(this.#server),
+      ...[this.#unicast, this.#multicast, this.#ephemeral].map(async (s) => { await new Promise<void>((resolve) => { s.close(() => { resolve() }) }) })
+    ])
+  }
+
+  #notify (nts: 'ssdp:alive' | 'ssdp:byebye'): void {
+    if (this.#closed) return
+    for (const nt of ['upnp:rootdevice', this.#types.device, this.#types.service]) {
+      const usn = `uuid:${UUID}::${nt}`
+      const packet = nts === 'ssdp:alive'
+        ? encodeNotify({ nts, nt, usn, location: this.#location(), server: SERVER, bootId: this.bootId, configId: 1 })
+        : encodeNotify({ nts, nt, usn, bootId: this.bootId, configId: 1 })
+      for (const target of this.notifyTargets) this.#unicast.send(packet, target.port, target.address)
+    }
+  }
+
+  #location (): string {
+    return `http://${this.quirks.locationHost ?? this.#httpAddress}:${this.httpPort}/rootDesc.xml`
+  }
+
+  #onSsdp (message: Buffer, rinfo: RemoteInfo, via: 'unicast' | 'multicast'): void {
+    let parsed
+    try {
+      parsed = parseSsdpMessage(new Uint8Array(message.buffer, message.byteOffset, message.byteLength))
+    } catch {
+      return
+    }
+    if (parsed.kind !== 'm-search') return
+    this.requests.push({ kind: 'ssdp', via, what: parsed.st, from: rinfo.address, atMs: this.#clock.now() })
+    if (this.quirks.silentSsdp || (via === 'unicast' && this.quirks.ignoreUnicastSsdp)) return
+    if (!this.#types.matches(parsed.st)) return
+    const reply = encodeSsdpResponse({
+      location: this.#location(),
+      st: parsed.st,
+      usn: parsed.st.startsWith('uuid:') ? parsed.st : `uuid:${UUID}::${parsed.st}`,
+      server: SERVER,
+      bootId: this.bootId,
+      configId: 1
+    })
+    const socket = this.quirks.replyFromEphemeralPort ? this.#ephemeral : via === 'unicast' ? this.#unicast : this.#multicast
+    const send = (): void => { if (!this.#closed) socket.send(reply, rinfo.port, rinfo.address) }
+    if (this.#ssdpDelayMs > 0) this.#clock.setTimeout(send, this.#ssdpDelayMs)
+    else send()
+  }
+
+  #listen (server: Server): void {
+    server.on('request', (req, res) => {
+      const chunks: Buffer[] = []
+      req.on('data', (chunk: Buffer) => chunks.push(chunk))
+      req.on('end', () => { this.#onHttp(req, res, Buffer.concat(chunks).toString('utf8')) })
+    })
+  }
+
+  #onHttp (req: IncomingMessage, res: ServerResponse, body: string): void {
+    const from = (req.socket.remoteAddress ?? '').replace(/^::ffff:/, '')
+    const path = req.url ?? '/'
+    if (req.method === 'GET' && path === '/rootDesc.xml') {
+      this.requests.push({ kind: 'http', what: 'GET', from, atMs: this.#clock.now() })
+      const controlBase = this.quirks.controlUrlHost === undefined ? '' : `http://${this.quirks.controlUrlHost}:${this.httpPort}`
+      this.#send(res, 200, igdDescription(this.#types, this.quirks.firstWanDisconnected, controlBase), 'text/xml; charset="utf-8"')
+      return
+    }
+    const wan = this.#types.controlPaths(this.quirks.firstWanDisconnected).indexOf(path)
+    if (req.method !== 'POST' || wan === -1) {
+      this.#send(res, 404, 'not found', 'text/plain')
+      return
+    }
+    let request
+    try {
+      request = parseSoapRequest(body)
+    } catch {
+      this.requests.push({ kind: 'http', what: 'garbage', from, atMs: this.#clock.now() })
+      this.#send(res, 500, encodeSoapFault(UpnpErrorCode.InvalidAction), 'text/xml; charset="utf-8"')
+      return
+    }
+    const entry: IgdRequest = { kind: 'http', what: request.action, from, atMs: this.#clock.now(), args: request.args }
+    this.requests.push(entry)
+    if (this.quirks.strictSoapAction && !hasExactSoapAction(req, `"${request.serviceType}#${request.action}"`)) {
+      this.#send(res, 200, LOGIN_PAGE, 'text/html')
+      return
+    }
+    const soapAction = req.headers.soapaction
+    // The action's namespace must be this URL's service: pairing WANPPPConnection's control URL
+    // with WANIPConnection's type gets 401 (libtorrent#6611).
+    if (request.serviceType !== this.#types.service || soapAction === undefined) {
+      entry.fault = UpnpErrorCode.InvalidAction
+      this.#send(res, 500, encodeSoapFault(UpnpErrorCode.InvalidAction), 'text/xml; charset="utf-8"')
+      return
+    }
+    if (request.action === 'AddAnyPortMapping' && this.igdVersion === 2 && this.quirks.resetAddAnyPortMapping) {
+      req.socket.resetAndDestroy()
+      return
+    }
+    const planned = this.quirks.faultNext.findIndex((f) => f.action === request.action)
+    const disconnected = this.quirks.firstWanDisconnected && wan === 0
+    const result = planned !== -1 ? this.quirks.faultNext.splice(planned, 1)[0]!.code : this.#action(request.action, Object.fromEntries(request.args), from, disconnected)
+    if (typeof result === 'number') {
+      entry.fault = result
+      this.#send(res, 500, encodeSoapFault(result), 'text/xml; charset="utf-8"')
+    } else {
+      this.#send(res, 200, encodeSoapResponse(this.#types.service, request.action, result), 'text/xml; charset="utf-8"')
+    }
+  }
+
+  /** The reply's out-arguments, or a UPnP error code. */
+  #action (action: string, args: Record<string, string>, requester: string, disconnected: boolean): Array<[string, string]> | number {
+    this.#purge()
+    const v2 = this.igdVersion === 2
+    switch (action) {
+      case 'GetExternalIPAddress':
+        return [['NewExternalIPAddress', disconnected ? '' : this.externalAddress]]
+      case 'GetStatusInfo':
+        return [['NewConnectionStatus', disconnected ? 'Disconnected' : 'Connected'], ['NewLastConnectionError', 'ERROR_NONE'], ['NewUptime', '4242']]
+      case 'AddPortMapping':
+      case 'AddAnyPortMapping': {
+        if (action === 'AddAnyPortMapping' && !v2) return UpnpErrorCode.InvalidAction
+        const checked = this.#checkMapping(args, requester)
+        if (typeof checked === 'number') return checked
+        if (action === 'AddPortMapping') {
+          if (this.quirks.conflictNext > 0) {
+            this.quirks.conflictNext--
+            return UpnpErrorCode.ConflictInMappingEntry
+          }
+          const existing = this.#mappings.get(`${checked.protocol}/${checked.externalPort}`)
+          // IGD: the same (RemoteHost, ExternalPort, Protocol, InternalClient) overwrites; another client is refused.
+          if (existing !== undefined && existing.internalClient !== checked.internalClient) return UpnpErrorCode.ConflictInMappingEntry
+          this.#mappings.set(`${checked.protocol}/${checked.externalPort}`, checked)
+          return []
+        }
+        // miniupnpd's AddAnyPortMapping: the asked port, else the nearest free one, alternating below and above.
+        for (let step = 0; step < 65536; step++) {
+          const port = checked.externalPort + (step % 2 === 0 ? step / 2 : -(step + 1) / 2)
+          if (port < (this.quirks.lowPortsRefused ? 1024 : 1) || port > 65535) continue
+          const existing = this.#mappings.get(`${checked.protocol}/${port}`)
+          if (existing !== undefined && existing.internalClient !== checked.internalClient) continue
+          this.#mappings.set(`${checked.protocol}/${port}`, { ...checked, externalPort: port })
+          return [['NewReservedPort', String(port)]]
+        }
+        return UpnpErrorCode.NoPortMapsAvailable
+      }
+      case 'DeletePortMapping': {
+        const key = `${args.NewProtocol ?? ''}/${args.NewExternalPort ?? ''}`
+        if (!this.#mappings.has(key)) return UpnpErrorCode.NoSuchEntryInArray
+        this.#mappings.delete(key)
+        return []
+      }
+      case 'GetSpecificPortMappingEntry': {
+        const m = this.#mappings.get(`${args.NewProtocol ?? ''}/${args.NewExternalPort ?? ''}`)
+        if (m === undefined) return UpnpErrorCode.NoSuchEntryInArray
+        const remaining = m.leaseSeconds === 0 ? 0 : Math.max(1, Math.ceil((m.expiresAtMs - this.#clock.now()) / 1000))
+        return [['NewInternalPort', String(m.internalPort)], ['NewInternalClient', m.internalClient], ['NewEnabled', m.enabled ? '1' : '0'],
+          ['NewPortMappingDescription', m.description], ['NewLeaseDuration', String(remaining)]]
+      }
+      default:
+        return UpnpErrorCode.InvalidAction
+    }
+  }
+
+  /** The checks miniupnpd's upnp_redirect makes, in its order, plus the quirks. */
+  #checkMapping (args: Record<string, string>, requester: string): SimulatedIgdMapping | number {
+    const v2 = this.igdVersion === 2
+    const notAllowed = v2 ? UpnpErrorCode.ActionNotAuthorized : UpnpErrorCode.ConflictInMappingEntry
+    const rawProtocol = args.NewProtocol ?? ''
+    const protocol = rawProtocol.toUpperCase()
+    if ((protocol !== 'TCP' && protocol !== 'UDP') || (this.quirks.rejectLowerCaseProtocol && rawProtocol !== protocol)) return UpnpErrorCode.InvalidArgs
+    const externalPort = Number(args.NewExternalPort)
+    const internalPort = Number(args.NewInternalPort)
+    const lease = Number(args.NewLeaseDuration)
+    if (args.NewExternalPort === '0' || args.NewExternalPort === '') return UpnpErrorCode.WildCardNotPermittedInExtPort
+    if (![externalPort, internalPort].every((p) => Number.isInteger(p) && p >= 1 && p <= 65535) || !Number.isInteger(lease) || lease < 0) return UpnpErrorCode.InvalidArgs
+    // Secure mode: a client maps to itself only; an empty NewInternalClient means the requester.
+    const internalClient = args.NewInternalClient === '' || args.NewInternalClient === undefined ? requester : args.NewInternalClient
+    if (internalClient !== requester) return notAllowed
+    if (this.quirks.lowPortsRefused && (externalPort < 1024 || internalPort < 1024)) return notAllowed
+    if (lease !== 0 && this.quirks.onlyPermanentLeases) return UpnpErrorCode.OnlyPermanentLeasesSupported
+    if (lease !== 0 && this.quirks.invalidArgsOnLease) return UpnpErrorCode.InvalidArgs
+    // IGD v2: "a value of 0 ... the maximum value instead (e.g. 604800 seconds)".
+    const leaseSeconds = v2 && (lease === 0 || lease > IGD2_MAX_LEASE_SECONDS) ? IGD2_MAX_LEASE_SECONDS : lease
+    return {
+      externalPort,
+      protocol,
+      internalClient,
+      internalPort,
+      description: args.NewPortMappingDescription ?? '',
+      leaseSeconds,
+      expiresAtMs: leaseSeconds === 0 ? Infinity : this.#clock.now() + leaseSeconds * 1000,
+      enabled: args.NewEnabled !== '0'
+    }
+  }
+
+  #send (res: ServerResponse, status: number, body: string, contentType: string): void {
+    const bytes = Buffer.from(body, 'utf8')
+    res.statusCode = status
+    res.setHeader('Content-Type', contentType)
+    res.setHeader('Connection', 'close')
+    res.setHeader('Server', SERVER)
+    if (this.quirks.chunkedResponses) {
+      // Two chunks, so the framing is really exercised.
+      res.write(bytes.subarray(0, bytes.length >> 1))
+      res.end(bytes.subarray(bytes.length >> 1))
+      return
+    }
+    res.setHeader('Content-Length', String(bytes.length))
+    res.end(bytes)
+  }
+
+  #purge (): void {
+    const now = this.#clock.now()
+    for (const [key, m] of this.#mappings) if (m.expiresAtMs <= now) this.#mappings.delete(key)
+  }
+}
+
+const LOGIN_PAGE = '<!DOCTYPE html>\n<html><head><title>Login</title></head><body><form action="/login.cgi"><input type="password" name="pw"></form></body></html>\n'
+
+/** Exactly one header named `SOAPAction` (this case) with exactly this value. */
+function hasExactSoapAction (req: IncomingMessage, value: string): boolean {
+  const raw = req.rawHeaders
+  const found: Array<[string, string]> = []
+  for (let i = 0; i + 1 < raw.length; i += 2) if (raw[i]!.toLowerCase() === 'soapaction') found.push([raw[i]!, raw[i + 1]!])
+  return found.length === 1 && found[0]![0] === 'SOAPAction' && found[0]![1] === value
+}
+
+function udpAddress (socket: Socket): SsdpTarget {
+  const { address, port } = socket.address()
+  return { address, port }
+}
+
+async function bindUdp (socket: Socket, address: string): Promise<void> {
+  await new Promise<void>((resolve, reject) => {
+    socket.once('error', reject)
+    socket.bind(0, address, () => {
+      socket.off('error', reject)
+      resolve()
+    })
+  })
+}
+
+async function startServer (address: string, port: number): Promise<Server> {
+  const server = createServer()
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject)
+    server.listen(port, address, () => {
+      server.off('error', reject)
+      resolve()
+    })
+  })
+  return server
+}
+
+async function stopServer (server: Server): Promise<void> {
+  await new Promise<void>((resolve) => {
+    server.close(() => { resolve() })
+    server.closeAllConnections()
+  })
+}

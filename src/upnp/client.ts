@@ -1,0 +1,365 @@
+import { systemClock, type Clock } from '../clock.js'
+import { ClosedError, GatewayRefusedError, NatmapperError, NoResponseError, RemoteProtocolError, UsageError } from '../errors.js'
+import type { CallOptions, Gateway, MapRequest, PortMapping, TransportProtocol } from '../gateway.js'
+import { createLogger, type Logger } from '../log.js'
+import {
+  decodeAddAnyPortMapping, decodeAddPortMapping, decodeDeletePortMapping, decodeGetExternalIPAddress,
+  decodeGetSpecificPortMappingEntry, encodeAddAnyPortMapping, encodeAddPortMapping, encodeDeletePortMapping,
+  encodeGetExternalIPAddress, encodeGetSpecificPortMappingEntry, IGD2_MAX_LEASE_SECONDS,
+  type NoExternalAddressReason, type PortMappingArgs, type PortMappingEntry
+} from './actions.js'
+import { UpnpErrorCode } from './codes.js'
+import { soapCall, type ExchangeContext } from './control.js'
+import { discoverIgd, type IgdSelection, type UpnpDiscoverOptions } from './discovery.js'
+import type { Ipv4Subnet, UrlPolicy } from './guard.js'
+import { ConnectionResetError } from './http.js'
+import type { SoapRequest } from './soap.js'
+
+/** The gateway answered GetExternalIPAddress with no usable address. */
+export class NoExternalAddressError extends NatmapperError {
+  readonly reason: NoExternalAddressReason
+  /** What the router sent, trimmed. */
+  readonly text: string
+
+  constructor (reason: NoExternalAddressReason, text: string) {
+    super('NATMAPPER_NO_EXTERNAL_ADDRESS', `the UPnP gateway has no public external address (GetExternalIPAddress gave ${JSON.stringify(text.slice(0, 60))}: ${reason}): ` +
+      'its WAN link is down, or another NAT is upstream (double NAT, CGNAT)')
+    this.reason = reason
+    this.text = text
+  }
+}
+
+/** The WAN connection service a client controls. */
+export interface UpnpService {
+  readonly serviceType: string
+  /** Absolute http URL at the gateway. */
+  readonly controlURL: string
+  /** IGD v2 brings AddAnyPortMapping (on WANIPConnection:2) and the 604800 s lease cap. */
+  readonly igdVersion: 1 | 2
+}
+
+export interface UpnpClientOptions {
+  gateway: string
+  service: UpnpService
+  /** The host that answered SSDP, and the gateway's subnet: where control URLs may point (guard.ts). */
+  responder?: string | undefined
+  subnet?: Ipv4Subnet | undefined
+  /** Our LAN address if already known (from the description fetch). */
+  internalClient?: string | undefined
+  /** The external address if already known. */
+  externalAddress?: string | undefined
+  /** Per HTTP exchange. Default 3000 ms. */
+  requestTimeoutMs?: number | undefined
+  /** External ports tried when the router answers 718 ConflictInMappingEntry. Default 8. */
+  maxPortAttempts?: number | undefined
+  clock?: Clock | undefined
+  logger?: Logger | undefined
+  /** Finds the service again when the router stops answering at its control URL (it restarted on another port). */
+  rediscover?: ((signal: AbortSignal | undefined) => Promise<IgdSelection>) | undefined
+}
+
+export type UpnpClientTuning = Pick<UpnpClientOptions, 'requestTimeoutMs' | 'maxPortAttempts'>
+
+/** What a renewal or delete needs. */
+interface UpnpSession {
+  readonly requestedLifetimeSeconds: number
+  readonly description: string
+}
+
+/**
+ * A UPnP IGD client (WANIPConnection / WANPPPConnection, IGD v1 and v2) behind the
+ * protocol-neutral Gateway interface. Every action is one HTTP exchange on a fresh connection
+ * (miniupnpd closes each one anyway). Router behaviours it works around, each with its source at
+ * the line that handles it: AddAnyPortMapping missing or answered with a reset, leases refused
+ * (725, 402), conflicts (718), low ports, no external address, a restart on another HTTP port.
+ */
+export class UpnpClient implements Gateway {
+  readonly method = 'upnp' as const
+  readonly address: string
+  /** What discovery found, when the client came from discover(). */
+  readonly selection: IgdSelection | undefined
+  readonly #clock: Clock
+  readonly #logger: Logger
+  readonly #requestTimeoutMs: number
+  readonly #maxPortAttempts: number
+  readonly #rediscover: UpnpClientOptions['rediscover']
+  #service: UpnpService
+  #policy: UrlPolicy
+  #internalClient: string | undefined
+  #externalAddress: string | undefined
+  #pendingExternalAddress: Promise<string> | undefined
+  #pendingRediscovery: Promise<void> | undefined
+  /** Learnt from 725 or 402: the router takes permanent leases only. */
+  #permanentOnly = false
+  /** Learnt from 401/602 or a reset: AddAnyPortMapping is not there, despite IGD v2. */
+  #noAddAny = false
+  #closed = false
+
+  constructor (options: UpnpClientOptions, selection?: IgdSelection) {
+    this.address = options.gateway
+    this.selection = selection
+    this.#service = options.service
+    this.#policy = { gateway: options.gateway, responder: options.responder, subnet: options.subnet }
+    this.#internalClient = options.internalClient
+    this.#externalAddress = options.externalAddress
+    this.#clock = options.clock ?? systemClock
+    this.#logger = options.logger ?? createLogger('upnp')
+    this.#requestTimeoutMs = options.requestTimeoutMs ?? 3000
+    this.#maxPortAttempts = options.maxPortAttempts ?? 8
+    this.#rediscover = options.rediscover
+  }
+
+  /**
+   * SSDP search, description, service choice (see discovery.ts), then a client for the chosen
+   * service. Rejects with TimeoutError when no usable IGD answered, the guard's UnsafeUrlError or
+   * RemoteProtocolError when the only answers were unusable, AbortError.
+   */
+  static async discover (options: UpnpDiscoverOptions & UpnpClientTuning = {}): Promise<UpnpClient> {
+    const selection = await discoverIgd(options)
+    return UpnpClient.fromSelection(selection, {
+      ...options,
+      rediscover: async (signal) => await discoverIgd({ ...options, gateway: selection.gateway, signal })
+    })
+  }
+
+  static fromSelection (selection: IgdSelection, options: UpnpClientTuning & Pick<UpnpClientOptions, 'clock' | 'logger' | 'rediscover'> = {}): UpnpClient {
+    return new UpnpClient({
+      ...options,
+      gateway: selection.gateway,
+      service: selection.service,
+      responder: selection.responder.address,
+      subnet: selection.policy.subnet,
+      internalClient: selection.internalClient,
+      externalAddress: selection.externalAddress?.ok === true ? selection.externalAddress.address : undefined
+    }, selection)
+  }
+
+  get service (): UpnpService { return this.#service }
+
+  /**
+   * GetExternalIPAddress, strictly: an empty answer (miniupnpd behind a reserved WAN address),
+   * 0.0.0.0 or 127.0.0.1 (tailscale corp#23538) or garbage (Asus Merlin, miniupnp#567) is a
+   * NoExternalAddressError. A private or CGNAT address is returned: mappings work one NAT up.
+   */
+  async externalAddress (options: CallOptions = {}): Promise<string> {
+    const result = await this.#call(encodeGetExternalIPAddress, decodeGetExternalIPAddress, this.#context(options))
+    if (!result.ok) {
+      this.#externalAddress = undefined
+      throw new NoExternalAddressError(result.reason, result.text)
+    }
+    this.#externalAddress = result.address
+    return result.address
+  }
+
+  async map (request: MapRequest, options: CallOptions = {}): Promise<PortMapping> {
+    checkRequest(request)
+    const context = this.#context(options)
+    // Learn the address before adding anything: a permanent mapping made and then forgotten
+    // because the next call failed leaks on the router (MikroTik filled up: tailscale#10602).
+    const externalAddress = await this.#knownExternalAddress(options)
+    const internalClient = this.#internalClient
+    if (internalClient === undefined) throw new RemoteProtocolError('could not learn our LAN address from the connection to the router')
+    const description = request.description ?? 'natmapper'
+    let conflict: Error | undefined
+    for (let attempt = 0; attempt < this.#maxPortAttempts; attempt++) {
+      const port = candidatePort(request, internalClient, attempt)
+      try {
+        return await this.#add(request.protocol, request.internalPort, port, request.lifetimeSeconds, description, internalClient, externalAddress, context)
+      } catch (err) {
+        // 718: another host holds this port; 729: another mechanism (NAT-PMP, PCP, a static rule) does.
+        if (!isRefused(err, UpnpErrorCode.ConflictInMappingEntry, UpnpErrorCode.ConflictWithOtherMechanisms)) throw err
+        this.#logger('%s %d: external port %d is taken (%s), trying another', request.protocol, request.internalPort, port, (err as Error).message)
+        conflict = err as Error
+      }
+    }
+    throw conflict!
+  }
+
+  /** The same external port again (an add of the same entry refreshes it); another one if it was taken meanwhile. */
+  async renew (mapping: PortMapping, options: CallOptions = {}): Promise<PortMapping> {
+    const session = sessionOf(mapping)
+    const context = this.#context(options)
+    const externalAddress = await this.externalAddress(options)
+    const internalClient = this.#internalClient
+    if (internalClient === undefined) throw new RemoteProtocolError('could not learn our LAN address from the connection to the router')
+    try {
+      return await this.#add(mapping.protocol, mapping.internalPort, mapping.externalPort, session.requestedLifetimeSeconds,
+        session.description, internalClient, externalAddress, context, { exactPort: true })
+    } catch (err) {
+      if (!isRefused(err, UpnpErrorCode.ConflictInMappingEntry, UpnpErrorCode.ConflictWithOtherMechanisms)) throw err
+      this.#logger('%s %d: external port %d was taken meanwhile, mapping another', mapping.protocol, mapping.internalPort, mapping.externalPort)
+      return await this.map({
+        protocol: mapping.protocol, internalPort: mapping.internalPort, lifetimeSeconds: session.requestedLifetimeSeconds, description: session.description
+      }, options)
+    }
+  }
+
+  /** DeletePortMapping. An entry already gone (714, or 730 in some v2 firmware) counts as deleted. */
+  async unmap (mapping: PortMapping, options: CallOptions = {}): Promise<void> {
+    const key = { externalPort: mapping.externalPort, protocol: mapping.protocol }
+    try {
+      await this.#call((st) => encodeDeletePortMapping(st, key), decodeDeletePortMapping, this.#context(options))
+    } catch (err) {
+      if (!isRefused(err, UpnpErrorCode.NoSuchEntryInArray, UpnpErrorCode.PortMappingNotFound)) throw err
+    }
+  }
+
+  /** GetSpecificPortMappingEntry: the router's entry for an external port, undefined when it has none. */
+  async getPortMappingEntry (externalPort: number, protocol: TransportProtocol, options: CallOptions = {}): Promise<PortMappingEntry | undefined> {
+    return await this.#call((st) => encodeGetSpecificPortMappingEntry(st, { externalPort, protocol }), decodeGetSpecificPortMappingEntry, this.#context(options))
+  }
+
+  /** Nothing to release (no connection outlives its request); later calls throw ClosedError. */
+  close (): void {
+    this.#closed = true
+  }
+
+  async #knownExternalAddress (options: CallOptions): Promise<string> {
+    if (this.#externalAddress !== undefined && this.#internalClient !== undefined) return this.#externalAddress
+    this.#pendingExternalAddress ??= this.externalAddress(options).finally(() => { this.#pendingExternalAddress = undefined })
+    return await this.#pendingExternalAddress
+  }
+
+  async #add (protocol: TransportProtocol, internalPort: number, externalPort: number, lifetimeSeconds: number, description: string,
+    internalClient: string, externalAddress: string, context: ExchangeContext, how: { exactPort?: boolean } = {}): Promise<PortMapping> {
+    const v2 = this.#service.igdVersion === 2
+    let lease = this.#permanentOnly ? 0 : v2 ? Math.min(lifetimeSeconds, IGD2_MAX_LEASE_SECONDS) : lifetimeSeconds
+    for (;;) {
+      const args: PortMappingArgs = { externalPort, protocol, internalPort, internalClient, description, leaseDurationSeconds: lease }
+      try {
+        const granted = await this.#addEntry(args, context, how.exactPort === true)
+        return this.#mapping(protocol, internalPort, granted, externalAddress, lifetimeSeconds, lease, description)
+      } catch (err) {
+        // 725 OnlyPermanentLeasesSupported (MikroTik: tailscale#9343), or 402 InvalidArgs for any
+        // lease but 0 (ARRIS NVG578LX: tailscale#15223): ask for a permanent lease, and keep
+        // doing so on this router. A 402 on lease 0 is something else (a full table: miniupnp#92).
+        if (lease === 0 || !isRefused(err, UpnpErrorCode.OnlyPermanentLeasesSupported, UpnpErrorCode.InvalidArgs)) throw err
+        this.#logger('lease %d s refused (%s): this router gets permanent leases', lease, (err as Error).message)
+        this.#permanentOnly = true
+        lease = 0
+      }
+    }
+  }
+
+  /** The granted external port: AddAnyPortMapping's choice, or the one AddPortMapping was given. */
+  async #addEntry (args: PortMappingArgs, context: ExchangeContext, exactPort: boolean): Promise<number> {
+    if (!exactPort && this.#service.igdVersion === 2 && !this.#noAddAny && this.#service.serviceType.includes(':WANIPConnection:')) {
+      try {
+        return await this.#call((st) => encodeAddAnyPortMapping(st, args), decodeAddAnyPortMapping, context)
+      } catch (err) {
+        // An IGD v2 description is no promise: 401 InvalidAction or 602 OptionalActionNotImplemented,
+        // or a TCP reset instead of a fault (Ubee EVW32C-0S: miniupnp#528).
+        if (!isRefused(err, UpnpErrorCode.InvalidAction, UpnpErrorCode.OptionalActionNotImplemented) && !(err instanceof ConnectionResetError)) throw err
+        this.#logger('AddAnyPortMapping unavailable (%s): using AddPortMapping', (err as Error).message)
+        this.#noAddAny = true
+      }
+    }
+    await this.#call((st) => encodeAddPortMapping(st, args), decodeAddPortMapping, context)
+    return args.externalPort
+  }
+
+  #mapping (protocol: TransportProtocol, internalPort: number, externalPort: number, externalAddress: string,
+    requestedLifetimeSeconds: number, leaseSeconds: number, description: string): PortMapping {
+    const grantedAtMs = this.#clock.now()
+    const v2 = this.#service.igdVersion === 2
+    // A lease of 0 is permanent on IGD v1 and the 604800 s maximum on v2. A permanent lease that
+    // the caller did not ask for is refreshed at the pace asked for all the same (as tailscale
+    // does), so that it comes back after the router reboots.
+    const leaseEndsSeconds = leaseSeconds !== 0 ? leaseSeconds : v2 ? IGD2_MAX_LEASE_SECONDS : Infinity
+    const lifetimeSeconds = requestedLifetimeSeconds !== 0 ? Math.min(requestedLifetimeSeconds, leaseEndsSeconds) : v2 ? IGD2_MAX_LEASE_SECONDS : 0
+    const session: UpnpSession = { requestedLifetimeSeconds, description }
+    return {
+      method: 'upnp',
+      protocol,
+      internalPort,
+      externalPort,
+      externalAddress,
+      lifetimeSeconds,
+      grantedAtMs,
+      expiresAtMs: grantedAtMs + leaseEndsSeconds * 1000,
+      session
+    }
+  }
+
+  #context (options: CallOptions): ExchangeContext {
+    if (this.#closed) throw new ClosedError('UPnP client')
+    return {
+      policy: this.#policy,
+      clock: this.#clock,
+      logger: this.#logger,
+      requestTimeoutMs: this.#requestTimeoutMs,
+      signal: options.signal,
+      deadlineMs: options.timeoutMs === undefined ? undefined : this.#clock.now() + options.timeoutMs,
+      onLocalAddress: (address) => { this.#internalClient = address }
+    }
+  }
+
+  /**
+   * One action. When the control URL refuses connections the router has probably restarted on
+   * another HTTP port (miniupnpd picks a new one at each start unless configured: LAB.md), so the
+   * service is looked up again and the action sent once more.
+   */
+  async #call<T> (build: (serviceType: string) => SoapRequest, decode: (xml: string, serviceType: string) => T, context: ExchangeContext): Promise<T> {
+    const service = this.#service
+    try {
+      return await soapCall({ ...context, policy: this.#policy }, service.controlURL, build(service.serviceType), decode)
+    } catch (err) {
+      if (!(err instanceof NoResponseError) || this.#rediscover === undefined) throw err
+      this.#logger('%s: %s; looking for the router again', service.controlURL, err.message)
+      if (this.#service === service) {
+        this.#pendingRediscovery ??= this.#rediscover(context.signal).then((selection) => {
+          this.#service = selection.service
+          this.#policy = selection.policy
+          if (selection.internalClient !== undefined) this.#internalClient = selection.internalClient
+          this.#logger('the router is back at %s', selection.service.controlURL)
+        }).finally(() => { this.#pendingRediscovery = undefined })
+        await this.#pendingRediscovery
+      }
+      return await soapCall({ ...context, policy: this.#policy }, this.#service.controlURL, build(this.#service.serviceType), decode)
+    }
+  }
+}
+
+function checkRequest (request: MapRequest): void {
+  if (request.protocol !== 'tcp' && request.protocol !== 'udp') throw new UsageError(`invalid protocol: ${JSON.stringify(request.protocol)}`)
+  for (const [what, port] of [['internal port', request.internalPort], ['external port', request.suggestedExternalPort ?? 1]] as const) {
+    if (!Number.isInteger(port) || port < 0 || port > 65535 || (what === 'internal port' && port === 0)) throw new UsageError(`invalid ${what}: ${String(port)}`)
+  }
+  if (!Number.isInteger(request.lifetimeSeconds) || request.lifetimeSeconds < 0 || request.lifetimeSeconds > 0xffffffff) {
+    throw new UsageError(`invalid lifetime: ${String(request.lifetimeSeconds)} s`)
+  }
+}
+
+/**
+ * The external port for attempt `attempt`. First the one asked for, or the internal port. Never
+ * 0, which some routers read as "every port" (tailscale PR #8993), and never below 1024 unless
+ * the caller asked for that port: TP-Link refuses them (tailscale PR #7457) and miniupnpd's
+ * default rules allow 1024-65535 only. Otherwise, and after a conflict, a port derived from our
+ * address and the internal port: the same host gets the same ports again (after a restart, or
+ * from another process), and hosts mapping the same internal port get different ones.
+ */
+export function candidatePort (request: Pick<MapRequest, 'protocol' | 'internalPort' | 'suggestedExternalPort'>, internalClient: string, attempt: number): number {
+  const asked = request.suggestedExternalPort !== undefined && request.suggestedExternalPort !== 0 ? request.suggestedExternalPort : undefined
+  const first = asked ?? request.internalPort
+  if (attempt === 0 && (asked !== undefined || first >= 1024)) return first
+  return 1024 + fnv1a(`${internalClient}/${request.protocol}/${request.internalPort}/${attempt}`) % (65536 - 1024)
+}
+
+function fnv1a (text: string): number {
+  let hash = 0x811c9dc5
+  for (let i = 0; i < text.length; i++) {
+    hash ^= text.charCodeAt(i)
+    hash = Math.imul(hash, 0x01000193) >>> 0
+  }
+  return hash
+}
+
+function isRefused (err: unknown, ...codes: number[]): boolean {
+  return err instanceof GatewayRefusedError && err.protocol === 'upnp' && codes.includes(err.resultCode)
+}
+
+function sessionOf (mapping: PortMapping): UpnpSession {
+  const session = mapping.session as UpnpSession | undefined
+  if (mapping.method !== 'upnp' || session?.requestedLifetimeSeconds === undefined) throw new UsageError('not a mapping made by a UPnP client')
+  return session
+}

@@ -1,0 +1,413 @@
+import { createSocket as createDgramSocket, type RemoteInfo, type Socket } from 'node:dgram'
+import { EventEmitter } from 'node:events'
+import { isIPv4, isIPv6 } from 'node:net'
+import { systemClock, type Clock, type TimerHandle } from '../clock.js'
+import { AbortError, TimeoutError } from '../errors.js'
+import { createLogger, type Logger } from '../log.js'
+import { defaultCreateSocket, type CreateSocket } from '../net/udp.js'
+import { DeviceType, SSDP_MULTICAST_ADDRESS, SSDP_PORT, ServiceType } from './codes.js'
+import { encodeMSearch, parseSsdpMessage, type SsdpNotify, type SsdpSearchResponse } from './ssdp-codec.js'
+
+/**
+ * SSDP over UDP (UDA 1.1 §1): searching for an IGD, and listening to devices' NOTIFY
+ * announcements. The bytes are ssdp-codec.ts's; this file owns the sockets and the timers.
+ */
+
+export interface SsdpTarget {
+  readonly address: string
+  readonly port: number
+}
+
+/** The IGD search targets, v2 first. Each is asked for: some devices answer `ssdp:all` with their first descriptor only (tailscale#3557). */
+export const IGD_SEARCH_TARGETS: readonly string[] = [
+  DeviceType.InternetGatewayDevice2,
+  DeviceType.InternetGatewayDevice1,
+  ServiceType.WANIPConnection2,
+  ServiceType.WANIPConnection1,
+  ServiceType.WANPPPConnection1
+]
+
+/** UDA 1.1 §1.1.2 (quoted by miniupnpc): "The TTL for the IP packet SHOULD default to 2". */
+const MULTICAST_TTL = 2
+
+export interface SsdpSearchOptions {
+  /** Unicast M-SEARCH to the gateway first, for routers that answer it (and to open stateful host firewalls for the reply: tailscale). */
+  gateway?: string | undefined
+  /** The gateway's SSDP port for the unicast search. Default 1900. */
+  gatewayPort?: number | undefined
+  /**
+   * Where the multicast search goes: default 239.255.255.250:1900; `false` for none. When the
+   * gateway is a loopback address (a simulated gateway) and no target is given, there is no
+   * multicast search: nothing on the LAN could be that gateway.
+   */
+  multicast?: SsdpTarget | false | undefined
+  /** The LAN address to send multicast from (IP_MULTICAST_IF); default: the routing table's choice. */
+  multicastInterface?: string | undefined
+  /** Local address to bind; default all addresses. The port is always ephemeral: 1900 may belong to the OS's own SSDP service. */
+  bindAddress?: string | undefined
+  searchTargets?: readonly string[] | undefined
+  /** MX seconds; 1 bounds the answer delay of miniupnpd's --strict builds to a second (quirks §4.4). */
+  mx?: number | undefined
+  /** Extra bursts after the first, in ms from the start: UDP may be lost (Wi-Fi multicast often is). */
+  resendAtMs?: readonly number[] | undefined
+  /** Which sources to believe; others are dropped with a `warning`. Default: all. */
+  acceptFrom?: ((address: string) => boolean) | undefined
+  clock?: Clock | undefined
+  createSocket?: CreateSocket | undefined
+  logger?: Logger | undefined
+}
+
+/** One search response, the first for its LOCATION. */
+export interface SsdpAnswer {
+  readonly response: SsdpSearchResponse
+  readonly from: SsdpTarget
+  /** When it arrived, on the search's clock, in ms since the search started. */
+  readonly elapsedMs: number
+}
+
+export interface SsdpSearchEvents {
+  answer: [SsdpAnswer]
+  /** A datagram that was dropped: undecodable, not a search response, or from a host not accepted. */
+  warning: [Error]
+}
+
+/**
+ * A running search from one ephemeral UDP socket: unicast to the gateway, then multicast, for
+ * each search target, repeated at `resendAtMs`. Emits one `answer` per new LOCATION, whatever
+ * the reply's source port (TP-Link ER605, Sagemcom and Orange boxes answer from an ephemeral
+ * port: tailscale#7377, #10771, #14344). Runs until close().
+ */
+export class SsdpSearch extends EventEmitter<SsdpSearchEvents> {
+  /** Datagrams received, accepted or not. */
+  received = 0
+  readonly #socket: Socket
+  readonly #clock: Clock
+  readonly #logger: Logger
+  readonly #startMs: number
+  readonly #seen = new Set<string>()
+  readonly #acceptFrom: (address: string) => boolean
+  readonly #timers: TimerHandle[] = []
+  #closed = false
+
+  private constructor (socket: Socket, options: SsdpSearchOptions, targets: SsdpTarget[], payloads: Uint8Array[]) {
+    super()
+    this.#socket = socket
+    this.#clock = options.clock ?? systemClock
+    this.#logger = options.logger ?? createLogger('ssdp')
+    this.#acceptFrom = options.acceptFrom ?? (() => true)
+    this.#startMs = this.#clock.now()
+    socket.on('message', (message, rinfo) => { this.#onMessage(message, rinfo) })
+    socket.on('error', (err) => { this.#warn(err) })
+    const burst = (): void => {
+      for (const target of targets) {
+        for (const payload of payloads) {
+          socket.send(payload, target.port, target.address, (err) => {
+            if (err !== null && err !== undefined && !this.#closed) this.#warn(new Error(`M-SEARCH to ${target.address}:${target.port} failed: ${err.message}`))
+          })
+        }
+      }
+    }
+    this.#logger('M-SEARCH to %s', targets.map((t) => `${t.address}:${t.port}`).join(', '))
+    burst()
+    for (const atMs of options.resendAtMs ?? [1000, 3000]) {
+      const timer = this.#clock.setTimeout(() => { if (!this.#closed) burst() }, atMs)
+      timer.unref?.()
+      this.#timers.push(timer)
+    }
+  }
+
+  /** Binds the socket and sends the first burst. */
+  static async start (options: SsdpSearchOptions = {}): Promise<SsdpSearch> {
+    const targets = searchDestinations(options)
+    const mx = options.mx ?? 1
+    const payloads = (options.searchTargets ?? IGD_SEARCH_TARGETS).map((st) => encodeMSearch({ searchTarget: st, mx }))
+    const family = targets.some((t) => isIPv6(t.address)) ? 'udp6' : 'udp4'
+    const socket = (options.createSocket ?? defaultCreateSocket)(family)
+    await bind(socket, options.bindAddress, 0)
+    try {
+      if (targets.some((t) => isMulticast(t.address))) {
+        socket.setMulticastTTL(MULTICAST_TTL)
+        if (options.multicastInterface !== undefined) socket.setMulticastInterface(options.multicastInterface)
+      }
+    } catch (err) {
+      socket.close()
+      throw err
+    }
+    return new SsdpSearch(socket, options, targets, payloads)
+  }
+
+  /** The local port the search was sent from. */
+  get port (): number { return this.#socket.address().port }
+
+  close (): void {
+    if (this.#closed) return
+    this.#closed = true
+    for (const timer of this.#timers) this.#clock.clearTimeout(timer)
+    this.#socket.close()
+  }
+
+  #onMessage (message: Buffer, rinfo: RemoteInfo): void {
+    if (this.#closed) return
+    this.received++
+    const from = { address: rinfo.address, port: rinfo.port }
+    if (!this.#acceptFrom(rinfo.address)) {
+      this.#warn(new Error(`ignoring SSDP datagram from ${rinfo.address}:${rinfo.port}: not the gateway nor a host of its subnet`))
+      return
+    }
+    let parsed
+    try {
+      parsed = parseSsdpMessage(new Uint8Array(message.buffer, message.byteOffset, message.byteLength))
+    } catch (err) {
+      this.#warn(new Error(`ignoring undecodable SSDP datagram from ${rinfo.address}:${rinfo.port}: ${(err as Error).message}`, { cause: err }))
+      return
+    }
+    if (parsed.kind !== 'search-response') return
+    if (this.#seen.has(parsed.location)) return
+    this.#seen.add(parsed.location)
+    const elapsedMs = this.#clock.now() - this.#startMs
+    this.#logger('answer from %s:%d after %d ms: %s (ST %s, SERVER %s)', from.address, from.port, Math.round(elapsedMs), parsed.location, parsed.st, parsed.server)
+    this.emit('answer', { response: parsed, from, elapsedMs })
+  }
+
+  #warn (err: Error): void {
+    this.#logger('%s', err.message)
+    if (this.listenerCount('warning') > 0) this.emit('warning', err)
+  }
+}
+
+function searchDestinations (options: SsdpSearchOptions): SsdpTarget[] {
+  const targets: SsdpTarget[] = []
+  if (options.gateway !== undefined) targets.push({ address: options.gateway, port: options.gatewayPort ?? SSDP_PORT })
+  let multicast = options.multicast
+  if (multicast === undefined) multicast = options.gateway !== undefined && isLoopback(options.gateway) ? false : { address: SSDP_MULTICAST_ADDRESS, port: SSDP_PORT }
+  if (multicast !== false) targets.push(multicast)
+  return targets
+}
+
+/**
+ * True when an answer says it is an IGD or one of its WAN services (any version, dslforum
+ * included). A WFA or media device that answers too (some do, whatever was asked) is skipped.
+ */
+export function isIgdAnswer (response: SsdpSearchResponse): boolean {
+  const text = `${response.st ?? ''} ${response.usn ?? ''}`
+  return /:(InternetGatewayDevice|WANDevice|WANConnectionDevice|WANIPConnection|WANPPPConnection):/.test(text)
+}
+
+export interface FindIgdOptions extends SsdpSearchOptions {
+  signal?: AbortSignal | undefined
+  timeoutMs: number
+}
+
+/**
+ * The first IGD answer, as soon as it arrives: no collection window. Rejects with TimeoutError
+ * when nobody answered within `timeoutMs`, or AbortError.
+ */
+export async function findIgd (options: FindIgdOptions): Promise<SsdpAnswer> {
+  const { signal } = options
+  if (signal?.aborted === true) throw new AbortError(signal.reason)
+  const search = await SsdpSearch.start(options)
+  const clock = options.clock ?? systemClock
+  try {
+    return await new Promise<SsdpAnswer>((resolve, reject) => {
+      const timer = clock.setTimeout(() => {
+        reject(new TimeoutError(`no UPnP IGD answered SSDP within ${options.timeoutMs} ms (${search.received} datagram${search.received === 1 ? '' : 's'} received)`))
+      }, options.timeoutMs)
+      const onAbort = (): void => { reject(new AbortError(signal?.reason)) }
+      signal?.addEventListener('abort', onAbort, { once: true })
+      search.on('answer', (answer) => {
+        if (!isIgdAnswer(answer.response)) return
+        clock.clearTimeout(timer)
+        signal?.removeEventListener('abort', onAbort)
+        resolve(answer)
+      })
+    })
+  } finally {
+    search.close()
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// NOTIFY
+
+export interface SsdpListenerOptions {
+  /** The group to join, default 239.255.255.250. A unicast address (tests) is bound instead of joined. */
+  group?: string
+  /** Default 1900, bound with SO_REUSEADDR so the OS's own SSDP service keeps working. */
+  port?: number
+  /** Join the group on this local address: a host with two interfaces otherwise joins on the default route's (LAB.md). */
+  interfaceAddress?: string
+  /** Which sources to believe; others are dropped with a `warning`. Default: all. */
+  acceptFrom?: (address: string) => boolean
+  clock?: Clock
+  createSocket?: CreateSocket
+  logger?: Logger
+}
+
+/** A NOTIFY, with where it came from. */
+export interface SsdpNotification {
+  readonly notify: SsdpNotify
+  readonly from: SsdpTarget
+  /** The device UUID from the USN (`uuid:<this>::...`), or undefined. */
+  readonly uuid: string | undefined
+  readonly atMs: number
+}
+
+/** A device that announced itself again with another BOOTID.UPNP.ORG or LOCATION: it restarted. */
+export interface SsdpRestart {
+  readonly address: string
+  readonly previousBootId: number | undefined
+  readonly bootId: number | undefined
+  readonly previousLocation: string | undefined
+  readonly location: string | undefined
+  readonly notification: SsdpNotification
+}
+
+export interface SsdpListenerEvents {
+  alive: [SsdpNotification]
+  byebye: [SsdpNotification]
+  update: [SsdpNotification]
+  /**
+   * Once per change of BOOTID or LOCATION seen from a host (UDA 1.1 §1.2.2: BOOTID stays the same
+   * while a device is up and grows at each boot). miniupnpd, restarted, sends byebye then alive
+   * with a new BOOTID and, if its HTTP port changed, a new LOCATION (LAB.md): a listener can then
+   * re-map at once instead of waiting for a renewal to fail.
+   */
+  restart: [SsdpRestart]
+  warning: [Error]
+}
+
+/** Listens to SSDP NOTIFY announcements and reports them as events. close() when done. */
+export class SsdpListener extends EventEmitter<SsdpListenerEvents> {
+  readonly #socket: Socket
+  readonly #clock: Clock
+  readonly #logger: Logger
+  readonly #acceptFrom: (address: string) => boolean
+  /** Per announcing host: the last BOOTID and, per USN, the last LOCATION. */
+  readonly #hosts = new Map<string, { bootId: number | undefined, locations: Map<string, string> }>()
+  #closed = false
+
+  private constructor (socket: Socket, options: SsdpListenerOptions) {
+    super()
+    this.#socket = socket
+    this.#clock = options.clock ?? systemClock
+    this.#logger = options.logger ?? createLogger('ssdp')
+    this.#acceptFrom = options.acceptFrom ?? (() => true)
+    socket.on('message', (message, rinfo) => { this.#onMessage(message, rinfo) })
+    socket.on('error', (err) => { this.#warn(err) })
+  }
+
+  static async start (options: SsdpListenerOptions = {}): Promise<SsdpListener> {
+    const group = options.group ?? SSDP_MULTICAST_ADDRESS
+    const multicast = isMulticast(group)
+    const type = isIPv6(group) ? 'udp6' : 'udp4'
+    const socket = options.createSocket?.(type) ?? createDgramSocket({ type, reuseAddr: true })
+    await bind(socket, multicast ? undefined : group, options.port ?? SSDP_PORT)
+    if (multicast) {
+      try {
+        socket.addMembership(group, options.interfaceAddress)
+      } catch (err) {
+        socket.close()
+        throw err
+      }
+    }
+    socket.unref()
+    return new SsdpListener(socket, options)
+  }
+
+  get address (): SsdpTarget {
+    const { address, port } = this.#socket.address()
+    return { address, port }
+  }
+
+  close (): void {
+    if (this.#closed) return
+    this.#closed = true
+    this.#socket.close()
+  }
+
+  #onMessage (message: Buffer, rinfo: RemoteInfo): void {
+    if (this.#closed) return
+    if (!this.#acceptFrom(rinfo.address)) {
+      this.#warn(new Error(`ignoring SSDP datagram from ${rinfo.address}:${rinfo.port}: not an accepted source`))
+      return
+    }
+    let parsed
+    try {
+      parsed = parseSsdpMessage(new Uint8Array(message.buffer, message.byteOffset, message.byteLength))
+    } catch (err) {
+      this.#warn(new Error(`ignoring undecodable SSDP datagram from ${rinfo.address}:${rinfo.port}: ${(err as Error).message}`, { cause: err }))
+      return
+    }
+    // Other control points' M-SEARCHes and unicast answers are no announcements.
+    if (parsed.kind !== 'notify') return
+    const notification: SsdpNotification = {
+      notify: parsed,
+      from: { address: rinfo.address, port: rinfo.port },
+      uuid: /^uuid:([^:]+)/i.exec(parsed.usn ?? '')?.[1],
+      atMs: this.#clock.now()
+    }
+    this.#track(notification)
+    switch (parsed.nts) {
+      case 'ssdp:alive': this.emit('alive', notification); break
+      case 'ssdp:byebye': this.emit('byebye', notification); break
+      case 'ssdp:update': this.emit('update', notification); break
+    }
+  }
+
+  #track (n: SsdpNotification): void {
+    const { notify } = n
+    if (notify.nts === 'ssdp:byebye') return
+    let host = this.#hosts.get(n.from.address)
+    if (host === undefined) {
+      host = { bootId: notify.bootId, locations: new Map() }
+      this.#hosts.set(n.from.address, host)
+    }
+    const key = notify.usn ?? notify.nt
+    const previousLocation = host.locations.get(key)
+    const previousBootId = host.bootId
+    // ssdp:update announces the *next* BOOTID in advance (UDA 1.1 §1.2.4): that is a planned
+    // change of the network, not a restart.
+    const bootId = notify.nts === 'ssdp:update' ? notify.nextBootId : notify.bootId
+    const bootChanged = bootId !== undefined && previousBootId !== undefined && bootId !== previousBootId
+    const locationChanged = notify.location !== undefined && previousLocation !== undefined && notify.location !== previousLocation
+    if (bootId !== undefined) host.bootId = bootId
+    if (notify.location !== undefined) {
+      // A new BOOTID makes every LOCATION of the old instance stale.
+      if (bootChanged) host.locations.clear()
+      host.locations.set(key, notify.location)
+    }
+    if (notify.nts === 'ssdp:alive' && (bootChanged || locationChanged)) {
+      this.#logger('%s restarted: BOOTID %s -> %s, LOCATION %s -> %s', n.from.address, previousBootId, bootId, previousLocation, notify.location)
+      this.emit('restart', {
+        address: n.from.address, previousBootId, bootId, previousLocation, location: notify.location, notification: n
+      })
+    }
+  }
+
+  #warn (err: Error): void {
+    this.#logger('%s', err.message)
+    if (this.listenerCount('warning') > 0) this.emit('warning', err)
+  }
+}
+
+async function bind (socket: Socket, address: string | undefined, port: number): Promise<void> {
+  await new Promise<void>((resolve, reject) => {
+    socket.once('error', reject)
+    socket.bind(port, address, () => {
+      socket.off('error', reject)
+      resolve()
+    })
+  })
+}
+
+function isMulticast (address: string): boolean {
+  if (isIPv4(address)) {
+    const first = Number(address.split('.')[0])
+    return first >= 224 && first <= 239
+  }
+  return isIPv6(address) && address.toLowerCase().startsWith('ff')
+}
+
+function isLoopback (address: string): boolean {
+  return (isIPv4(address) && address.startsWith('127.')) || address === '::1'
+}
