@@ -1,59 +1,256 @@
-import type { Clock } from './clock.js'
-import { GatewayRefusedError, UsageError } from './errors.js'
+import { systemClock, type Clock } from './clock.js'
+import { AbortError, GatewayRefusedError, NatmapperError, TimeoutError, UsageError } from './errors.js'
 import type { Gateway, MappingMethod } from './gateway.js'
-import type { Logger } from './log.js'
+import { createLogger, type Logger } from './log.js'
+import { NAT, type NatOptions } from './nat.js'
+import { AnnouncementListener } from './net/announcements.js'
 import { findDefaultGateway } from './net/default-gateway.js'
-import type { CreateSocket } from './net/udp.js'
+import { localAddressToward, type CreateSocket } from './net/udp.js'
 import { NatPmpClient } from './natpmp/client.js'
+import { NatPmpResultCode } from './natpmp/codes.js'
 import { PcpClient } from './pcp/client.js'
 
-export interface OpenGatewayOptions {
+/**
+ * Finding the gateway and the best protocol it speaks. Every protocol is probed at once, and the
+ * answer is taken as soon as the best one that can still answer has answered: PCP, then
+ * NAT-PMP, then UPnP. Nothing waits out a fixed window.
+ */
+
+export interface DiscoverOptions {
+  signal?: AbortSignal
+  /** Upper bound for the whole discovery, in milliseconds. Default 10 000. */
+  timeout?: number
   /** The gateway's address; found from the default route when absent. */
   gateway?: string
-  /** Use this protocol only; otherwise PCP, falling back to NAT-PMP (RFC 6887 §9). */
-  method?: MappingMethod
+  /** Protocols to try, default all; the order of preference is always PCP, NAT-PMP, UPnP. */
+  methods?: MappingMethod[]
   /** Port of the gateway's NAT-PMP/PCP server; 5351 except against a simulated gateway. */
   port?: number
-  signal?: AbortSignal
-  timeoutMs?: number
+  /**
+   * Where to listen for gateway announcements (PCP ANNOUNCE, NAT-PMP address changes); default
+   * 0.0.0.0:5350 joined to 224.0.0.1. `false` turns the listener off.
+   */
+  announcements?: false | { port?: number, bindAddress?: string, multicastGroup?: string | undefined }
   clock?: Clock
   createSocket?: CreateSocket
   logger?: Logger
-  onEpochReset?: () => void
+}
+
+export type DiscoverNatOptions = DiscoverOptions & Pick<NatOptions, 'lifetimeSeconds' | 'requestTimeoutMs' | 'closeTimeoutMs' | 'random'>
+
+/** What one protocol's probe found, for reports (natmapper discover, doctor). */
+export interface ProbeResult {
+  method: MappingMethod
+  ok: boolean
+  durationMs: number
+  /** The external address, where the probe learnt it. */
+  externalAddress?: string
+  notPublicReason?: string
+  error?: Error
+}
+
+export interface DiscoveredGateway {
+  gateway: Gateway
+  externalAddress: string | undefined
+  /** Set when the gateway says it has no external address (double NAT seen from miniupnpd). */
+  notPublicReason: string | undefined
+  probes: ProbeResult[]
+}
+
+const RANK: MappingMethod[] = ['pcp', 'natpmp', 'upnp']
+/** Once a lower-ranked protocol has answered, how long a better one may still take. */
+const BETTER_ANSWER_GRACE_MS = 300
+
+interface Probe {
+  method: MappingMethod
+  result: Promise<{ gateway: Gateway, externalAddress?: string, notPublicReason?: string }>
+}
+
+/** Probes the gateway and returns a client for the best protocol it answered. */
+export async function discoverGateway (options: DiscoverOptions = {}): Promise<DiscoveredGateway> {
+  const clock = options.clock ?? systemClock
+  const logger = options.logger ?? createLogger('discover')
+  const methods = options.methods ?? RANK
+  for (const m of methods) if (!RANK.includes(m)) throw new UsageError(`unknown method ${JSON.stringify(m)}; expected pcp, natpmp or upnp`)
+  const timeoutMs = options.timeout ?? 10_000
+  const signal = AbortSignal.any([AbortSignal.timeout(timeoutMs), ...(options.signal === undefined ? [] : [options.signal])])
+  const address = options.gateway ?? (await findDefaultGateway()).gateway
+  const common = {
+    gateway: address,
+    clock,
+    ...(options.port === undefined ? {} : { port: options.port }),
+    ...(options.createSocket === undefined ? {} : { createSocket: options.createSocket })
+  }
+  const call = { signal, timeoutMs }
+
+  const probes: Probe[] = []
+  if (methods.includes('pcp')) {
+    probes.push({
+      method: 'pcp',
+      result: (async () => {
+        const client = new PcpClient({ ...common, ...(options.logger === undefined ? {} : { logger: options.logger }) })
+        try {
+          if (!(await client.announce(call))) throw new GatewayRefusedError('pcp', 1, 'UNSUPP_VERSION', 'the server speaks only NAT-PMP')
+          return { gateway: client }
+        } catch (err) {
+          client.close()
+          throw err
+        }
+      })()
+    })
+  }
+  if (methods.includes('natpmp')) {
+    probes.push({
+      method: 'natpmp',
+      result: (async () => {
+        const client = new NatPmpClient({ ...common, ...(options.logger === undefined ? {} : { logger: options.logger }) })
+        try {
+          return { gateway: client, externalAddress: await client.externalAddress(call) }
+        } catch (err) {
+          // miniupnpd answers NETWORK_FAILURE when its WAN address is private or reserved: the
+          // server works, but there is another NAT beyond it.
+          if (err instanceof GatewayRefusedError && err.resultCode === NatPmpResultCode.NETWORK_FAILURE) {
+            return { gateway: client, notPublicReason: 'the gateway has no public external address (NAT-PMP NETWORK_FAILURE): there is probably another NAT beyond it (double NAT or carrier-grade NAT)' }
+          }
+          client.close()
+          throw err
+        }
+      })()
+    })
+  }
+  if (methods.includes('upnp')) {
+    probes.push({ method: 'upnp', result: Promise.reject(new UsageError('UPnP IGD is not supported yet')) })
+  }
+
+  const startMs = clock.now()
+  const results = new Map<MappingMethod, ProbeResult>()
+  const settled = probes.map(async (probe) => {
+    try {
+      const value = await probe.result
+      results.set(probe.method, {
+        method: probe.method,
+        ok: true,
+        durationMs: clock.now() - startMs,
+        ...(value.externalAddress === undefined ? {} : { externalAddress: value.externalAddress }),
+        ...(value.notPublicReason === undefined ? {} : { notPublicReason: value.notPublicReason })
+      })
+      return value
+    } catch (err) {
+      results.set(probe.method, { method: probe.method, ok: false, durationMs: clock.now() - startMs, error: err as Error })
+      throw err
+    }
+  })
+  for (const s of settled) s.catch(() => {})
+
+  const winner = await pickBest(probes.map((p, i) => ({ method: p.method, settled: settled[i]! })), signal)
+  const report = [...RANK].flatMap((m) => results.get(m) ?? [])
+  if (winner === undefined) {
+    if (options.signal?.aborted === true) throw new AbortError(options.signal.reason)
+    const causes = report.map((r) => `${r.method}: ${r.error?.message ?? 'no answer'}`).join('; ')
+    const err = signal.aborted
+      ? new TimeoutError(`no gateway answered at ${address} within ${timeoutMs} ms (${causes})`)
+      : new NatmapperError('NATMAPPER_NO_GATEWAY', `no port-mapping protocol answered at ${address}: ${causes}`)
+    throw Object.assign(err, { probes: report })
+  }
+  // Close the clients that lost: their answer is not needed.
+  void Promise.allSettled(settled).then((all) => {
+    for (const r of all) if (r.status === 'fulfilled' && r.value.gateway !== winner.value.gateway) r.value.gateway.close()
+  })
+  // The NAT-PMP probe's answer tells the external address even when PCP won (same server).
+  const natpmp = results.get('natpmp')
+  const externalAddress = winner.value.externalAddress ?? natpmp?.externalAddress
+  const notPublicReason = winner.value.notPublicReason ?? natpmp?.notPublicReason
+  logger('gateway %s speaks %s (%s)', address, winner.method, report.map((r) => `${r.method} ${r.ok ? 'ok' : 'failed'} in ${Math.round(r.durationMs)} ms`).join(', '))
+  return { gateway: winner.value.gateway, externalAddress, notPublicReason, probes: report }
 }
 
 /**
- * Opens a client for the gateway's NAT-PMP/PCP server. Without a method it sends one PCP
- * ANNOUNCE: a PCP server answers it, and a NAT-PMP-only server answers UNSUPPORTED_VERSION,
- * after which we speak NAT-PMP. Either way it costs the router one request.
+ * Resolves with the best-ranked probe that succeeded, as soon as no better-ranked probe can
+ * still succeed, or BETTER_ANSWER_GRACE_MS after a worse one succeeded. Undefined if all fail.
  */
-export async function openGateway (options: OpenGatewayOptions = {}): Promise<Gateway> {
-  const gateway = options.gateway ?? (await findDefaultGateway()).gateway
-  const common = {
-    gateway,
-    ...(options.port === undefined ? {} : { port: options.port }),
-    ...(options.clock === undefined ? {} : { clock: options.clock }),
-    ...(options.createSocket === undefined ? {} : { createSocket: options.createSocket }),
-    ...(options.logger === undefined ? {} : { logger: options.logger }),
-    ...(options.onEpochReset === undefined ? {} : { onEpochReset: options.onEpochReset })
-  }
-  switch (options.method) {
-    case 'natpmp': return new NatPmpClient(common)
-    case 'pcp': return new PcpClient(common)
-    case 'upnp': throw new UsageError('UPnP IGD is not supported yet')
-    case undefined: break
-  }
-  const pcp = new PcpClient(common)
-  try {
-    const callOptions = {
-      timeoutMs: options.timeoutMs ?? 3_000,
-      ...(options.signal === undefined ? {} : { signal: options.signal })
+async function pickBest<T> (probes: Array<{ method: MappingMethod, settled: Promise<T> }>, signal: AbortSignal): Promise<{ method: MappingMethod, value: T } | undefined> {
+  const state = probes.map(() => ({ done: false, value: undefined as T | undefined }))
+  return await new Promise((resolve) => {
+    let graceTimer: ReturnType<typeof setTimeout> | undefined
+    const decide = (force: boolean): boolean => {
+      for (let i = 0; i < probes.length; i++) {
+        const s = state[i]!
+        if (!s.done) {
+          if (!force) return false
+          continue
+        }
+        if (s.value !== undefined) {
+          clearTimeout(graceTimer)
+          resolve({ method: probes[i]!.method, value: s.value })
+          return true
+        }
+      }
+      if (state.every((s) => s.done) || force) {
+        clearTimeout(graceTimer)
+        resolve(undefined)
+        return true
+      }
+      return false
     }
-    if (await pcp.announce(callOptions)) return pcp
-  } catch (err) {
-    pcp.close()
-    if (!(err instanceof GatewayRefusedError)) throw err
+    probes.forEach((probe, i) => {
+      probe.settled.then((value) => { state[i]!.done = true; state[i]!.value = value }, () => { state[i]!.done = true })
+        .finally(() => {
+          if (decide(false)) return
+          if (state.some((s) => s.value !== undefined) && graceTimer === undefined) {
+            graceTimer = setTimeout(() => { decide(true) }, BETTER_ANSWER_GRACE_MS)
+          }
+        })
+    })
+    signal.addEventListener('abort', () => { decide(true) }, { once: true })
+  })
+}
+
+/**
+ * Finds the gateway and returns a NAT that keeps mappings on it: the entry point of the library.
+ * The NAT rediscovers the gateway by itself when it stops answering or the default route
+ * changes.
+ */
+export async function discoverNAT (options: DiscoverNatOptions = {}): Promise<NAT> {
+  const found = await discoverGateway(options)
+  const { gateway } = found
+  let announcements: AnnouncementListener | undefined
+  if (options.announcements !== false && gateway.method !== 'upnp') {
+    const where = options.announcements ?? {}
+    announcements = await AnnouncementListener.start({
+      gateway: gateway.address,
+      // Join the group on the interface that reaches the gateway (multi-homed hosts).
+      interfaceAddress: await localAddressToward(gateway.address),
+      ...where,
+      ...(options.logger === undefined ? {} : { logger: options.logger }),
+      ...(options.createSocket === undefined ? {} : { createSocket: options.createSocket })
+    })
   }
-  pcp.close()
-  return new NatPmpClient(common)
+  const rediscoverOptions = { ...options, announcements: false as const }
+  return new NAT(gateway, {
+    ...pick(options, ['lifetimeSeconds', 'requestTimeoutMs', 'closeTimeoutMs', 'random', 'clock', 'logger']),
+    ...(found.externalAddress === undefined ? {} : { externalAddress: found.externalAddress }),
+    ...(found.notPublicReason === undefined ? {} : { notPublicReason: found.notPublicReason }),
+    ...(announcements === undefined ? {} : { announcements }),
+    rediscover: async (signal) => (await discoverGateway({ ...rediscoverOptions, signal })).gateway,
+    ...(options.gateway === undefined
+      ? { watchRoute: { lookup: async () => (await findDefaultGateway()).gateway, intervalMs: 10_000 } }
+      : {})
+  })
+}
+
+/**
+ * Opens a client for one protocol, or the best one the gateway speaks. For callers that manage
+ * mappings themselves; most want discoverNAT.
+ */
+export type OpenGatewayOptions = DiscoverOptions & { method?: MappingMethod }
+
+export async function openGateway (options: OpenGatewayOptions = {}): Promise<Gateway> {
+  const { method, ...rest } = options
+  return (await discoverGateway({ ...rest, ...(method === undefined ? {} : { methods: [method] }) })).gateway
+}
+
+function pick<T extends object, K extends keyof T> (object: T, keys: K[]): Partial<Pick<T, K>> {
+  const out: Partial<Pick<T, K>> = {}
+  for (const key of keys) if (object[key] !== undefined) out[key] = object[key]
+  return out
 }

@@ -2,8 +2,8 @@
  * natmapper: keep ports reachable from the internet behind a NAT router.
  *
  * ```ts
- * import { openGateway, NAT } from 'natmapper'
- * const nat = new NAT(await openGateway())
+ * import { discoverNAT } from 'natmapper'
+ * const nat = await discoverNAT()
  * nat.on('mapped', (m) => console.log(`${m.externalAddress}:${m.externalPort}`))
  * await nat.addMapping('tcp', 4001)
  * // ... later
@@ -15,7 +15,8 @@ export type { Clock, TimerHandle } from './clock.js'
 export { systemClock } from './clock.js'
 export type { Gateway, PortMapping, MapRequest, CallOptions, TransportProtocol, MappingMethod } from './gateway.js'
 export { NAT, type NatOptions, type NatEvents, type MappingEvent, type AddMappingOptions } from './nat.js'
-export { openGateway, type OpenGatewayOptions } from './discover.js'
+export { discoverNAT, discoverGateway, openGateway, type DiscoverOptions, type DiscoverNatOptions, type DiscoveredGateway, type ProbeResult, type OpenGatewayOptions } from './discover.js'
+export { classifyAddress, notPublicReason, type AddressClass } from './net/address-class.js'
 export { NatPmpClient, type NatPmpClientOptions } from './natpmp/client.js'
 export { PcpClient, type PcpClientOptions } from './pcp/client.js'
 export { findDefaultGateway, NoDefaultGatewayError, type DefaultRoute } from './net/default-gateway.js'

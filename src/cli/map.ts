@@ -1,8 +1,7 @@
 import { parseArgs } from 'node:util'
-import { openGateway } from '../discover.js'
+import { discoverNAT } from '../discover.js'
 import { UsageError } from '../errors.js'
 import type { MappingMethod } from '../gateway.js'
-import { NAT } from '../nat.js'
 import { createOutput, type Output } from './output.js'
 import { parseIntegerOption, parsePortSpec } from './ports.js'
 
@@ -24,6 +23,7 @@ Options:
 `
 
 const methods = ['pcp', 'natpmp'] as const
+const methodNames: Record<MappingMethod, string> = { pcp: 'PCP', natpmp: 'NAT-PMP', upnp: 'UPnP IGD' }
 
 export async function runMap (argv: string[], output?: Output): Promise<number> {
   const { values, positionals } = parseArgs({
@@ -57,13 +57,13 @@ export async function runMap (argv: string[], output?: Output): Promise<number> 
   const externalPort = parseIntegerOption('external-port', values['external-port'], 1, 65535)
   if (externalPort !== undefined && specs.length > 1) throw new UsageError('--external-port applies to a single port')
 
-  const gateway = await openGateway({
+  const nat = await discoverNAT({
+    lifetimeSeconds,
     ...(values.gateway === undefined ? {} : { gateway: values.gateway }),
-    ...(method === undefined ? {} : { method: method as MappingMethod }),
+    ...(method === undefined ? {} : { methods: [method as MappingMethod] }),
     ...(gatewayPort === undefined ? {} : { port: gatewayPort })
   })
-  const nat = new NAT(gateway, { lifetimeSeconds })
-  out.info(`gateway ${gateway.address}, ${gateway.method === 'pcp' ? 'PCP' : 'NAT-PMP'}`)
+  out.info(`gateway ${nat.gatewayAddress}, ${methodNames[nat.method]}`)
 
   let lastError: Error | undefined
   nat.on('mapped', (m) => {
@@ -103,12 +103,18 @@ export async function runMap (argv: string[], output?: Output): Promise<number> 
     stopped
   ])
 
+  const notPublic = nat.notPublicReason
+  if (notPublic !== undefined) out.info(`warning: ${notPublic}; the mappings will not be reachable from the internet`)
+
   if (values.once) {
+    // Leave the mappings on the router for their lifetime: exit without deleting them.
     const missing = specs.filter((s) => nat.getMapping(s.protocol, s.port) === undefined)
-    // Leave the mappings on the router for their lifetime: stop the timers without deleting.
-    gateway.close()
     if (missing.length > 0) {
-      out.error(new Error(`could not map ${missing.map((s) => `${s.port}/${s.protocol}`).join(', ')}${lastError === undefined ? '' : `: ${lastError.message}`}`))
+      out.error(new Error(`could not map ${missing.map((s) => `${s.port}/${s.protocol}`).join(', ')}: ${notPublic ?? lastError?.message ?? 'no answer'}`))
+      process.exit(1)
+    }
+    if (notPublic !== undefined) {
+      out.error(new Error(notPublic))
       process.exit(1)
     }
     process.exit(0)

@@ -107,3 +107,20 @@ export async function exchange<T> (options: ExchangeOptions<T>): Promise<T> {
     send()
   })
 }
+
+/**
+ * The local address the kernel would use to reach `address`: connecting a UDP socket picks the
+ * route and source address without sending anything.
+ */
+export async function localAddressToward (address: string): Promise<string> {
+  const socket = createDgramSocket(isIPv6(address) ? 'udp6' : 'udp4')
+  try {
+    await new Promise<void>((resolve, reject) => {
+      socket.once('error', reject)
+      socket.connect(9, address, () => { resolve() })
+    })
+    return socket.address().address
+  } finally {
+    socket.close()
+  }
+}

@@ -20,7 +20,7 @@ export interface SimulatedPmpGatewayOptions {
   address?: string
   /** Port to bind; default 0 (any free port). */
   port?: number
-  /** The WAN address the gateway reports. Default 203.0.113.1 (TEST-NET-3). */
+  /** The WAN address the gateway reports. Default 11.0.0.1, a public address as the lab uses (never contacted). */
   externalAddress?: string
   /** Answer PCP (version 2). When off, PCP requests get NAT-PMP's UNSUPPORTED_VERSION. Default true. */
   pcp?: boolean
@@ -73,11 +73,16 @@ export interface PmpFaults {
   refuseWith: { pcp?: number, natpmp?: number, lifetimeSeconds?: number } | undefined
   /** Grant at most this lifetime, whatever was asked. */
   capLifetimeSeconds: number | undefined
+  /**
+   * Answer NAT-PMP external-address requests with this result code, as miniupnpd answers
+   * NETWORK_FAILURE (3) when its WAN address is private or reserved (double NAT).
+   */
+  externalAddressResult: number | undefined
 }
 
 export class SimulatedPmpGateway {
   readonly faults: PmpFaults = {
-    silent: false, dropNext: 0, delayMs: 0, garbageFirst: false, wrongSource: false, refuseWith: undefined, capLifetimeSeconds: undefined
+    silent: false, dropNext: 0, delayMs: 0, garbageFirst: false, wrongSource: false, refuseWith: undefined, capLifetimeSeconds: undefined, externalAddressResult: undefined
   }
 
   /** Every datagram received, in order. */
@@ -96,7 +101,7 @@ export class SimulatedPmpGateway {
     this.#socket = socket
     this.#spoofSocket = spoofSocket
     this.#clock = options.clock ?? systemClock
-    this.externalAddress = options.externalAddress ?? '203.0.113.1'
+    this.externalAddress = options.externalAddress ?? '11.0.0.1'
     this.#options = {
       pcp: options.pcp ?? true,
       natpmp: options.natpmp ?? true,
@@ -210,6 +215,8 @@ export class SimulatedPmpGateway {
     const request = decodeNatPmpRequest(bytes)
     if (request.opcode === 'external-address') {
       this.received.push({ via: 'natpmp', from: rinfo.address, atMs: this.#clock.now(), summary: 'EXTERNAL_ADDRESS' })
+      const result = this.faults.externalAddressResult
+      if (result !== undefined) return encodeNatPmpResponse({ opcode: 'error', requestOpcode: 0, resultCode: result, epochSeconds }, { length: 12 })
       return encodeNatPmpResponse({ opcode: 'external-address', resultCode: 0, epochSeconds, externalAddress: this.externalAddress })
     }
     const { protocol, internalPort, suggestedExternalPort, lifetimeSeconds } = request

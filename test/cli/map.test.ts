@@ -49,11 +49,11 @@ for (const method of ['pcp', 'natpmp'] as const) {
 }
 
 test('map without --protocol prefers PCP and falls back to NAT-PMP; human output names the external address', async (ctx) => {
-  const gateway = await SimulatedPmpGateway.start({ pcp: false, externalAddress: '198.51.100.5' })
+  const gateway = await SimulatedPmpGateway.start({ pcp: false, externalAddress: '11.0.0.5' })
   ctx.after(async () => { await gateway.close() })
   const result = await run(['map', '4001', '--once', '--gateway', gateway.address, '--gateway-port', String(gateway.port)])
   assert.equal(result.code, 0, result.stderr)
-  assert.match(result.stdout, /^mapped tcp 4001 -> 198\.51\.100\.5:4001 \(natpmp, lifetime 7200 s\)$/m)
+  assert.match(result.stdout, /^mapped tcp 4001 -> 11\.0\.0\.5:4001 \(natpmp, lifetime 7200 s\)$/m)
   assert.equal(gateway.mappings().length, 1, '--once leaves the mapping for its lifetime')
 })
 
@@ -85,4 +85,21 @@ test('--help and --version', async () => {
   const version = await run(['--version'])
   assert.equal(version.code, 0)
   assert.match(version.stdout, /^\d+\.\d+\.\d+\n$/)
+})
+
+test('map --once behind a carrier-grade NAT exits 1 and says so in plain words', async (ctx) => {
+  const gateway = await SimulatedPmpGateway.start({ externalAddress: '100.64.0.9' })
+  ctx.after(async () => { await gateway.close() })
+  const result = await run(['map', '4001/tcp', '--once', '--gateway', gateway.address, '--gateway-port', String(gateway.port)])
+  assert.equal(result.code, 1, result.stderr)
+  assert.match(result.stderr, /^natmapper: carrier-grade NAT: the gateway's external address 100\.64\.0\.9 is in 100\.64\.0\.0\/10/m)
+})
+
+test('map --once against a gateway with no external address (miniupnpd behind a reserved WAN) names double NAT', async (ctx) => {
+  const gateway = await SimulatedPmpGateway.start({ pcp: false })
+  gateway.faults.externalAddressResult = 3
+  ctx.after(async () => { await gateway.close() })
+  const result = await run(['map', '4001/tcp', '--once', '--gateway', gateway.address, '--gateway-port', String(gateway.port)])
+  assert.equal(result.code, 1, result.stderr)
+  assert.match(result.stderr, /double NAT/)
 })

@@ -83,14 +83,14 @@ test('lost requests are retransmitted after 250 ms, then 500 ms (RFC 6886 §3.1)
   await t.clock.advance(1)
   await waitFor(() => t.gateway.requestCount === 2, 'second attempt')
   await t.clock.advance(500)
-  assert.equal(await pending, '203.0.113.1')
+  assert.equal(await pending, '11.0.0.1')
   assert.equal(t.gateway.requestCount, 3)
 })
 
 test('answers from another source port and garbage are ignored', async (ctx) => {
   const t = await setup(ctx, {}, { maxAttempts: 2 })
   t.gateway.faults.garbageFirst = true
-  assert.equal(await t.client.externalAddress(), '203.0.113.1')
+  assert.equal(await t.client.externalAddress(), '11.0.0.1')
   t.gateway.faults.wrongSource = true
   const pending = t.client.externalAddress().catch((e: unknown) => e)
   await waitFor(() => t.gateway.requestCount === 2, 'request')

@@ -1,0 +1,89 @@
+import { test, type TestContext } from 'node:test'
+import assert from 'node:assert/strict'
+import { createSocket } from 'node:dgram'
+import { discoverGateway, discoverNAT } from '../src/discover.js'
+import { SimulatedPmpGateway, type SimulatedPmpGatewayOptions } from '../src/testing/pmp-gateway.js'
+import { NatmapperError, TimeoutError } from '../src/errors.js'
+
+async function gatewayFor (ctx: TestContext, options: SimulatedPmpGatewayOptions = {}): Promise<SimulatedPmpGateway> {
+  const gateway = await SimulatedPmpGateway.start(options)
+  ctx.after(async () => { await gateway.close() })
+  return gateway
+}
+
+const noAnnouncements = { announcements: false as const }
+
+test('a PCP gateway is found with PCP, and the external address is known at once', async (ctx) => {
+  const sim = await gatewayFor(ctx, { externalAddress: '11.0.0.7' })
+  const found = await discoverGateway({ gateway: sim.address, port: sim.port, methods: ['pcp', 'natpmp'] })
+  ctx.after(() => { found.gateway.close() })
+  assert.equal(found.gateway.method, 'pcp')
+  assert.equal(found.externalAddress, '11.0.0.7')
+  assert.deepEqual(found.probes.map((p) => [p.method, p.ok]), [['pcp', true], ['natpmp', true]])
+  assert.equal(sim.requestCount, 2, 'one ANNOUNCE and one NAT-PMP address request')
+})
+
+test('a NAT-PMP-only gateway is found with NAT-PMP', async (ctx) => {
+  const sim = await gatewayFor(ctx, { pcp: false })
+  const found = await discoverGateway({ gateway: sim.address, port: sim.port, methods: ['pcp', 'natpmp'] })
+  ctx.after(() => { found.gateway.close() })
+  assert.equal(found.gateway.method, 'natpmp')
+  assert.equal(found.probes.find((p) => p.method === 'pcp')?.ok, false)
+})
+
+test('discoverNAT gives a NAT with method, gateway address and external address', async (ctx) => {
+  const sim = await gatewayFor(ctx)
+  const nat = await discoverNAT({ gateway: sim.address, port: sim.port, methods: ['pcp', 'natpmp'], ...noAnnouncements })
+  ctx.after(async () => { await nat.close() })
+  assert.equal(nat.method, 'pcp')
+  assert.equal(nat.gatewayAddress, '127.0.0.1')
+  assert.equal(nat.externalAddress, '11.0.0.1')
+  assert.equal(nat.notPublicReason, undefined)
+  await nat.addMapping('tcp', 4001)
+  assert.deepEqual(nat.getMapping('tcp', 4001), { address: '11.0.0.1', port: 4001 })
+})
+
+test('a gateway without an external address (NETWORK_FAILURE) is flagged as double NAT', async (ctx) => {
+  const sim = await gatewayFor(ctx)
+  sim.faults.externalAddressResult = 3
+  const nat = await discoverNAT({ gateway: sim.address, port: sim.port, methods: ['pcp', 'natpmp'], ...noAnnouncements })
+  ctx.after(async () => { await nat.close() })
+  assert.equal(nat.externalAddress, undefined)
+  assert.match(nat.notPublicReason ?? '', /double NAT/)
+})
+
+test('nothing listening (ICMP unreachable): a clear error at once, naming each protocol', async () => {
+  const probe = createSocket('udp4')
+  await new Promise<void>((resolve) => probe.bind(0, '127.0.0.1', resolve))
+  const port = probe.address().port
+  probe.close()
+  const started = Date.now()
+  const err = await discoverGateway({ gateway: '127.0.0.1', port, methods: ['pcp', 'natpmp'] }).catch((e: unknown) => e)
+  assert.ok(err instanceof NatmapperError)
+  assert.equal(err.code, 'NATMAPPER_NO_GATEWAY')
+  assert.match(err.message, /pcp: .*refused.*natpmp: .*refused/)
+  assert.ok(Date.now() - started < 1000)
+})
+
+test('a silent gateway: TimeoutError within the timeout', async (ctx) => {
+  const sim = await gatewayFor(ctx)
+  sim.faults.silent = true
+  const started = Date.now()
+  const err = await discoverGateway({ gateway: sim.address, port: sim.port, methods: ['pcp', 'natpmp'], timeout: 400 }).catch((e: unknown) => e)
+  assert.ok(err instanceof TimeoutError, String(err))
+  assert.match(err.message, /no gateway answered at 127\.0\.0\.1 within 400 ms/)
+  assert.ok(Date.now() - started < 1500)
+})
+
+test('the caller\'s signal aborts discovery', async (ctx) => {
+  const sim = await gatewayFor(ctx)
+  sim.faults.silent = true
+  const controller = new AbortController()
+  const pending = discoverNAT({ gateway: sim.address, port: sim.port, methods: ['pcp', 'natpmp'], signal: controller.signal, ...noAnnouncements })
+  setTimeout(() => { controller.abort() }, 20)
+  await assert.rejects(pending, (err: Error) => err.name === 'AbortError')
+})
+
+test('unknown methods are refused', async () => {
+  await assert.rejects(discoverGateway({ gateway: '127.0.0.1', methods: ['smtp' as 'pcp'] }), /unknown method "smtp"/)
+})
