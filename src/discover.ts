@@ -156,7 +156,12 @@ export async function discoverGateway (options: DiscoverOptions = {}): Promise<D
   void Promise.allSettled(settled).then((all) => {
     for (const r of all) if (r.status === 'fulfilled' && r.value.gateway !== winner.value.gateway) r.value.gateway.close()
   })
-  // The NAT-PMP probe's answer tells the external address even when PCP won (same server).
+  // The NAT-PMP probe's answer tells the external address even when PCP won: it went to the
+  // same server at the same time, so it is due within milliseconds.
+  const natpmpIndex = probes.findIndex((p) => p.method === 'natpmp')
+  if (winner.method === 'pcp' && natpmpIndex !== -1 && !results.has('natpmp')) {
+    await Promise.race([settled[natpmpIndex]!.catch(() => {}), delay(BETTER_ANSWER_GRACE_MS)])
+  }
   const natpmp = results.get('natpmp')
   const externalAddress = winner.value.externalAddress ?? natpmp?.externalAddress
   const notPublicReason = winner.value.notPublicReason ?? natpmp?.notPublicReason
@@ -253,4 +258,8 @@ function pick<T extends object, K extends keyof T> (object: T, keys: K[]): Parti
   const out: Partial<Pick<T, K>> = {}
   for (const key of keys) if (object[key] !== undefined) out[key] = object[key]
   return out
+}
+
+async function delay (ms: number): Promise<void> {
+  await new Promise<void>((resolve) => { setTimeout(resolve, ms).unref() })
 }

@@ -90,6 +90,8 @@ export interface ExecResult {
 export interface SpawnOptions {
   env?: NodeJS.ProcessEnv
   cwd?: string
+  /** Give the child a writable stdin (default: ignored). */
+  stdin?: boolean
 }
 
 /** One DNAT rule of miniupnpd's `prerouting_miniupnpd` chain: one port mapping. */
@@ -685,7 +687,7 @@ class LabImpl implements Lab {
     const child = spawnProcess('ip', ['netns', 'exec', this.namespaces[host], cmd, ...args], {
       env: options.env ?? toolEnv,
       cwd: options.cwd,
-      stdio: ['ignore', 'pipe', 'pipe']
+      stdio: [options.stdin === true ? 'pipe' : 'ignore', 'pipe', 'pipe']
     })
     const r = track(child)
     this.adopt(r)
