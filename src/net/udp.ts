@@ -27,6 +27,8 @@ export async function openConnectedSocket (createSocket: CreateSocket, address: 
   // Errors are delivered to whichever exchange is waiting; without a listener an ICMP error
   // between exchanges would crash the process.
   socket.on('error', () => {})
+  // Every exchange in flight listens on the shared socket; hundreds at once are normal.
+  socket.setMaxListeners(0)
   socket.unref()
   return socket
 }
