@@ -85,7 +85,9 @@ export function parseXml (xml: string, what: string, maxChars: number): XmlEleme
   // (TinyUPnP#1). Every other well-formedness error stays fatal.
   parser.on('error', (err) => {
     if (err.message.endsWith('unexpected close tag.')) return
-    throw new RemoteProtocolError(`${what} is not well-formed XML: ${err.message}`, { cause: err })
+    // Clipped: saxes quotes names from the document (an unmatched close tag, a duplicate
+    // attribute), and a hostile device can make one as long as the whole document.
+    throw new RemoteProtocolError(`${what} is not well-formed XML: ${clip(err.message)}`, { cause: err })
   })
   parser.on('text', (chunk) => { if (current !== undefined) current.text += chunk })
   parser.on('cdata', (chunk) => { if (current !== undefined) current.text += chunk })
@@ -93,7 +95,7 @@ export function parseXml (xml: string, what: string, maxChars: number): XmlEleme
     parser.write(text).close()
   } catch (err) {
     if (err instanceof NatmapperError) throw err
-    throw new RemoteProtocolError(`${what} is not well-formed XML: ${err instanceof Error ? err.message : String(err)}`, { cause: err })
+    throw new RemoteProtocolError(`${what} is not well-formed XML: ${clip(err instanceof Error ? err.message : String(err))}`, { cause: err })
   }
   if (root === undefined) throw new RemoteProtocolError(`${what} has no root element`)
   return root

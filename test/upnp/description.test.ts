@@ -238,6 +238,27 @@ for (const [label, xml, message] of refused) {
   })
 }
 
+test('description: router text quoted in a well-formedness error is clipped', () => {
+  // Found by fuzz/targets.ts: the shrunk input is both-wanppp-and-wanip.xml with an unmatched close
+  // tag of about 1,000 characters after <specVersion>. saxes quotes names in its messages, so the
+  // whole name came back in the error, and a 256 KiB description could put 256 KiB of router text
+  // into one log line. The same holds for an unclosed tag and a duplicate attribute.
+  const long = `${'a'.repeat(960)}w`
+  const inputs = [
+    fixture('both-wanppp-and-wanip.xml').replace('<specVersion>', `<specVersion></${long}>`),
+    `<root><device><${long}>`,
+    `<root><device ${long}="1" ${long}="2"/></root>`
+  ]
+  for (const xml of inputs) {
+    assert.throws(() => parseDescription(xml, 'http://192.0.2.1/'), (err: unknown) => {
+      assert.ok(err instanceof RemoteProtocolError, String(err))
+      assert.match(err.message, /not well-formed XML: .*(unmatched closing tag|unclosed tag|duplicate attribute): a+\.\.\.$/)
+      assert.ok(err.message.length < 300, `${err.message.length} characters`)
+      return true
+    })
+  }
+})
+
 test('description: a bad base URL is the caller\'s mistake', () => {
   for (const base of ['', '/rootDesc.xml', 'ftp://192.0.2.1/', 'http://']) {
     assert.throws(() => parseDescription(fixture('miniupnpd-igd1-rootDesc.xml'), base), UsageError, base)
