@@ -236,7 +236,7 @@ export function parseSsdpMessage (bytes: Uint8Array): SsdpMessage {
   const first = tokens[0]!.toUpperCase()
   if (first.startsWith('HTTP/')) {
     checkVersion(first, start.offset)
-    if (tokens[1] !== '200') throw new MalformedPacketError(`status ${JSON.stringify(tokens[1] ?? '')} is not 200`, start.offset)
+    if (tokens[1] !== '200') throw new MalformedPacketError(`status ${JSON.stringify((tokens[1] ?? '').slice(0, 20))} is not 200`, start.offset)
     return searchResponse(parseHeaders(lines, index + 1), bytes.length)
   }
   if (tokens.length !== 3 || tokens[1] !== '*') throw new MalformedPacketError(`not an SSDP start line: ${JSON.stringify(start.text.slice(0, 40))}`, start.offset)

@@ -259,6 +259,25 @@ for (const [label, bytes, reason, offset] of malformed) {
   })
 }
 
+test('SSDP: router text quoted in a refusal is clipped', () => {
+  // Found by fuzz/targets.ts: the shrunk input is tplink-ssdp-ephemeral-port.txt with 0xfe and 949
+  // bytes of 0xff inserted before the status code, and the whole "status" came back in the
+  // message (up to the 8 KiB datagram limit) where every other refusal quotes at most 80 characters.
+  const fixture = datagram('tplink-ssdp-ephemeral-port.txt')
+  assert.equal(ascii(fixture.subarray(0, 12)), 'HTTP/1.1 200')
+  const bytes = new Uint8Array(fixture.length + 950)
+  bytes.set(fixture.subarray(0, 9))
+  bytes[9] = 0xfe
+  bytes.fill(0xff, 10, 959)
+  bytes.set(fixture.subarray(9), 959)
+  assert.throws(() => parseSsdpMessage(bytes), (err: unknown) => {
+    assert.ok(err instanceof MalformedPacketError, String(err))
+    assert.match(err.reason, /^status ".+" is not 200$/)
+    assert.ok(err.message.length < 200, `${err.message.length} characters`)
+    return true
+  })
+})
+
 test('search response: encode then parse gives the same fields back', () => {
   const fields = {
     location: 'http://192.168.1.1:5000/rootDesc.xml',
