@@ -117,7 +117,12 @@ export async function sendHttpRequest (options: HttpRequestOptions): Promise<Htt
       if (s.remoteAddress !== undefined && !s.connecting) note()
       else s.once('connect', note)
     })
-    req.on('error', (err: NodeJS.ErrnoException) => { finish(classify(err, label)) })
+    let complete: (() => boolean) | undefined
+    req.on('error', (err: NodeJS.ErrnoException) => {
+      // Bytes after a complete reply (junk past Content-Length, seen by miniupnpc's tests) make
+      // the parser fail once the reply is already whole: the reply stands.
+      if (complete?.() !== true) finish(classify(err, label))
+    })
     req.on('response', (res) => {
       const declared = Number(res.headers['content-length'])
       if (Number.isFinite(declared) && declared > maxBytes) {
@@ -136,11 +141,7 @@ export async function sendHttpRequest (options: HttpRequestOptions): Promise<Htt
       })
       res.on('error', (err: NodeJS.ErrnoException) => { finish(classify(err, label)) })
       res.on('aborted', () => { finish(new ConnectionResetError(`${label}: the connection closed in the middle of the reply`)) })
-      res.on('end', () => {
-        if (!res.complete) {
-          finish(new ConnectionResetError(`${label}: the connection closed in the middle of the reply`))
-          return
-        }
+      const done = (): void => {
         finish(undefined, {
           status: res.statusCode ?? 0,
           headers: res.headers,
@@ -149,7 +150,14 @@ export async function sendHttpRequest (options: HttpRequestOptions): Promise<Htt
           remoteAddress: remoteAddress !== '' ? remoteAddress : socket?.remoteAddress ?? '',
           durationMs: clock.now() - startMs
         })
+      }
+      res.on('end', () => {
+        if (res.complete) done()
+        else finish(new ConnectionResetError(`${label}: the connection closed in the middle of the reply`))
       })
+      // res.complete is set as soon as the parser has the whole message; 'end' follows once the
+      // buffered body has been read.
+      complete = () => res.complete
     })
     req.end(body)
   })

@@ -209,16 +209,19 @@ export async function findIgd (options: FindIgdOptions): Promise<SsdpAnswer> {
   const clock = options.clock ?? systemClock
   try {
     return await new Promise<SsdpAnswer>((resolve, reject) => {
-      const timer = clock.setTimeout(() => {
-        reject(new TimeoutError(`no UPnP IGD answered SSDP within ${options.timeoutMs} ms (${search.received} datagram${search.received === 1 ? '' : 's'} received)`))
-      }, options.timeoutMs)
-      const onAbort = (): void => { reject(new AbortError(signal?.reason)) }
-      signal?.addEventListener('abort', onAbort, { once: true })
-      search.on('answer', (answer) => {
-        if (!isIgdAnswer(answer.response)) return
+      const finish = (err: Error | undefined, answer?: SsdpAnswer): void => {
         clock.clearTimeout(timer)
         signal?.removeEventListener('abort', onAbort)
-        resolve(answer)
+        if (err !== undefined) reject(err)
+        else resolve(answer!)
+      }
+      const timer = clock.setTimeout(() => {
+        finish(new TimeoutError(`no UPnP IGD answered SSDP within ${options.timeoutMs} ms (${search.received} datagram${search.received === 1 ? '' : 's'} received)`))
+      }, options.timeoutMs)
+      const onAbort = (): void => { finish(new AbortError(signal?.reason)) }
+      signal?.addEventListener('abort', onAbort, { once: true })
+      search.on('answer', (answer) => {
+        if (isIgdAnswer(answer.response)) finish(undefined, answer)
       })
     })
   } finally {
