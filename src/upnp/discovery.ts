@@ -123,6 +123,8 @@ export async function discoverIgd (options: UpnpDiscoverOptions = {}): Promise<I
       }, timeoutMs)
       const onAbort = (): void => { finish(new AbortError(signal?.reason)) }
       signal?.addEventListener('abort', onAbort, { once: true })
+      // It may have fired while the socket was being bound.
+      if (signal?.aborted === true) onAbort()
 
       search.on('answer', (answer) => {
         if (!isIgdAnswer(answer.response)) {
@@ -192,16 +194,20 @@ async function evaluate (answer: SsdpAnswer, c: EvaluateContext): Promise<IgdSel
   if (response.status !== 200) throw new RemoteProtocolError(`device description ${location}: HTTP ${response.status}, not 200`)
   const device = parseDescription(response.body, location)
   const descriptionMs = c.clock.now() - descriptionStartMs
+  const refused: Error[] = []
   const candidates = findWanServices(device).filter((candidate) => {
     try {
       checkUpnpUrl(candidate.controlURL, policy)
       return true
     } catch (err) {
       c.logger('%s: skipping %s: %s', location, candidate.serviceType, (err as Error).message)
+      refused.push(err as Error)
       return false
     }
   })
   if (candidates.length === 0) {
+    // Every service points away from the gateway: say so, with the guard's own error.
+    if (refused.length > 0) throw refused[0]!
     throw new RemoteProtocolError(`device description ${location} (${device.friendlyName === '' ? device.deviceType : device.friendlyName}) offers no WAN connection service at the gateway`)
   }
   const probeStartMs = c.clock.now()

@@ -220,6 +220,7 @@ export async function findIgd (options: FindIgdOptions): Promise<SsdpAnswer> {
       }, options.timeoutMs)
       const onAbort = (): void => { finish(new AbortError(signal?.reason)) }
       signal?.addEventListener('abort', onAbort, { once: true })
+      if (signal?.aborted === true) onAbort()
       search.on('answer', (answer) => {
         if (isIgdAnswer(answer.response)) finish(undefined, answer)
       })
