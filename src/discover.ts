@@ -46,6 +46,8 @@ export interface ProbeResult {
   /** The external address, where the probe learnt it. */
   externalAddress?: string
   notPublicReason?: string
+  /** What else the probe learnt, for people (e.g. the UPnP device's name and IGD version). */
+  detail?: string
   error?: Error
 }
 

@@ -20,3 +20,5 @@ export { classifyAddress, notPublicReason, type AddressClass } from './net/addre
 export { NatPmpClient, type NatPmpClientOptions } from './natpmp/client.js'
 export { PcpClient, type PcpClientOptions } from './pcp/client.js'
 export { findDefaultGateway, NoDefaultGatewayError, type DefaultRoute } from './net/default-gateway.js'
+export { AnnouncementListener, type Announcement, type AnnouncementListenerOptions } from './net/announcements.js'
+export { mappingToJSON, mappingFromJSON } from './mapping-json.js'

@@ -1,92 +1,86 @@
 import { parseArgs } from 'node:util'
-import { discoverNAT } from '../discover.js'
+import { systemClock } from '../clock.js'
+import { discoverGateway, discoverNAT } from '../discover.js'
 import { UsageError } from '../errors.js'
-import type { MappingMethod } from '../gateway.js'
+import type { PortMapping } from '../gateway.js'
+import { mappingToJSON } from '../mapping-json.js'
+import { classifyAddress, notPublicReason } from '../net/address-class.js'
+import type { MappingEvent } from '../nat.js'
+import { discoverOptionsFrom, gatewayOptionSpec, gatewayOptionsHelp, methodNames } from './common.js'
 import { createOutput, type Output } from './output.js'
-import { parseIntegerOption, parsePortSpec } from './ports.js'
+import { parseIntegerOption, parsePortSpec, type PortSpec } from './ports.js'
+import { loadSaved, sameMapping, saveAll } from './state.js'
 
 export const mapHelp = `Usage: natmapper map <port>[/tcp|/udp]... [options]
 
-Maps each port on the gateway and keeps the mappings alive until interrupted (Ctrl-C or
-SIGTERM), then deletes every mapping it made and exits 0.
+Maps each port on the gateway and keeps the mappings alive (renewals, recovery after a router
+reboot) until interrupted (Ctrl-C or SIGTERM), then deletes every mapping it made and exits 0.
 
 Options:
-  --protocol pcp|natpmp   use this protocol only (default: PCP, falling back to NAT-PMP)
-  --gateway IP            the gateway's address (default: the default route's gateway)
-  --gateway-port N        the gateway's NAT-PMP/PCP port (default 5351; for simulated gateways)
   --lifetime S            lease to ask for, in seconds (default 7200)
   --external-port N       external port to ask for (only with a single port)
+  --description TEXT      shown in the router's table where the protocol carries it (UPnP)
   --once                  map, print, and exit, leaving the mappings for their lifetime
-  --json                  print one JSON object per line (NDJSON) instead of text
-  --verbose               print stack traces with errors
-  -h, --help              show this help
+                          (natmapper unmap deletes them); exits 1 when no public mapping is possible
+${gatewayOptionsHelp}
+
+With --json, events are printed one JSON object per line: mapped, renewed, lost,
+external-address, gateway-changed, unmapped, error.
 `
 
-const methods = ['pcp', 'natpmp'] as const
-const methodNames: Record<MappingMethod, string> = { pcp: 'PCP', natpmp: 'NAT-PMP', upnp: 'UPnP IGD' }
-
 export async function runMap (argv: string[], output?: Output): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args: argv,
-    allowPositionals: true,
-    options: {
-      protocol: { type: 'string' },
-      gateway: { type: 'string' },
-      'gateway-port': { type: 'string' },
-      lifetime: { type: 'string' },
-      'external-port': { type: 'string' },
-      once: { type: 'boolean', default: false },
-      json: { type: 'boolean', default: false },
-      verbose: { type: 'boolean', default: false },
-      help: { type: 'boolean', short: 'h', default: false }
-    }
-  })
-  const out = output ?? createOutput({ json: values.json, verbose: values.verbose })
+  const { values, positionals } = parseArgs({ args: argv, allowPositionals: true, options: {
+    ...gatewayOptionSpec,
+    lifetime: { type: 'string' },
+    'external-port': { type: 'string' },
+    description: { type: 'string' },
+    once: { type: 'boolean', default: false }
+  } })
   if (values.help) {
     process.stdout.write(mapHelp)
     return 0
   }
+  const out = output ?? createOutput({ json: values.json, verbose: values.verbose })
   if (positionals.length === 0) throw new UsageError('map needs at least one port, e.g. natmapper map 4001/tcp')
   const specs = positionals.map(parsePortSpec)
-  const method = values.protocol
-  if (method !== undefined && !(methods as readonly string[]).includes(method)) {
-    throw new UsageError(`--protocol must be one of ${methods.join(', ')}, not ${JSON.stringify(method)}`)
-  }
+  const discover = discoverOptionsFrom(values)
   const lifetimeSeconds = parseIntegerOption('lifetime', values.lifetime, 1, 0xffffffff) ?? 7200
-  const gatewayPort = parseIntegerOption('gateway-port', values['gateway-port'], 1, 65535)
   const externalPort = parseIntegerOption('external-port', values['external-port'], 1, 65535)
   if (externalPort !== undefined && specs.length > 1) throw new UsageError('--external-port applies to a single port')
+  const request = { lifetimeSeconds, externalPort, description: values.description ?? 'natmapper' }
+  return values.once ? await mapOnce(specs, discover, request, out) : await mapAndKeep(specs, discover, request, out)
+}
 
-  const nat = await discoverNAT({
-    lifetimeSeconds,
-    ...(values.gateway === undefined ? {} : { gateway: values.gateway }),
-    ...(method === undefined ? {} : { methods: [method as MappingMethod] }),
-    ...(gatewayPort === undefined ? {} : { port: gatewayPort })
-  })
+interface Request { lifetimeSeconds: number, externalPort: number | undefined, description: string }
+
+function mappingFields (m: MappingEvent): Record<string, unknown> {
+  return {
+    protocol: m.protocol, internalPort: m.internalPort, externalAddress: m.externalAddress,
+    externalPort: m.externalPort, method: m.method, lifetime: m.lifetimeSeconds
+  }
+}
+
+function mappedLine (verb: string, m: MappingEvent): string {
+  return `${verb} ${m.protocol} ${m.internalPort} -> ${m.externalAddress ?? '?'}:${m.externalPort} (${m.method}, lifetime ${m.lifetimeSeconds} s)`
+}
+
+async function mapAndKeep (specs: PortSpec[], discover: ReturnType<typeof discoverOptionsFrom>, request: Request, out: Output): Promise<number> {
+  out.info(`looking for the gateway${discover.gateway === undefined ? '' : ` at ${discover.gateway}`}...`)
+  const nat = await discoverNAT({ ...discover, lifetimeSeconds: request.lifetimeSeconds })
   out.info(`gateway ${nat.gatewayAddress}, ${methodNames[nat.method]}`)
-
-  let lastError: Error | undefined
-  nat.on('mapped', (m) => {
-    out.event('mapped', {
-      protocol: m.protocol, internalPort: m.internalPort, externalAddress: m.externalAddress,
-      externalPort: m.externalPort, method: m.method, lifetime: m.lifetimeSeconds
-    }, `mapped ${m.protocol} ${m.internalPort} -> ${m.externalAddress ?? '?'}:${m.externalPort} (${m.method}, lifetime ${m.lifetimeSeconds} s)`)
-  })
-  nat.on('renewed', (m) => {
-    out.event('renewed', {
-      protocol: m.protocol, internalPort: m.internalPort, externalAddress: m.externalAddress,
-      externalPort: m.externalPort, method: m.method, lifetime: m.lifetimeSeconds
-    }, `renewed ${m.protocol} ${m.internalPort} -> ${m.externalAddress ?? '?'}:${m.externalPort} (lifetime ${m.lifetimeSeconds} s)`)
-  })
+  nat.on('mapped', (m) => { out.event('mapped', mappingFields(m), mappedLine('mapped', m)) })
+  nat.on('renewed', (m) => { out.event('renewed', mappingFields(m), mappedLine('renewed', m)) })
   nat.on('lost', (e) => {
-    out.event('lost', { protocol: e.protocol, internalPort: e.internalPort, reason: e.reason.message },
-      `lost ${e.protocol} ${e.internalPort}: ${e.reason.message}`)
+    out.event('lost', { protocol: e.protocol, internalPort: e.internalPort, reason: e.reason.message }, `lost ${e.protocol} ${e.internalPort}: ${e.reason.message}`)
   })
-  nat.on('unmapped', (e) => {
-    out.event('unmapped', { protocol: e.protocol, internalPort: e.internalPort }, `unmapped ${e.protocol} ${e.internalPort}`)
+  nat.on('unmapped', (e) => { out.event('unmapped', { protocol: e.protocol, internalPort: e.internalPort }, `unmapped ${e.protocol} ${e.internalPort}`) })
+  nat.on('external-address', (e) => {
+    out.event('external-address', { address: e.address, previous: e.previous, public: e.addressClass === 'public' }, `external address is now ${e.address}`)
+  })
+  nat.on('gateway-changed', (e) => {
+    out.event('gateway-changed', { previous: e.previous, address: e.address, method: e.method, reason: e.reason }, `gateway changed to ${e.address} (${methodNames[e.method]}): ${e.reason}`)
   })
   nat.on('error', (err) => {
-    lastError = err
     out.event('error', { code: (err as { code?: string }).code, message: err.message }, `error: ${err.message}`)
   })
 
@@ -96,38 +90,78 @@ export async function runMap (argv: string[], output?: Output): Promise<number> 
     process.once('SIGINT', () => { resolve('SIGINT') })
     process.once('SIGTERM', () => { resolve('SIGTERM') })
   })
-  await Promise.race([
-    Promise.all(specs.map(async (spec) => {
-      await nat.addMapping(spec.protocol, spec.port, externalPort === undefined ? {} : { externalPort })
-    })),
-    stopped
-  ])
-
-  const notPublic = nat.notPublicReason
-  if (notPublic !== undefined) out.info(`warning: ${notPublic}; the mappings will not be reachable from the internet`)
-
-  if (values.once) {
-    // Leave the mappings on the router for their lifetime: exit without deleting them.
-    const missing = specs.filter((s) => nat.getMapping(s.protocol, s.port) === undefined)
-    if (missing.length > 0) {
-      out.error(new Error(`could not map ${missing.map((s) => `${s.port}/${s.protocol}`).join(', ')}: ${notPublic ?? lastError?.message ?? 'no answer'}`))
-      process.exit(1)
-    }
-    if (notPublic !== undefined) {
-      out.error(new Error(notPublic))
-      process.exit(1)
-    }
-    process.exit(0)
-  }
-
   // The library's timers and sockets do not hold the process open (an application that is done
   // may exit); this command's whole job is to stay until interrupted.
   const keepAlive = setInterval(() => {}, 2 ** 30)
+  await Promise.race([
+    Promise.all(specs.map(async (spec) => {
+      await nat.addMapping(spec.protocol, spec.port, {
+        description: request.description,
+        ...(request.externalPort === undefined ? {} : { externalPort: request.externalPort })
+      })
+    })),
+    stopped
+  ])
+  if (nat.notPublicReason !== undefined) out.info(`warning: ${nat.notPublicReason}; the mappings will not be reachable from the internet`)
   const signal = await stopped
   clearInterval(keepAlive)
   // A second interrupt means "now": skip the cleanup.
   process.once('SIGINT', () => { process.exit(130) })
   out.info(`${signal}: removing mappings`)
   await nat.close()
+  return 0
+}
+
+async function mapOnce (specs: PortSpec[], discover: ReturnType<typeof discoverOptionsFrom>, request: Request, out: Output): Promise<number> {
+  const found = await discoverGateway(discover)
+  const { gateway } = found
+  const made: PortMapping[] = []
+  const failures: string[] = []
+  try {
+    await Promise.all(specs.map(async (spec) => {
+      try {
+        const mapping = await gateway.map({
+          protocol: spec.protocol,
+          internalPort: spec.port,
+          lifetimeSeconds: request.lifetimeSeconds,
+          description: request.description,
+          ...(request.externalPort === undefined ? {} : { suggestedExternalPort: request.externalPort })
+        }, discover.timeout === undefined ? {} : { timeoutMs: discover.timeout })
+        made.push(mapping)
+        out.event('mapped', mappingFields(mapping), mappedLine('mapped', mapping))
+      } catch (err) {
+        failures.push(`${spec.port}/${spec.protocol}: ${(err as Error).message}`)
+      }
+    }))
+  } finally {
+    gateway.close()
+  }
+  if (made.length > 0) {
+    const saved = (await loadSaved()).filter((s) => !made.some((m) => sameMapping(s, { gateway: gateway.address, ...m })))
+    for (const m of made) {
+      const json = mappingToJSON(m, systemClock.now())
+      saved.push({
+        gateway: gateway.address,
+        method: m.method,
+        protocol: m.protocol,
+        internalPort: m.internalPort,
+        externalPort: m.externalPort,
+        ...(m.externalAddress === undefined ? {} : { externalAddress: m.externalAddress }),
+        expiresAt: (json as { expiresAtMs: number | null }).expiresAtMs,
+        mapping: json
+      })
+    }
+    await saveAll(saved)
+  }
+  const external = made.find((m) => m.externalAddress !== undefined)?.externalAddress ?? found.externalAddress
+  const reason = found.notPublicReason ?? (external === undefined ? undefined : notPublicReason(external, classifyAddress(external)))
+  if (failures.length > 0) {
+    out.error(new Error(`could not map ${failures.join('; ')}${reason === undefined ? '' : ` (${reason})`}`))
+    return 1
+  }
+  if (reason !== undefined) {
+    out.error(new Error(reason))
+    return 1
+  }
   return 0
 }

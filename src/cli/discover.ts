@@ -1,0 +1,103 @@
+import { parseArgs } from 'node:util'
+import { discoverGateway, type ProbeResult } from '../discover.js'
+import { NatmapperError, UsageError } from '../errors.js'
+import { classifyAddress, notPublicReason } from '../net/address-class.js'
+import { discoverOptionsFrom, gatewayOptionSpec, gatewayOptionsHelp, methodNames } from './common.js'
+import { colourEnabled, createOutput, paint, type Output } from './output.js'
+
+export const discoverHelp = `Usage: natmapper discover [options]
+
+Finds the gateway and reports which port-mapping protocols it answered, its external
+address, and whether that address is public (behind a double NAT or carrier-grade NAT it
+is not, and mappings there are not reachable from the internet).
+
+Options:
+${gatewayOptionsHelp}
+`
+
+export interface DiscoverReport {
+  gateway: string
+  method: string | undefined
+  protocols: Record<string, { ok: boolean, ms: number, error?: string, detail?: string }>
+  externalAddress: string | null
+  addressClass: string | null
+  public: boolean
+  reason: string | null
+}
+
+export async function runDiscover (argv: string[], output?: Output): Promise<number> {
+  const { values, positionals } = parseArgs({ args: argv, allowPositionals: true, options: gatewayOptionSpec })
+  if (values.help) {
+    process.stdout.write(discoverHelp)
+    return 0
+  }
+  if (positionals.length > 0) throw new UsageError(`discover takes no arguments, not ${JSON.stringify(positionals[0])}`)
+  const out = output ?? createOutput({ json: values.json, verbose: values.verbose })
+  const options = discoverOptionsFrom(values)
+  out.info(`probing ${options.gateway ?? 'the default gateway'} (${(options.methods ?? ['pcp', 'natpmp', 'upnp']).map((m) => methodNames[m]).join(', ')})...`)
+  const report = await discoverReport(options)
+  out.result(report, formatReport(report, colourEnabled(process.stdout)))
+  return report.method === undefined ? 1 : 0
+}
+
+/** Probes the gateway and describes what answered, without keeping any client open. */
+export async function discoverReport (options: ReturnType<typeof discoverOptionsFrom>): Promise<DiscoverReport> {
+  let probes: ProbeResult[]
+  let gateway = options.gateway ?? ''
+  let method: string | undefined
+  let externalAddress: string | undefined
+  let reason: string | undefined
+  try {
+    const found = await discoverGateway(options)
+    found.gateway.close()
+    probes = found.probes
+    gateway = found.gateway.address
+    method = found.gateway.method
+    externalAddress = found.externalAddress
+    reason = found.notPublicReason
+  } catch (err) {
+    const attached = (err as { probes?: ProbeResult[] }).probes
+    if (!(err instanceof NatmapperError) || attached === undefined) throw err
+    probes = attached
+    reason = err.message
+  }
+  externalAddress ??= probes.find((p) => p.externalAddress !== undefined)?.externalAddress
+  const addressClass = externalAddress === undefined ? undefined : classifyAddress(externalAddress)
+  if (externalAddress !== undefined && reason === undefined) reason = notPublicReason(externalAddress, addressClass)
+  const protocols: DiscoverReport['protocols'] = {}
+  for (const p of probes) {
+    protocols[p.method] = {
+      ok: p.ok,
+      ms: Math.round(p.durationMs * 10) / 10,
+      ...(p.error === undefined ? {} : { error: p.error.message }),
+      ...(p.detail === undefined ? {} : { detail: p.detail })
+    }
+  }
+  return {
+    gateway,
+    method,
+    protocols,
+    externalAddress: externalAddress ?? null,
+    addressClass: addressClass ?? null,
+    // Public only when an address is known and nothing says otherwise: never claim it behind
+    // a double NAT or when the gateway would not tell.
+    public: externalAddress !== undefined && addressClass === 'public' && reason === undefined,
+    reason: reason ?? (externalAddress === undefined ? 'the gateway did not report an external address' : null)
+  }
+}
+
+export function formatReport (report: DiscoverReport, colour: boolean): string {
+  const lines = [`gateway ${report.gateway || '(none found)'}`]
+  for (const [method, p] of Object.entries(report.protocols)) {
+    const name = methodNames[method as keyof typeof methodNames].padEnd(9)
+    lines.push(p.ok
+      ? `  ${name} ${paint('answered', 'green', colour)} in ${p.ms} ms${p.detail === undefined ? '' : ` (${p.detail})`}`
+      : `  ${name} ${paint('no', 'yellow', colour)}: ${p.error ?? 'no answer'}`)
+  }
+  if (report.externalAddress !== null) {
+    lines.push(`external address ${report.externalAddress} (${report.public ? paint('public', 'green', colour) : paint(`not public: ${report.addressClass ?? '?'}`, 'yellow', colour)})`)
+  }
+  if (report.reason !== null) lines.push(paint(report.reason, 'yellow', colour))
+  lines.push(report.method === undefined ? 'no port-mapping protocol answered' : `natmapper will use ${methodNames[report.method as keyof typeof methodNames]}`)
+  return lines.join('\n')
+}
