@@ -92,6 +92,11 @@ export interface SpawnOptions {
   cwd?: string
   /** Give the child a writable stdin (default: ignored). */
   stdin?: boolean
+  /**
+   * Start the child as the leader of its own process group, so that `process.kill(-child.pid,
+   * 'SIGINT')` reaches it and its children together, as Ctrl-C in a terminal does.
+   */
+  processGroup?: boolean
 }
 
 /** One DNAT rule of miniupnpd's `prerouting_miniupnpd` chain: one port mapping. */
@@ -687,7 +692,8 @@ class LabImpl implements Lab {
     const child = spawnProcess('ip', ['netns', 'exec', this.namespaces[host], cmd, ...args], {
       env: options.env ?? toolEnv,
       cwd: options.cwd,
-      stdio: [options.stdin === true ? 'pipe' : 'ignore', 'pipe', 'pipe']
+      stdio: [options.stdin === true ? 'pipe' : 'ignore', 'pipe', 'pipe'],
+      detached: options.processGroup === true
     })
     const r = track(child)
     this.adopt(r)
