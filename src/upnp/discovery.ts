@@ -11,7 +11,7 @@ import {
 import { fetchDescription, soapCall, type ExchangeContext } from './control.js'
 import { findWanServices, parseDescription, type UpnpRootDevice, type WanServiceCandidate } from './description.js'
 import { checkUpnpUrl, isLocalResponder, isPublicIpv4, localSubnetFor, repointUrl, UnsafeUrlError, type UrlPolicy } from './guard.js'
-import { isIgdAnswer, SsdpSearch, type SsdpAnswer, type SsdpTarget } from './ssdp.js'
+import { isIgdAnswer, SsdpSearch, type SearchBurst, type SsdpAnswer, type SsdpTarget } from './ssdp.js'
 
 /**
  * From nothing to a WAN connection service to send port mappings to: SSDP search, description,
@@ -29,7 +29,8 @@ export interface UpnpDiscoverOptions {
   ssdpGatewayPort?: number | undefined
   /** The local address multicast leaves from. */
   multicastInterface?: string | undefined
-  searchTargets?: readonly string[] | undefined
+  /** What to search for and when; default DEFAULT_SEARCH_SCHEDULE (ssdp.ts). */
+  searchSchedule?: readonly SearchBurst[] | undefined
   signal?: AbortSignal | undefined
   /** Upper bound for the whole discovery. Default 3000 ms. */
   timeoutMs?: number | undefined
@@ -88,7 +89,7 @@ export async function discoverIgd (options: UpnpDiscoverOptions = {}): Promise<I
     gatewayPort: options.ssdpGatewayPort,
     multicast: options.ssdpTarget,
     multicastInterface: options.multicastInterface,
-    searchTargets: options.searchTargets,
+    schedule: options.searchSchedule,
     acceptFrom: (address) => isLocalResponder(address, base),
     clock,
     createSocket: options.createSocket,

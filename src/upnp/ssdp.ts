@@ -27,6 +27,27 @@ export const IGD_SEARCH_TARGETS: readonly string[] = [
   ServiceType.WANPPPConnection1
 ]
 
+/** One round of M-SEARCHes: each target to the gateway, then to the multicast group. */
+export interface SearchBurst {
+  /** When, in ms after the search started. */
+  readonly atMs: number
+  readonly searchTargets: readonly string[]
+}
+
+/**
+ * The IGD device types first, the WAN service types 200 ms later if no IGD has answered by then,
+ * everything again at 1 s and 3 s (UDP gets lost; Wi-Fi multicast often does). Not all at once:
+ * miniupnpd queues one delayed answer per M-SEARCH, and while ten of them are queued it serves
+ * HTTP slowly (measured in the lab: the description GET after a ten-packet burst took 70-150 ms,
+ * after a two- to four-packet burst 4-9 ms), so the burst itself would slow the discovery down.
+ */
+export const DEFAULT_SEARCH_SCHEDULE: readonly SearchBurst[] = [
+  { atMs: 0, searchTargets: IGD_SEARCH_TARGETS.slice(0, 2) },
+  { atMs: 200, searchTargets: IGD_SEARCH_TARGETS.slice(2) },
+  { atMs: 1000, searchTargets: IGD_SEARCH_TARGETS },
+  { atMs: 3000, searchTargets: IGD_SEARCH_TARGETS }
+]
+
 /** UDA 1.1 §1.1.2 (quoted by miniupnpc): "The TTL for the IP packet SHOULD default to 2". */
 const MULTICAST_TTL = 2
 
@@ -45,11 +66,13 @@ export interface SsdpSearchOptions {
   multicastInterface?: string | undefined
   /** Local address to bind; default all addresses. The port is always ephemeral: 1900 may belong to the OS's own SSDP service. */
   bindAddress?: string | undefined
-  searchTargets?: readonly string[] | undefined
+  /**
+   * What to search for, and when. Default DEFAULT_SEARCH_SCHEDULE. Bursts after the first are
+   * skipped once an IGD has answered.
+   */
+  schedule?: readonly SearchBurst[] | undefined
   /** MX seconds; 1 bounds the answer delay of miniupnpd's --strict builds to a second (quirks §4.4). */
   mx?: number | undefined
-  /** Extra bursts after the first, in ms from the start: UDP may be lost (Wi-Fi multicast often is). */
-  resendAtMs?: readonly number[] | undefined
   /** Which sources to believe; others are dropped with a `warning`. Default: all. */
   acceptFrom?: ((address: string) => boolean) | undefined
   clock?: Clock | undefined
@@ -73,7 +96,7 @@ export interface SsdpSearchEvents {
 
 /**
  * A running search from one ephemeral UDP socket: unicast to the gateway, then multicast, for
- * each search target, repeated at `resendAtMs`. Emits one `answer` per new LOCATION, whatever
+ * each search target, in the bursts of the schedule. Emits one `answer` per new LOCATION, whatever
  * the reply's source port (TP-Link ER605, Sagemcom and Orange boxes answer from an ephemeral
  * port: tailscale#7377, #10771, #14344). Runs until close().
  */
@@ -87,9 +110,10 @@ export class SsdpSearch extends EventEmitter<SsdpSearchEvents> {
   readonly #seen = new Set<string>()
   readonly #acceptFrom: (address: string) => boolean
   readonly #timers: TimerHandle[] = []
+  #heardIgd = false
   #closed = false
 
-  private constructor (socket: Socket, options: SsdpSearchOptions, targets: SsdpTarget[], payloads: Uint8Array[]) {
+  private constructor (socket: Socket, options: SsdpSearchOptions, targets: SsdpTarget[]) {
     super()
     this.#socket = socket
     this.#clock = options.clock ?? systemClock
@@ -98,19 +122,23 @@ export class SsdpSearch extends EventEmitter<SsdpSearchEvents> {
     this.#startMs = this.#clock.now()
     socket.on('message', (message, rinfo) => { this.#onMessage(message, rinfo) })
     socket.on('error', (err) => { this.#warn(err) })
-    const burst = (): void => {
+    const mx = options.mx ?? 1
+    const burst = (searchTargets: readonly string[]): void => {
+      this.#logger('M-SEARCH %s to %s', searchTargets.join(', '), targets.map((t) => `${t.address}:${t.port}`).join(', '))
       for (const target of targets) {
-        for (const payload of payloads) {
-          socket.send(payload, target.port, target.address, (err) => {
+        for (const st of searchTargets) {
+          socket.send(encodeMSearch({ searchTarget: st, mx }), target.port, target.address, (err) => {
             if (err !== null && err !== undefined && !this.#closed) this.#warn(new Error(`M-SEARCH to ${target.address}:${target.port} failed: ${err.message}`))
           })
         }
       }
     }
-    this.#logger('M-SEARCH to %s', targets.map((t) => `${t.address}:${t.port}`).join(', '))
-    burst()
-    for (const atMs of options.resendAtMs ?? [1000, 3000]) {
-      const timer = this.#clock.setTimeout(() => { if (!this.#closed) burst() }, atMs)
+    for (const { atMs, searchTargets } of options.schedule ?? DEFAULT_SEARCH_SCHEDULE) {
+      if (atMs <= 0) {
+        burst(searchTargets)
+        continue
+      }
+      const timer = this.#clock.setTimeout(() => { if (!this.#closed && !this.#heardIgd) burst(searchTargets) }, atMs)
       timer.unref?.()
       this.#timers.push(timer)
     }
@@ -119,8 +147,8 @@ export class SsdpSearch extends EventEmitter<SsdpSearchEvents> {
   /** Binds the socket and sends the first burst. */
   static async start (options: SsdpSearchOptions = {}): Promise<SsdpSearch> {
     const targets = searchDestinations(options)
-    const mx = options.mx ?? 1
-    const payloads = (options.searchTargets ?? IGD_SEARCH_TARGETS).map((st) => encodeMSearch({ searchTarget: st, mx }))
+    // Bad input fails here, before a socket exists.
+    for (const { searchTargets } of options.schedule ?? DEFAULT_SEARCH_SCHEDULE) for (const st of searchTargets) encodeMSearch({ searchTarget: st, mx: options.mx ?? 1 })
     const family = targets.some((t) => isIPv6(t.address)) ? 'udp6' : 'udp4'
     const socket = (options.createSocket ?? defaultCreateSocket)(family)
     await bind(socket, options.bindAddress, 0)
@@ -133,7 +161,7 @@ export class SsdpSearch extends EventEmitter<SsdpSearchEvents> {
       socket.close()
       throw err
     }
-    return new SsdpSearch(socket, options, targets, payloads)
+    return new SsdpSearch(socket, options, targets)
   }
 
   /** The local port the search was sent from. */
@@ -162,6 +190,7 @@ export class SsdpSearch extends EventEmitter<SsdpSearchEvents> {
       return
     }
     if (parsed.kind !== 'search-response') return
+    if (isIgdAnswer(parsed)) this.#heardIgd = true
     if (this.#seen.has(parsed.location)) return
     this.#seen.add(parsed.location)
     const elapsedMs = this.#clock.now() - this.#startMs
