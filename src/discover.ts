@@ -9,6 +9,8 @@ import { localAddressToward, type CreateSocket } from './net/udp.js'
 import { NatPmpClient } from './natpmp/client.js'
 import { NatPmpResultCode } from './natpmp/codes.js'
 import { PcpClient } from './pcp/client.js'
+import { UpnpClient } from './upnp/client.js'
+import type { SsdpTarget } from './upnp/ssdp.js'
 
 /**
  * Finding the gateway and the best protocol it speaks. Every protocol is probed at once, and the
@@ -27,10 +29,19 @@ export interface DiscoverOptions {
   /** Port of the gateway's NAT-PMP/PCP server; 5351 except against a simulated gateway. */
   port?: number
   /**
+   * Wait for every probe to finish (within the timeout) instead of returning at the best
+   * answer, so that the report says what each protocol did (natmapper discover, doctor).
+   */
+  waitForAll?: boolean
+  /**
    * Where to listen for gateway announcements (PCP ANNOUNCE, NAT-PMP address changes); default
    * 0.0.0.0:5350 joined to 224.0.0.1. `false` turns the listener off.
    */
   announcements?: false | { port?: number, bindAddress?: string, multicastGroup?: string | undefined }
+  /** Where the UPnP multicast M-SEARCH goes (default 239.255.255.250:1900), false for none; for simulated gateways. */
+  ssdpTarget?: SsdpTarget | false
+  /** The gateway's SSDP port for the unicast M-SEARCH (default 1900); for simulated gateways. */
+  ssdpGatewayPort?: number
   clock?: Clock
   createSocket?: CreateSocket
   logger?: Logger
@@ -75,7 +86,9 @@ export async function discoverGateway (options: DiscoverOptions = {}): Promise<D
   const methods = options.methods ?? RANK
   for (const m of methods) if (!RANK.includes(m)) throw new UsageError(`unknown method ${JSON.stringify(m)}; expected pcp, natpmp or upnp`)
   const timeoutMs = options.timeout ?? 10_000
-  const signal = AbortSignal.any([AbortSignal.timeout(timeoutMs), ...(options.signal === undefined ? [] : [options.signal])])
+  // Probes still running when the answer is chosen are stopped through `done`.
+  const done = new AbortController()
+  const signal = AbortSignal.any([AbortSignal.timeout(timeoutMs), done.signal, ...(options.signal === undefined ? [] : [options.signal])])
   const address = options.gateway ?? (await findDefaultGateway()).gateway
   const common = {
     gateway: address,
@@ -121,7 +134,27 @@ export async function discoverGateway (options: DiscoverOptions = {}): Promise<D
     })
   }
   if (methods.includes('upnp')) {
-    probes.push({ method: 'upnp', result: Promise.reject(new UsageError('UPnP IGD is not supported yet')) })
+    probes.push({
+      method: 'upnp',
+      result: (async () => {
+        const client = await UpnpClient.discover({
+          gateway: address,
+          signal,
+          timeoutMs,
+          clock,
+          ssdpTarget: options.ssdpTarget,
+          ssdpGatewayPort: options.ssdpGatewayPort,
+          createSocket: options.createSocket,
+          logger: options.logger
+        })
+        const found = client.selection?.externalAddress
+        if (found?.ok === false) {
+          // miniupnpd answers '' when its WAN address is private or reserved (LAB.md).
+          return { gateway: client, notPublicReason: `the gateway has no public external address (UPnP GetExternalIPAddress: ${found.text === '' ? 'empty' : JSON.stringify(found.text.slice(0, 40))}): its WAN link is down, or there is another NAT beyond it (double NAT or carrier-grade NAT)` }
+        }
+        return { gateway: client, ...(found === undefined ? {} : { externalAddress: found.address }) }
+      })()
+    })
   }
 
   const startMs = clock.now()
@@ -145,14 +178,14 @@ export async function discoverGateway (options: DiscoverOptions = {}): Promise<D
   for (const s of settled) s.catch(() => {})
 
   const winner = await pickBest(probes.map((p, i) => ({ method: p.method, settled: settled[i]! })), signal)
-  const report = [...RANK].flatMap((m) => results.get(m) ?? [])
+  const report = (): ProbeResult[] => [...RANK].flatMap((m) => results.get(m) ?? [])
   if (winner === undefined) {
     if (options.signal?.aborted === true) throw new AbortError(options.signal.reason)
-    const causes = report.map((r) => `${r.method}: ${r.error?.message ?? 'no answer'}`).join('; ')
+    const causes = report().map((r) => `${r.method}: ${r.error?.message ?? 'no answer'}`).join('; ')
     const err = signal.aborted
       ? new TimeoutError(`no gateway answered at ${address} within ${timeoutMs} ms (${causes})`)
       : new NatmapperError('NATMAPPER_NO_GATEWAY', `no port-mapping protocol answered at ${address}: ${causes}`)
-    throw Object.assign(err, { probes: report })
+    throw Object.assign(err, { probes: report() })
   }
   // Close the clients that lost: their answer is not needed.
   void Promise.allSettled(settled).then((all) => {
@@ -161,14 +194,18 @@ export async function discoverGateway (options: DiscoverOptions = {}): Promise<D
   // The NAT-PMP probe's answer tells the external address even when PCP won: it went to the
   // same server at the same time, so it is due within milliseconds.
   const natpmpIndex = probes.findIndex((p) => p.method === 'natpmp')
-  if (winner.method === 'pcp' && natpmpIndex !== -1 && !results.has('natpmp')) {
+  if (options.waitForAll === true) {
+    await Promise.allSettled(settled)
+  } else if (winner.method === 'pcp' && natpmpIndex !== -1 && !results.has('natpmp')) {
     await Promise.race([settled[natpmpIndex]!.catch(() => {}), delay(BETTER_ANSWER_GRACE_MS)])
   }
+  done.abort()
   const natpmp = results.get('natpmp')
   const externalAddress = winner.value.externalAddress ?? natpmp?.externalAddress
   const notPublicReason = winner.value.notPublicReason ?? natpmp?.notPublicReason
-  logger('gateway %s speaks %s (%s)', address, winner.method, report.map((r) => `${r.method} ${r.ok ? 'ok' : 'failed'} in ${Math.round(r.durationMs)} ms`).join(', '))
-  return { gateway: winner.value.gateway, externalAddress, notPublicReason, probes: report }
+  const probeResults = report()
+  logger('gateway %s speaks %s (%s)', address, winner.method, probeResults.map((r) => `${r.method} ${r.ok ? 'ok' : 'failed'} in ${Math.round(r.durationMs)} ms`).join(', '))
+  return { gateway: winner.value.gateway, externalAddress, notPublicReason, probes: probeResults }
 }
 
 /**

@@ -48,7 +48,7 @@ export async function discoverReport (options: ReturnType<typeof discoverOptions
   let externalAddress: string | undefined
   let reason: string | undefined
   try {
-    const found = await discoverGateway(options)
+    const found = await discoverGateway({ ...options, waitForAll: true })
     found.gateway.close()
     probes = found.probes
     gateway = found.gateway.address

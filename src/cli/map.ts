@@ -156,7 +156,7 @@ async function mapOnce (specs: PortSpec[], discover: ReturnType<typeof discoverO
   const external = made.find((m) => m.externalAddress !== undefined)?.externalAddress ?? found.externalAddress
   const reason = found.notPublicReason ?? (external === undefined ? undefined : notPublicReason(external, classifyAddress(external)))
   if (failures.length > 0) {
-    out.error(new Error(`could not map ${failures.join('; ')}${reason === undefined ? '' : ` (${reason})`}`))
+    out.error(new Error(`${reason === undefined ? '' : `${reason}: `}could not map ${failures.join('; ')}`))
     return 1
   }
   if (reason !== undefined) {
