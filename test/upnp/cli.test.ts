@@ -1,0 +1,63 @@
+import { test, type TestContext } from 'node:test'
+import assert from 'node:assert/strict'
+import { spawn, type ChildProcess } from 'node:child_process'
+import { createSocket } from 'node:dgram'
+import { createInterface } from 'node:readline'
+import { fileURLToPath } from 'node:url'
+import { waitFor } from '../helpers/wait.js'
+import { startIgd } from './setup.js'
+
+/** `natmapper map --protocol upnp` against the simulated IGD, over loopback only. */
+
+const bin = fileURLToPath(new URL('../../src/cli/bin.js', import.meta.url))
+
+interface Run { child: ChildProcess, events: Array<Record<string, unknown>>, stderr: () => string, exit: Promise<number | null> }
+
+function start (ctx: TestContext, args: string[]): Run {
+  const child = spawn(process.execPath, [bin, ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
+  const events: Array<Record<string, unknown>> = []
+  let stderr = ''
+  child.stderr!.on('data', (chunk: Buffer) => { stderr += chunk.toString() })
+  createInterface({ input: child.stdout! }).on('line', (line) => { events.push(JSON.parse(line) as Record<string, unknown>) })
+  const exit = new Promise<number | null>((resolve) => child.on('exit', (code) => { resolve(code) }))
+  ctx.after(() => { child.kill('SIGKILL') })
+  return { child, events, stderr: () => stderr, exit }
+}
+
+/** A UDP port on loopback with nothing behind it: NAT-PMP and PCP get ICMP port unreachable there. */
+async function closedUdpPort (): Promise<number> {
+  const socket = createSocket('udp4')
+  await new Promise<void>((resolve) => { socket.bind(0, '127.0.0.1', resolve) })
+  const { port } = socket.address()
+  await new Promise<void>((resolve) => { socket.close(() => { resolve() }) })
+  return port
+}
+
+for (const [label, protocolArgs] of [['--protocol upnp', ['--protocol', 'upnp']], ['no --protocol, NAT-PMP and PCP absent', []]] as const) {
+  test(`map 7001/tcp 7002/udp --json, ${label}: mapped through the IGD, deleted on SIGINT`, async (ctx) => {
+    const igd = await startIgd(ctx, { externalAddress: '198.51.100.4' })
+    const cli = start(ctx, ['map', '7001/tcp', '7002/udp', '--json', ...protocolArgs, '--gateway', '127.0.0.1',
+      '--gateway-port', String(await closedUdpPort()), '--ssdp-target', `127.0.0.1:${igd.ssdpUnicastTarget.port}`])
+    const mapped = (): Array<Record<string, unknown>> => cli.events.filter((e) => e.event === 'mapped')
+    await waitFor(() => mapped().length >= 2, `two mapped events (stderr: ${cli.stderr()})`, 10_000)
+    const byProtocol = Object.fromEntries(mapped().map((e) => [e.protocol, e]))
+    assert.deepEqual(byProtocol.tcp, { event: 'mapped', protocol: 'tcp', internalPort: 7001, externalAddress: '198.51.100.4', externalPort: 7001, method: 'upnp', lifetime: 7200 })
+    assert.deepEqual(byProtocol.udp, { event: 'mapped', protocol: 'udp', internalPort: 7002, externalAddress: '198.51.100.4', externalPort: 7002, method: 'upnp', lifetime: 7200 })
+    assert.deepEqual(igd.mappings().map((m) => `${m.protocol} ${m.externalPort}`).sort(), ['TCP 7001', 'UDP 7002'])
+    cli.child.kill('SIGINT')
+    assert.equal(await cli.exit, 0, cli.stderr())
+    assert.deepEqual(igd.mappings(), [])
+    assert.deepEqual(cli.events.filter((e) => e.event === 'unmapped').map((e) => e.protocol).sort(), ['tcp', 'udp'])
+  })
+}
+
+test('--ssdp-target must be IP:PORT', async () => {
+  for (const target of ['localhost:1900', '127.0.0.1', '127.0.0.1:0', '[::1]', 'x:y']) {
+    const child = spawn(process.execPath, [bin, 'map', '4001', '--protocol', 'upnp', '--gateway', '127.0.0.1', '--ssdp-target', target], { stdio: ['ignore', 'ignore', 'pipe'] })
+    let stderr = ''
+    child.stderr.on('data', (chunk: Buffer) => { stderr += chunk.toString() })
+    const code = await new Promise<number | null>((resolve) => child.on('exit', resolve))
+    assert.equal(code, 2, `${target}: ${stderr}`)
+    assert.match(stderr, /^natmapper: --ssdp-target /, target)
+  }
+})
