@@ -86,6 +86,8 @@ const RETRY_BASE_MS = 5_000
 const RETRY_MAX_MS = 5 * 60_000
 /** "Connection refused" twice in a row: the service moved or the router restarted. */
 const REFUSALS_BEFORE_REDISCOVERY = 2
+/** Node's timers cannot wait longer than 2^31 - 1 ms. */
+const MAX_TIMER_DELAY_MS = 2 ** 31 - 1
 /** RFC 6887 §14.1.3 and RFC 6886 §3.7: wait a random 0-5 s before renewing after a reset. */
 const RESET_JITTER_MS = 5_000
 
@@ -264,10 +266,12 @@ export class NAT extends EventEmitter<NatEvents> {
     if (entry.timer !== undefined) this.#clock.clearTimeout(entry.timer)
     entry.timer = undefined
     if (!Number.isFinite(delayMs)) return
+    // A gateway may grant a lifetime whose half exceeds what a timer can wait (about 24.8 days;
+    // beyond it Node fires at once, which would renew in a loop): wake up then and renew early.
     entry.timer = this.#clock.setTimeout(() => {
       entry.timer = undefined
       if (this.#isLive(entry)) this.#refresh(entry)
-    }, Math.max(0, delayMs))
+    }, Math.min(Math.max(0, delayMs), MAX_TIMER_DELAY_MS))
     entry.timer.unref?.()
   }
 

@@ -258,3 +258,14 @@ test('a change of default route rediscovers the gateway', async (ctx) => {
   await clock.advance(10_000)
   assert.equal(rediscoveries, 1)
 })
+
+test('a huge granted lifetime does not overflow the renewal timer into a renewal loop', async (ctx) => {
+  const clock = new FakeClock()
+  const gateway = await SimulatedPmpGateway.start({ clock })
+  const nat = new NAT(new NatPmpClient({ gateway: gateway.address, port: gateway.port, clock }), { clock, lifetimeSeconds: 0xffffffff })
+  ctx.after(async () => { await nat.close(); await gateway.close() })
+  await nat.addMapping('tcp', 4001)
+  const after = gateway.requestCount
+  await clock.advance(24 * 3600_000)
+  assert.equal(gateway.requestCount, after, 'no renewal within a day of a ~136-year lease')
+})

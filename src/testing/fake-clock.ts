@@ -1,5 +1,8 @@
 import type { Clock, TimerHandle } from '../clock.js'
 
+/** The largest delay Node's timers accept: 2^31 - 1 ms, about 24.8 days. */
+export const MAX_TIMER_MS = 2 ** 31 - 1
+
 interface FakeTimer extends TimerHandle {
   dueMs: number
   seq: number
@@ -26,8 +29,11 @@ export class FakeClock implements Clock {
   }
 
   setTimeout (callback: () => void, delayMs: number): TimerHandle {
+    // As Node does: a delay beyond a signed 32-bit millisecond count, or not a number, becomes
+    // 1 ms (with a TimeoutOverflowWarning there), so tests catch the same overflow bugs.
+    const effectiveMs = !(delayMs >= 1 && delayMs <= MAX_TIMER_MS) ? (delayMs > MAX_TIMER_MS || Number.isNaN(delayMs) ? 1 : Math.max(0, delayMs)) : delayMs
     const timer: FakeTimer = {
-      dueMs: this.#nowMs + Math.max(0, delayMs),
+      dueMs: this.#nowMs + effectiveMs,
       seq: this.#seq++,
       callback,
       cancelled: false,
