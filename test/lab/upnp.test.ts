@@ -187,9 +187,10 @@ test('in-process discovery + first mapping, timed, next to upnpc -a in the same 
     assert.deepEqual((await lab.rules()).dnat, [], 'each run deleted its mapping')
     // miniupnpd answers SSDP after 50 ms or more; everything else is a few LAN round trips, and no
     // fixed collection window is waited out (upnpc waits 2 s). On a quiet machine the total is
-    // about 80-140 ms; the bound leaves room for a busy one (the best of three runs counts).
+    // about 80-190 ms; the bound leaves room for a machine busy with other work (several times
+    // slower, seen here) and still fails on any fixed window of a second or more.
     const fastest = Math.min(...runs.map((r) => r.totalMs))
-    assert.ok(fastest < 500, `discovery + first mapping took ${fmt(fastest)} ms at best`)
+    assert.ok(fastest < 1000, `discovery + first mapping took ${fmt(fastest)} ms at best`)
 
     const upnpcStart = lab.routerLog().length
     const add = await lab.exec('lan', 'upnpc', ['-a', lab.clientAddress, '7020', '7020', 'TCP', '3600'], { timeoutMs: 15_000 })
