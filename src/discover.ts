@@ -76,7 +76,7 @@ const BETTER_ANSWER_GRACE_MS = 300
 
 interface Probe {
   method: MappingMethod
-  result: Promise<{ gateway: Gateway, externalAddress?: string, notPublicReason?: string }>
+  result: Promise<{ gateway: Gateway, externalAddress?: string, notPublicReason?: string, detail?: string }>
 }
 
 /** Probes the gateway and returns a client for the best protocol it answered. */
@@ -148,11 +148,12 @@ export async function discoverGateway (options: DiscoverOptions = {}): Promise<D
           logger: options.logger
         })
         const found = client.selection?.externalAddress
+        const detail = describeIgd(client)
         if (found?.ok === false) {
           // miniupnpd answers '' when its WAN address is private or reserved (LAB.md).
-          return { gateway: client, notPublicReason: `the gateway has no public external address (UPnP GetExternalIPAddress: ${found.text === '' ? 'empty' : JSON.stringify(found.text.slice(0, 40))}): its WAN link is down, or there is another NAT beyond it (double NAT or carrier-grade NAT)` }
+          return { gateway: client, detail, notPublicReason: `the gateway has no public external address (UPnP GetExternalIPAddress: ${found.text === '' ? 'empty' : JSON.stringify(found.text.slice(0, 40))}): its WAN link is down, or there is another NAT beyond it (double NAT or carrier-grade NAT)` }
         }
-        return { gateway: client, ...(found === undefined ? {} : { externalAddress: found.address }) }
+        return { gateway: client, detail, ...(found === undefined ? {} : { externalAddress: found.address }) }
       })()
     })
   }
@@ -167,7 +168,8 @@ export async function discoverGateway (options: DiscoverOptions = {}): Promise<D
         ok: true,
         durationMs: clock.now() - startMs,
         ...(value.externalAddress === undefined ? {} : { externalAddress: value.externalAddress }),
-        ...(value.notPublicReason === undefined ? {} : { notPublicReason: value.notPublicReason })
+        ...(value.notPublicReason === undefined ? {} : { notPublicReason: value.notPublicReason }),
+        ...(value.detail === undefined ? {} : { detail: value.detail })
       })
       return value
     } catch (err) {
@@ -301,4 +303,13 @@ function pick<T extends object, K extends keyof T> (object: T, keys: K[]): Parti
 
 async function delay (ms: number): Promise<void> {
   await new Promise<void>((resolve) => { setTimeout(resolve, ms).unref() })
+}
+
+/** "MiniUPnPd IGD v2, WANIPConnection:2" for reports. */
+function describeIgd (client: UpnpClient): string | undefined {
+  const selection = client.selection
+  if (selection === undefined) return undefined
+  const name = selection.device.friendlyName !== '' ? selection.device.friendlyName : selection.device.modelName !== '' ? selection.device.modelName : 'unnamed device'
+  const service = selection.service.serviceType.split(':').slice(-2).join(':')
+  return `${name}, IGD v${selection.service.igdVersion}, ${service}`
 }
