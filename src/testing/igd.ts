@@ -2,11 +2,11 @@ import { createSocket, type RemoteInfo, type Socket } from 'node:dgram'
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { systemClock, type Clock } from '../clock.js'
-import { IGD2_MAX_LEASE_SECONDS } from '../upnp/actions.js'
 import { UpnpErrorCode } from '../upnp/codes.js'
 import { encodeSoapFault, encodeSoapResponse, parseSoapRequest } from '../upnp/soap.js'
 import { encodeNotify, encodeSsdpResponse, parseSsdpMessage } from '../upnp/ssdp-codec.js'
 import type { SsdpTarget } from '../upnp/ssdp.js'
+import { igdAction } from './igd-actions.js'
 import { igdDescription, igdTypes, type IgdTypes } from './igd-description.js'
 
 /**
@@ -311,98 +311,14 @@ export class SimulatedIgd {
     }
     const planned = this.quirks.faultNext.findIndex((f) => f.action === request.action)
     const disconnected = this.quirks.firstWanDisconnected && wan === 0
-    const result = planned !== -1 ? this.quirks.faultNext.splice(planned, 1)[0]!.code : this.#action(request.action, Object.fromEntries(request.args), from, disconnected)
+    this.#purge()
+    const state = { igdVersion: this.igdVersion, externalAddress: this.externalAddress, quirks: this.quirks, mappings: this.#mappings, nowMs: this.#clock.now() }
+    const result = planned !== -1 ? this.quirks.faultNext.splice(planned, 1)[0]!.code : igdAction(state, request.action, Object.fromEntries(request.args), from, disconnected)
     if (typeof result === 'number') {
       entry.fault = result
       this.#send(res, 500, encodeSoapFault(result), 'text/xml; charset="utf-8"')
     } else {
       this.#send(res, 200, encodeSoapResponse(this.#types.service, request.action, result), 'text/xml; charset="utf-8"')
-    }
-  }
-
-  /** The reply's out-arguments, or a UPnP error code. */
-  #action (action: string, args: Record<string, string>, requester: string, disconnected: boolean): Array<[string, string]> | number {
-    this.#purge()
-    const v2 = this.igdVersion === 2
-    switch (action) {
-      case 'GetExternalIPAddress':
-        return [['NewExternalIPAddress', disconnected ? '' : this.externalAddress]]
-      case 'GetStatusInfo':
-        return [['NewConnectionStatus', disconnected ? 'Disconnected' : 'Connected'], ['NewLastConnectionError', 'ERROR_NONE'], ['NewUptime', '4242']]
-      case 'AddPortMapping':
-      case 'AddAnyPortMapping': {
-        if (action === 'AddAnyPortMapping' && !v2) return UpnpErrorCode.InvalidAction
-        const checked = this.#checkMapping(args, requester)
-        if (typeof checked === 'number') return checked
-        if (action === 'AddPortMapping') {
-          if (this.quirks.conflictNext > 0) {
-            this.quirks.conflictNext--
-            return UpnpErrorCode.ConflictInMappingEntry
-          }
-          const existing = this.#mappings.get(`${checked.protocol}/${checked.externalPort}`)
-          // IGD: the same (RemoteHost, ExternalPort, Protocol, InternalClient) overwrites; another client is refused.
-          if (existing !== undefined && existing.internalClient !== checked.internalClient) return UpnpErrorCode.ConflictInMappingEntry
-          this.#mappings.set(`${checked.protocol}/${checked.externalPort}`, checked)
-          return []
-        }
-        // miniupnpd's AddAnyPortMapping: the asked port, else the nearest free one, alternating below and above.
-        for (let step = 0; step < 65536; step++) {
-          const port = checked.externalPort + (step % 2 === 0 ? step / 2 : -(step + 1) / 2)
-          if (port < (this.quirks.lowPortsRefused ? 1024 : 1) || port > 65535) continue
-          const existing = this.#mappings.get(`${checked.protocol}/${port}`)
-          if (existing !== undefined && existing.internalClient !== checked.internalClient) continue
-          this.#mappings.set(`${checked.protocol}/${port}`, { ...checked, externalPort: port })
-          return [['NewReservedPort', String(port)]]
-        }
-        return UpnpErrorCode.NoPortMapsAvailable
-      }
-      case 'DeletePortMapping': {
-        const key = `${args.NewProtocol ?? ''}/${args.NewExternalPort ?? ''}`
-        if (!this.#mappings.has(key)) return UpnpErrorCode.NoSuchEntryInArray
-        this.#mappings.delete(key)
-        return []
-      }
-      case 'GetSpecificPortMappingEntry': {
-        const m = this.#mappings.get(`${args.NewProtocol ?? ''}/${args.NewExternalPort ?? ''}`)
-        if (m === undefined) return UpnpErrorCode.NoSuchEntryInArray
-        const remaining = m.leaseSeconds === 0 ? 0 : Math.max(1, Math.ceil((m.expiresAtMs - this.#clock.now()) / 1000))
-        return [['NewInternalPort', String(m.internalPort)], ['NewInternalClient', m.internalClient], ['NewEnabled', m.enabled ? '1' : '0'],
-          ['NewPortMappingDescription', m.description], ['NewLeaseDuration', String(remaining)]]
-      }
-      default:
-        return UpnpErrorCode.InvalidAction
-    }
-  }
-
-  /** The checks miniupnpd's upnp_redirect makes, in its order, plus the quirks. */
-  #checkMapping (args: Record<string, string>, requester: string): SimulatedIgdMapping | number {
-    const v2 = this.igdVersion === 2
-    const notAllowed = v2 ? UpnpErrorCode.ActionNotAuthorized : UpnpErrorCode.ConflictInMappingEntry
-    const rawProtocol = args.NewProtocol ?? ''
-    const protocol = rawProtocol.toUpperCase()
-    if ((protocol !== 'TCP' && protocol !== 'UDP') || (this.quirks.rejectLowerCaseProtocol && rawProtocol !== protocol)) return UpnpErrorCode.InvalidArgs
-    const externalPort = Number(args.NewExternalPort)
-    const internalPort = Number(args.NewInternalPort)
-    const lease = Number(args.NewLeaseDuration)
-    if (args.NewExternalPort === '0' || args.NewExternalPort === '') return UpnpErrorCode.WildCardNotPermittedInExtPort
-    if (![externalPort, internalPort].every((p) => Number.isInteger(p) && p >= 1 && p <= 65535) || !Number.isInteger(lease) || lease < 0) return UpnpErrorCode.InvalidArgs
-    // Secure mode: a client maps to itself only; an empty NewInternalClient means the requester.
-    const internalClient = args.NewInternalClient === '' || args.NewInternalClient === undefined ? requester : args.NewInternalClient
-    if (internalClient !== requester) return notAllowed
-    if (this.quirks.lowPortsRefused && (externalPort < 1024 || internalPort < 1024)) return notAllowed
-    if (lease !== 0 && this.quirks.onlyPermanentLeases) return UpnpErrorCode.OnlyPermanentLeasesSupported
-    if (lease !== 0 && this.quirks.invalidArgsOnLease) return UpnpErrorCode.InvalidArgs
-    // IGD v2: "a value of 0 ... the maximum value instead (e.g. 604800 seconds)".
-    const leaseSeconds = v2 && (lease === 0 || lease > IGD2_MAX_LEASE_SECONDS) ? IGD2_MAX_LEASE_SECONDS : lease
-    return {
-      externalPort,
-      protocol,
-      internalClient,
-      internalPort,
-      description: args.NewPortMappingDescription ?? '',
-      leaseSeconds,
-      expiresAtMs: leaseSeconds === 0 ? Infinity : this.#clock.now() + leaseSeconds * 1000,
-      enabled: args.NewEnabled !== '0'
     }
   }
 
