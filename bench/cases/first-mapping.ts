@@ -116,7 +116,7 @@ export function rowFor (r: ContenderResult, router: string, baseline: Summary | 
     router,
     formatSummary(s),
     d === undefined ? '' : formatMs(d.median),
-    req === undefined ? '' : `${req.median} (e.g. ${r.requestText[0] ?? ''})`,
+    req === undefined ? '' : `${req.median}: ${r.requestText[0] ?? ''}`,
     ratio,
     cleanup + (r.failures.length > 0 ? `; ${r.failures.length} failed sample(s): ${r.failures[0]!}` : '')
   ]

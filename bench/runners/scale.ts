@@ -4,6 +4,7 @@
  * parent between the messages, and memory: RSS sampled every 5 ms plus the process's maxRSS.
  *
  * --tool=natmapper|peer-pmp|peer-upnp --first=N --count=N --gateway=IP --client=IP --limit=ms
+ * [--gateway-port=N]   natmapper only: a simulated gateway's port (the peer's NAT-PMP always uses 5351)
  */
 import type { Gateway as PeerGateway } from '@achingbrain/nat-port-mapper'
 import { command, describe, fatal, parseArgs, send } from './io.js'
@@ -38,7 +39,9 @@ async function phase (name: string, fn: () => Promise<number>): Promise<void> {
 
 async function natmapper (): Promise<void> {
   const { discoverNAT } = await import('../../src/index.js')
-  const nat = await discoverNAT({ timeout: 5000 })
+  const nat = await discoverNAT(args['gateway-port'] === undefined
+    ? { timeout: 5000 }
+    : { timeout: 5000, gateway: args.gateway!, port: Number(args['gateway-port']), methods: ['pcp'], announcements: false })
   const errors: string[] = []
   nat.on('error', (err) => { errors.push(describe(err)) })
   send({ type: 'ready', method: nat.method, ...memory() })

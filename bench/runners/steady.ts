@@ -1,15 +1,15 @@
 /**
- * Router requests in steady state over a long simulated horizon, against the lab's real router:
- * the runner maps one TCP port, reports `mapped`, then lets `--hours` of virtual time pass and
- * reports `done`; the parent counts miniupnpd's log lines in between. natmapper runs on a
- * SteppedClock injected through its options; the peer, which reads the global timers, runs under
- * node:test's mock timers (setTimeout and Date), ticked in 30 s steps.
+ * The peer's router requests in steady state over a long simulated horizon, against the lab's
+ * real router: the runner maps one TCP port, reports `mapped`, then lets `--hours` of virtual
+ * time pass and reports `done`; the parent counts miniupnpd's log lines in between. The peer reads
+ * the global timers, so it runs under node:test's mock timers (setTimeout and Date), ticked in
+ * 30 s steps, with real time passing after each tick until its requests are answered.
  *
- * --tool=natmapper|peer-upnp|peer-pmp --port=N --gateway=IP --client=IP --hours=H
+ * --tool=peer-upnp|peer-pmp --port=N --gateway=IP --client=IP --hours=H
  */
 import { mock } from 'node:test'
 import type { Gateway as PeerGateway } from '@achingbrain/nat-port-mapper'
-import { activeNetworkHandles, settleWhile, SteppedClock } from '../lib/stepped-clock.js'
+import { activeNetworkHandles, settleWhile } from '../lib/settle.js'
 import { command, describe, fatal, parseArgs, send } from './io.js'
 
 const args = parseArgs(process.argv.slice(2))
@@ -17,24 +17,6 @@ const port = Number(args.port)
 const hours = Number(args.hours ?? 24)
 const horizonMs = hours * 3600_000
 const TICK_MS = 30_000
-
-async function natmapper (): Promise<void> {
-  const { discoverNAT } = await import('../../src/index.js')
-  const clock = new SteppedClock()
-  const nat = await discoverNAT({ clock, gateway: args.gateway! })
-  const events: string[] = []
-  for (const e of ['renewed', 'lost', 'error'] as const) nat.on(e, () => { events.push(e) })
-  await nat.addMapping('tcp', port)
-  if (nat.getMapping('tcp', port) === undefined) throw new Error('the first mapping failed')
-  send({ type: 'mapped', method: nat.method })
-  await command()
-  const t0 = performance.now()
-  const fired = await clock.runFor(horizonMs, async () => { await settleWhile(() => activeNetworkHandles(['UDPWrap']) > 0) })
-  send({ type: 'done', virtualMs: horizonMs, realMs: performance.now() - t0, timersFired: fired, renewals: events.filter((e) => e === 'renewed').length, lost: events.filter((e) => e === 'lost').length, errors: events.filter((e) => e === 'error').length })
-  await command()
-  await nat.close()
-  send({ type: 'cleaned' })
-}
 
 async function peer (kind: 'upnp' | 'pmp'): Promise<void> {
   const { upnpNat, pmpNat } = await import('@achingbrain/nat-port-mapper')
@@ -74,7 +56,6 @@ async function peer (kind: 'upnp' | 'pmp'): Promise<void> {
 
 try {
   switch (args.tool) {
-    case 'natmapper': await natmapper(); break
     case 'peer-upnp': await peer('upnp'); break
     case 'peer-pmp': await peer('pmp'); break
     default: throw new Error(`unknown --tool=${String(args.tool)}`)
