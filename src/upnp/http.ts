@@ -1,7 +1,7 @@
 import { request as httpRequest, type IncomingHttpHeaders } from 'node:http'
-import type { Socket } from 'node:net'
+import { isIP, type Socket } from 'node:net'
 import { systemClock, type Clock } from '../clock.js'
-import { AbortError, NatmapperError, NoResponseError, RemoteProtocolError, TimeoutError } from '../errors.js'
+import { AbortError, NatmapperError, NoResponseError, RemoteProtocolError, TimeoutError, UsageError } from '../errors.js'
 import { hostOf } from './guard.js'
 
 /**
@@ -62,7 +62,9 @@ export async function sendHttpRequest (options: HttpRequestOptions): Promise<Htt
   const clock = options.clock ?? systemClock
   if (signal?.aborted === true) throw new AbortError(signal.reason)
   const url = new URL(options.url)
-  if (url.protocol !== 'http:') throw new RemoteProtocolError(`not an http URL: ${options.url}`)
+  // guard.ts has checked where the URL points; these two hold whatever the caller did.
+  if (url.protocol !== 'http:') throw new UsageError(`not an http URL: ${options.url}`)
+  if (isIP(hostOf(url)) === 0) throw new UsageError(`not an IP-literal host (no DNS look-ups): ${options.url}`)
   const label = `${options.method} ${url.href}`
   const body = options.body === undefined ? undefined : Buffer.from(options.body, 'utf8')
   const startMs = clock.now()

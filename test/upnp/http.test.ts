@@ -1,7 +1,7 @@
 import { test, type TestContext } from 'node:test'
 import assert from 'node:assert/strict'
 import { createServer, type Server, type Socket } from 'node:net'
-import { AbortError, NoResponseError, RemoteProtocolError, TimeoutError } from '../../src/errors.js'
+import { AbortError, NoResponseError, RemoteProtocolError, TimeoutError, UsageError } from '../../src/errors.js'
 import { ConnectionResetError, sendHttpRequest, type HttpRequestOptions } from '../../src/upnp/http.js'
 import { FakeClock } from '../../src/testing/fake-clock.js'
 
@@ -166,4 +166,10 @@ test('bytes after Content-Length are ignored', async (ctx) => {
     socket.end('HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokTRAILING JUNK')
   })
   assert.equal((await sendHttpRequest(base(server.port))).body, 'ok')
+})
+
+test('only http: and IP-literal hosts, whatever the caller passes: no DNS, no TLS', async () => {
+  for (const url of ['http://localhost:1/x', 'http://router.lan/x', 'https://127.0.0.1/x', 'ftp://127.0.0.1/x']) {
+    await assert.rejects(sendHttpRequest({ method: 'GET', url, maxBytes: 1, timeoutMs: 1000 }), UsageError, url)
+  }
 })
