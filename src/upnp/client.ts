@@ -117,7 +117,10 @@ export class UpnpClient implements Gateway {
   static async discover (options: UpnpDiscoverOptions & UpnpClientTuning = {}): Promise<UpnpClient> {
     const selection = await discoverIgd(options)
     return UpnpClient.fromSelection(selection, {
-      ...options,
+      clock: options.clock,
+      logger: options.logger,
+      requestTimeoutMs: options.requestTimeoutMs,
+      maxPortAttempts: options.maxPortAttempts,
       rediscover: async (signal) => await discoverIgd({ ...options, gateway: selection.gateway, signal })
     })
   }
@@ -223,19 +226,21 @@ export class UpnpClient implements Gateway {
   async #add (protocol: TransportProtocol, internalPort: number, externalPort: number, lifetimeSeconds: number, description: string,
     internalClient: string, externalAddress: string, context: ExchangeContext, how: { exactPort?: boolean } = {}): Promise<PortMapping> {
     const v2 = this.#service.igdVersion === 2
-    let lease = this.#permanentOnly ? 0 : v2 ? Math.min(lifetimeSeconds, IGD2_MAX_LEASE_SECONDS) : lifetimeSeconds
+    const asked = this.#permanentOnly ? 0 : v2 ? Math.min(lifetimeSeconds, IGD2_MAX_LEASE_SECONDS) : lifetimeSeconds
+    let lease = asked
     for (;;) {
       const args: PortMappingArgs = { externalPort, protocol, internalPort, internalClient, description, leaseDurationSeconds: lease }
       try {
         const granted = await this.#addEntry(args, context, how.exactPort === true)
+        // Remembered only once lease 0 has worked: then this router gets permanent leases from now on.
+        if (lease !== asked) this.#permanentOnly = true
         return this.#mapping(protocol, internalPort, granted, externalAddress, lifetimeSeconds, lease, description)
       } catch (err) {
         // 725 OnlyPermanentLeasesSupported (MikroTik: tailscale#9343), or 402 InvalidArgs for any
-        // lease but 0 (ARRIS NVG578LX: tailscale#15223): ask for a permanent lease, and keep
-        // doing so on this router. A 402 on lease 0 is something else (a full table: miniupnp#92).
+        // lease but 0 (ARRIS NVG578LX: tailscale#15223): ask for a permanent lease. A 402 on
+        // lease 0 is something else (a full table: miniupnp#92), not retried.
         if (lease === 0 || !isRefused(err, UpnpErrorCode.OnlyPermanentLeasesSupported, UpnpErrorCode.InvalidArgs)) throw err
-        this.#logger('lease %d s refused (%s): this router gets permanent leases', lease, (err as Error).message)
-        this.#permanentOnly = true
+        this.#logger('lease %d s refused (%s): asking for a permanent lease', lease, (err as Error).message)
         lease = 0
       }
     }

@@ -106,10 +106,12 @@ for (const [quirk, flag, code] of [
   }
 }
 
-test('402 on a permanent lease (a full table: miniupnp#92) is not retried', async (ctx) => {
+test('402 on a permanent lease (a full table: miniupnp#92) is not retried, nor remembered as a lease quirk', async (ctx) => {
   const { igd, client } = await setup(ctx, { igdVersion: 1 }, (i) => { i.quirks.faultNext = [{ action: 'AddPortMapping', code: 402 }, { action: 'AddPortMapping', code: 402 }] })
   await assert.rejects(client.map({ protocol: 'tcp', internalPort: 7001, lifetimeSeconds: 7200 }), refusedWith(402))
   assert.equal(igd.count('http', 'AddPortMapping'), 2)
+  await client.map({ protocol: 'tcp', internalPort: 7001, lifetimeSeconds: 7200 })
+  assert.equal(argsOf(igd, 'AddPortMapping', 2).NewLeaseDuration, '7200')
 })
 
 test('quirk 718 conflicts (IGD v1): other ports, derived from our address, a bounded number of tries', async (ctx) => {
