@@ -21,13 +21,23 @@ export interface GatewaySocketOptions {
   maxAttempts?: number
   /** Default upper bound for one request when the caller gives none. */
   timeoutMs?: number
+  /**
+   * Reads the key of a reply (the PCP nonce), or undefined when it has none; must not throw.
+   * With it, a reply goes only to the requests waiting under its key, instead of being decoded
+   * by every request in flight (see `#dispatch`).
+   */
+  replyKey?: (message: Uint8Array) => string | undefined
 }
 
 export interface RequestOptions {
   signal?: AbortSignal | undefined
   timeoutMs?: number | undefined
   maxAttempts?: number | undefined
+  /** The key this request's reply will carry (see GatewaySocketOptions.replyKey). */
+  key?: string | undefined
 }
+
+type Listener = (message: Buffer, rinfo: RemoteInfo) => void
 
 /**
  * One connected UDP socket to a gateway's port 5351, opened on first use and shared by every
@@ -46,6 +56,11 @@ export class GatewaySocket {
   #closed = false
   #lastEpoch: EpochSample | undefined
   #inFlight = 0
+  readonly #replyKey: ((message: Uint8Array) => string | undefined) | undefined
+  /** Requests waiting for a reply with a known key, by key. */
+  readonly #keyed = new Map<string, Set<Listener>>()
+  /** Requests whose reply has no key: they see every datagram. */
+  readonly #unkeyed = new Set<Listener>()
 
   constructor (options: GatewaySocketOptions) {
     this.gateway = options.gateway
@@ -56,11 +71,15 @@ export class GatewaySocket {
     this.#initialTimeoutMs = options.initialTimeoutMs ?? 250
     this.#maxAttempts = options.maxAttempts ?? 9
     this.#timeoutMs = options.timeoutMs ?? 10_000
+    this.#replyKey = options.replyKey
   }
 
   async #open (): Promise<Socket> {
     if (this.#closed) throw new ClosedError(`socket to ${this.gateway}:${this.port}`)
-    this.#socket ??= openConnectedSocket(this.#createSocket, this.gateway, this.port)
+    this.#socket ??= openConnectedSocket(this.#createSocket, this.gateway, this.port).then((socket) => {
+      socket.on('message', (message, rinfo) => { this.#dispatch(message, rinfo) })
+      return socket
+    })
     try {
       return await this.#socket
     } catch (err) {
@@ -92,7 +111,8 @@ export class GatewaySocket {
         maxAttempts: options.maxAttempts ?? this.#maxAttempts,
         timeoutMs: options.timeoutMs ?? this.#timeoutMs,
         ...(options.signal === undefined ? {} : { signal: options.signal }),
-        label
+        label,
+        subscribe: (listener) => this.#subscribe(listener, this.#replyKey === undefined ? undefined : options.key)
       })
       this.logger('%s: answered in %d ms', label, Math.round(this.clock.now() - startMs))
       return value
@@ -102,6 +122,38 @@ export class GatewaySocket {
     } finally {
       if (--this.#inFlight === 0) socket.unref()
     }
+  }
+
+  #subscribe (listener: Listener, key: string | undefined): () => void {
+    if (key === undefined) {
+      this.#unkeyed.add(listener)
+      return () => { this.#unkeyed.delete(listener) }
+    }
+    let set = this.#keyed.get(key)
+    if (set === undefined) this.#keyed.set(key, set = new Set())
+    set.add(listener)
+    return () => {
+      set.delete(listener)
+      if (set.size === 0 && this.#keyed.get(key) === set) this.#keyed.delete(key)
+    }
+  }
+
+  /**
+   * One listener on the socket hands each datagram on. With every request listening for itself,
+   * n requests in flight decoded every reply n times: 1,000 mappings at once meant a million
+   * decodes, replies handled late, and retransmissions of requests already answered. A reply
+   * with a key now reaches only the requests waiting under that key; a reply without one (an
+   * error before the opcode data, a NAT-PMP answer) reaches every request, as before. Requests
+   * without a key see everything.
+   */
+  #dispatch (message: Buffer, rinfo: RemoteInfo): void {
+    const key = this.#replyKey?.(new Uint8Array(message.buffer, message.byteOffset, message.byteLength))
+    const keyed = key === undefined ? undefined : this.#keyed.get(key)
+    // Copies: a listener that finishes unsubscribes while we iterate.
+    const targets = key === undefined
+      ? [...this.#unkeyed, ...[...this.#keyed.values()].flatMap((set) => [...set])]
+      : [...this.#unkeyed, ...(keyed ?? [])]
+    for (const listener of targets) listener(message, rinfo)
   }
 
   /**

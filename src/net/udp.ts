@@ -27,7 +27,7 @@ export async function openConnectedSocket (createSocket: CreateSocket, address: 
   // Errors are delivered to whichever exchange is waiting; without a listener an ICMP error
   // between exchanges would crash the process.
   socket.on('error', () => {})
-  // Every exchange in flight listens on the shared socket; hundreds at once are normal.
+  // Every exchange in flight listens for errors on the shared socket; hundreds at once are normal.
   socket.setMaxListeners(0)
   socket.unref()
   return socket
@@ -49,12 +49,20 @@ export interface ExchangeOptions<T> {
   signal?: AbortSignal
   /** Names the exchange in errors, e.g. "NAT-PMP map tcp 7001". */
   label: string
+  /**
+   * Where the exchange gets its datagrams. Default: its own 'message' listener on the socket,
+   * which sees every datagram. A shared socket with many exchanges in flight passes its
+   * dispatcher instead (GatewaySocket), so each datagram reaches only the exchanges it can
+   * answer. Returns the function that unsubscribes.
+   */
+  subscribe?: (onMessage: (message: Buffer, rinfo: RemoteInfo) => void) => () => void
 }
 
 /**
  * Sends a request and retransmits it with doubling waits until `accept` returns a value, the
  * attempts or the deadline run out, the signal aborts, or the host answers ICMP unreachable.
- * Several exchanges may share one socket: each sees every datagram and keeps only its own.
+ * Several exchanges may share one socket: each sees the datagrams it is given (every one, unless
+ * `subscribe` routes them) and keeps only its own.
  */
 export async function exchange<T> (options: ExchangeOptions<T>): Promise<T> {
   const { socket, payload, from, accept, clock, signal, label } = options
@@ -65,10 +73,11 @@ export async function exchange<T> (options: ExchangeOptions<T>): Promise<T> {
     let attempts = 0
     let waitMs = options.initialTimeoutMs
     let timer: ReturnType<Clock['setTimeout']> | undefined
+    let unsubscribe = (): void => { socket.off('message', onMessage) }
 
     const finish = (err: Error | undefined, value?: T): void => {
       if (timer !== undefined) clock.clearTimeout(timer)
-      socket.off('message', onMessage)
+      unsubscribe()
       socket.off('error', onError)
       signal?.removeEventListener('abort', onAbort)
       if (err !== undefined) reject(err)
@@ -103,7 +112,8 @@ export async function exchange<T> (options: ExchangeOptions<T>): Promise<T> {
       }, delayMs)
     }
 
-    socket.on('message', onMessage)
+    if (options.subscribe === undefined) socket.on('message', onMessage)
+    else unsubscribe = options.subscribe(onMessage)
     socket.on('error', onError)
     signal?.addEventListener('abort', onAbort, { once: true })
     send()

@@ -56,7 +56,8 @@ export class PcpClient implements Gateway {
       ...(options.clock === undefined ? {} : { clock: options.clock }),
       ...(options.createSocket === undefined ? {} : { createSocket: options.createSocket }),
       ...(options.initialTimeoutMs === undefined ? {} : { initialTimeoutMs: options.initialTimeoutMs }),
-      ...(options.maxAttempts === undefined ? {} : { maxAttempts: options.maxAttempts })
+      ...(options.maxAttempts === undefined ? {} : { maxAttempts: options.maxAttempts }),
+      replyKey: mapReplyKey
     })
   }
 
@@ -169,7 +170,7 @@ export class PcpClient implements Gateway {
       const m = response.map
       if (!equalBytes(m.nonce, session.nonce) || m.protocol !== ianaProtocol || m.internalPort !== internalPort) return undefined
       return response
-    }, options)
+    }, { ...options, key: hex(session.nonce) })
 
     if (reply === 'natpmp-only') {
       throw new GatewayRefusedError('pcp', PcpResultCode.UNSUPP_VERSION, pcpResultName(PcpResultCode.UNSUPP_VERSION), 'the server speaks only NAT-PMP')
@@ -217,6 +218,23 @@ function sessionOf (mapping: PortMapping): PcpSession {
   const session = mapping.session as PcpSession | undefined
   if (session?.nonce === undefined) throw new RemoteProtocolError('this mapping was not made by a PCP client')
   return session
+}
+
+/**
+ * The nonce of a MAP reply, as the key the shared socket routes it by, read without decoding:
+ * RFC 6887 §7.2 (24-byte header, R bit set in the opcode) and §11.1 (the nonce opens the MAP
+ * data). Undefined for anything else, which then reaches every request (an error reply without
+ * opcode data, an ANNOUNCE, NAT-PMP).
+ */
+export function mapReplyKey (message: Uint8Array): string | undefined {
+  if (message.length < 36 || message[0] !== PCP_VERSION || message[1] !== (0x80 | PcpOpcode.MAP)) return undefined
+  return hex(message.subarray(24, 36))
+}
+
+function hex (bytes: Uint8Array): string {
+  let out = ''
+  for (const b of bytes) out += b.toString(16).padStart(2, '0')
+  return out
 }
 
 function equalBytes (a: Uint8Array, b: Uint8Array): boolean {
