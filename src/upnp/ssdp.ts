@@ -80,7 +80,7 @@ export interface SsdpSearchOptions {
   logger?: Logger | undefined
 }
 
-/** One search response, the first for its LOCATION. */
+/** One search response, the first for its LOCATION and its USN. */
 export interface SsdpAnswer {
   readonly response: SsdpSearchResponse
   readonly from: SsdpTarget
@@ -96,7 +96,8 @@ export interface SsdpSearchEvents {
 
 /**
  * A running search from one ephemeral UDP socket: unicast to the gateway, then multicast, for
- * each search target, in the bursts of the schedule. Emits one `answer` per new LOCATION, whatever
+ * each search target, in the bursts of the schedule. Emits one `answer` per new LOCATION (and USN:
+ * the same device and type announced at a second address is the same device), whatever
  * the reply's source port (TP-Link ER605, Sagemcom and Orange boxes answer from an ephemeral
  * port: tailscale#7377, #10771, #14344). Runs until close().
  */
@@ -191,8 +192,9 @@ export class SsdpSearch extends EventEmitter<SsdpSearchEvents> {
     }
     if (parsed.kind !== 'search-response') return
     if (isIgdAnswer(parsed)) this.#heardIgd = true
-    if (this.#seen.has(parsed.location)) return
+    if (this.#seen.has(parsed.location) || (parsed.usn !== undefined && this.#seen.has(`usn ${parsed.usn}`))) return
     this.#seen.add(parsed.location)
+    if (parsed.usn !== undefined) this.#seen.add(`usn ${parsed.usn}`)
     const elapsedMs = this.#clock.now() - this.#startMs
     this.#logger('answer from %s:%d after %d ms: %s (ST %s, SERVER %s)', from.address, from.port, Math.round(elapsedMs), parsed.location, parsed.st, parsed.server)
     this.emit('answer', { response: parsed, from, elapsedMs })

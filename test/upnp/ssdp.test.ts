@@ -5,7 +5,7 @@ import { AbortError, TimeoutError } from '../../src/errors.js'
 import { FakeClock } from '../../src/testing/fake-clock.js'
 import { findIgd, IGD_SEARCH_TARGETS, isIgdAnswer, SsdpSearch, type SsdpAnswer } from '../../src/upnp/ssdp.js'
 import { SsdpListener, type SsdpRestart, type SsdpNotification } from '../../src/upnp/ssdp-listener.js'
-import { encodeMSearch, encodeNotify, parseSsdpMessage, type SsdpSearchResponse } from '../../src/upnp/ssdp-codec.js'
+import { encodeMSearch, encodeNotify, encodeSsdpResponse, parseSsdpMessage, type SsdpSearchResponse } from '../../src/upnp/ssdp-codec.js'
 import { waitFor } from '../helpers/wait.js'
 import { startIgd } from './setup.js'
 
@@ -82,6 +82,24 @@ test('one answer per LOCATION, though the IGD answers every search on both socke
   assert.equal(answers[0]!.response.location, igd.descriptionUrl)
   assert.equal(answers[0]!.response.st, 'urn:schemas-upnp-org:device:InternetGatewayDevice:2')
   assert.equal(answers[0]!.response.bootId, 1)
+})
+
+test('one answer per USN too: the same device and type at a second LOCATION is not fetched twice', async (ctx) => {
+  const responder = createSocket('udp4')
+  await new Promise<void>((resolve) => { responder.bind(0, '127.0.0.1', resolve) })
+  ctx.after(() => { responder.close() })
+  const st = 'urn:schemas-upnp-org:device:InternetGatewayDevice:2'
+  responder.on('message', (_m, rinfo) => {
+    for (const [location, usn] of [['http://127.0.0.1:5000/rootDesc.xml', 'uuid:a::x'], ['http://127.0.0.2:5000/rootDesc.xml', 'uuid:a::x'], ['http://127.0.0.1:5000/IGDV1/rootDesc.xml', 'uuid:a::y']]) {
+      responder.send(encodeSsdpResponse({ location: location!, st, usn: usn!, server: 'x' }), rinfo.port, rinfo.address)
+    }
+  })
+  const search = await SsdpSearch.start({ gateway: '127.0.0.1', gatewayPort: responder.address().port, schedule: [{ atMs: 0, searchTargets: [st] }] })
+  ctx.after(() => { search.close() })
+  const answers: SsdpAnswer[] = []
+  search.on('answer', (a) => answers.push(a))
+  await waitFor(() => search.received === 3, 'three replies')
+  assert.deepEqual(answers.map((a) => a.response.location), ['http://127.0.0.1:5000/rootDesc.xml', 'http://127.0.0.1:5000/IGDV1/rootDesc.xml'])
 })
 
 test('findIgd resolves with the first answer, at once', async (ctx) => {
