@@ -1,6 +1,6 @@
 import type { RemoteInfo, Socket } from 'node:dgram'
 import { systemClock, type Clock } from '../clock.js'
-import { ClosedError } from '../errors.js'
+import { AbortError, ClosedError, TimeoutError } from '../errors.js'
 import { silentLogger, type Logger } from '../log.js'
 import { isEpochValid, type EpochSample } from '../pcp/epoch.js'
 import { defaultCreateSocket, exchange, openConnectedSocket, type CreateSocket } from './udp.js'
@@ -27,6 +27,8 @@ export interface GatewaySocketOptions {
    * by every request in flight (see `#dispatch`).
    */
   replyKey?: (message: Uint8Array) => string | undefined
+  /** Requests sent and not yet answered, at most; more wait their turn (see `#acquire`). Default 8. */
+  maxInFlight?: number
 }
 
 export interface RequestOptions {
@@ -61,6 +63,9 @@ export class GatewaySocket {
   readonly #keyed = new Map<string, Set<Listener>>()
   /** Requests whose reply has no key: they see every datagram. */
   readonly #unkeyed = new Set<Listener>()
+  readonly #maxInFlight: number
+  #sending = 0
+  readonly #waiting: Array<{ go: () => void }> = []
 
   constructor (options: GatewaySocketOptions) {
     this.gateway = options.gateway
@@ -72,6 +77,7 @@ export class GatewaySocket {
     this.#maxAttempts = options.maxAttempts ?? 9
     this.#timeoutMs = options.timeoutMs ?? 10_000
     this.#replyKey = options.replyKey
+    this.#maxInFlight = Math.max(1, options.maxInFlight ?? 8)
   }
 
   async #open (): Promise<Socket> {
@@ -98,9 +104,15 @@ export class GatewaySocket {
     // The socket holds the process open only while a request waits for its answer: an idle
     // client must not keep a finished program from exiting.
     if (this.#inFlight++ === 0) socket.ref()
-    const startMs = this.clock.now()
-    this.logger('%s: sending to %s:%d', label, this.gateway, this.port)
+    const calledMs = this.clock.now()
+    const timeoutMs = options.timeoutMs ?? this.#timeoutMs
+    let startMs = calledMs
+    let sending = false
     try {
+      await this.#acquire(label, options.signal, timeoutMs)
+      sending = true
+      startMs = this.clock.now()
+      this.logger('%s: sending to %s:%d', label, this.gateway, this.port)
       const value = await exchange({
         socket,
         payload,
@@ -109,7 +121,8 @@ export class GatewaySocket {
         clock: this.clock,
         initialTimeoutMs: this.#initialTimeoutMs,
         maxAttempts: options.maxAttempts ?? this.#maxAttempts,
-        timeoutMs: options.timeoutMs ?? this.#timeoutMs,
+        // The caller's bound covers the wait for a slot too.
+        timeoutMs: Math.max(0, timeoutMs - (startMs - calledMs)),
         ...(options.signal === undefined ? {} : { signal: options.signal }),
         label,
         subscribe: (listener) => this.#subscribe(listener, this.#replyKey === undefined ? undefined : options.key)
@@ -120,8 +133,54 @@ export class GatewaySocket {
       this.logger('%s: failed after %d ms: %s', label, Math.round(this.clock.now() - startMs), (err as Error).message)
       throw err
     } finally {
+      if (sending) this.#release()
       if (--this.#inFlight === 0) socket.unref()
     }
+  }
+
+  /**
+   * Waits for one of `maxInFlight` sending slots. A client that sends 1,000 requests at once
+   * overflows the router's receive buffer (about 270 small datagrams in Linux's default 208 KiB):
+   * most are dropped and come back as retransmissions 250 ms, 750 ms, 1.75 s later, and a slow
+   * router (miniupnpd walks its whole rule set per request) also works through duplicates of
+   * requests it is still answering. The wait counts against the request's timeout and ends
+   * with its signal.
+   */
+  async #acquire (label: string, signal: AbortSignal | undefined, timeoutMs: number): Promise<void> {
+    if (signal?.aborted === true) throw new AbortError(signal.reason)
+    if (this.#sending < this.#maxInFlight) {
+      this.#sending++
+      return
+    }
+    await new Promise<void>((resolve, reject) => {
+      const leave = (err: Error): void => {
+        const i = this.#waiting.indexOf(waiter)
+        if (i !== -1) this.#waiting.splice(i, 1)
+        this.clock.clearTimeout(timer)
+        signal?.removeEventListener('abort', onAbort)
+        reject(err)
+      }
+      const onAbort = (): void => { leave(new AbortError(signal?.reason)) }
+      const timer = this.clock.setTimeout(() => {
+        leave(new TimeoutError(`${label}: not sent within ${timeoutMs} ms: ${this.#maxInFlight} earlier requests to ${this.gateway}:${this.port} are still waiting for answers`))
+      }, timeoutMs)
+      const waiter = {
+        go: () => {
+          this.clock.clearTimeout(timer)
+          signal?.removeEventListener('abort', onAbort)
+          resolve()
+        }
+      }
+      signal?.addEventListener('abort', onAbort, { once: true })
+      this.#waiting.push(waiter)
+    })
+  }
+
+  /** Hands the slot to the next waiting request, if any. */
+  #release (): void {
+    const next = this.#waiting.shift()
+    if (next === undefined) this.#sending--
+    else next.go()
   }
 
   #subscribe (listener: Listener, key: string | undefined): () => void {
