@@ -82,14 +82,14 @@ async function sample (lab: Lab, target: Target, tool: string, count: number, li
 interface Variant { tool: string, label: string, where: 'simulated' | 'lab', count: number, limitMs: number, reps: number }
 
 export async function scale (ctx: BenchContext): Promise<Section> {
-  const labCount = ctx.quick ? 20 : 100
+  const labCount = 50
   const variants: Variant[] = [
     { tool: 'natmapper', label: 'natmapper (PCP)', where: 'simulated', count: 1000, limitMs: 30_000, reps: ctx.quick ? 1 : 5 },
     ...(ctx.quick ? [] : [{ tool: 'peer-pmp', label: 'peer NAT-PMP', where: 'simulated' as const, count: 1000, limitMs: 30_000, reps: 3 }]),
-    { tool: 'natmapper', label: 'natmapper (PCP)', where: 'lab', count: labCount, limitMs: 60_000, reps: 1 }
+    ...(ctx.quick ? [] : [{ tool: 'natmapper', label: 'natmapper (PCP)', where: 'lab' as const, count: labCount, limitMs: 60_000, reps: 1 }])
   ]
   const results = new Map<Variant, Sample[]>(variants.map((v) => [v, []]))
-  ctx.log(`5. scale: 1000 mappings on the simulated gateway, ${labCount} on the lab router`)
+  ctx.log(`5. scale: 1000 mappings on the simulated gateway${ctx.quick ? '' : `, ${labCount} on the lab router`}`)
   await withBenchLab({}, async (lab) => {
     const simulator = startRunner(lab, 'sim-gateway', ['--address=127.0.0.1', '--port=5351'])
     try {
@@ -148,7 +148,7 @@ export async function scale (ctx: BenchContext): Promise<Section> {
   const closeMedian = summarize(ours.map((x) => x.closeMs))?.median ?? NaN
   const peakGrowth = Math.max(...ours.map((x) => x.peakRssMiB - x.baseRssMiB))
   const allMapped = ours.every((x) => x.mapped === x.count && x.rulesAfterMap === x.count)
-  const labSamples = results.get(variants[variants.length - 1]!)!
+  const labSamples = [...results].filter(([v]) => v.where === 'lab').flatMap(([, s]) => s)
   const labClean = labSamples.every((x) => x.rulesAfterClose === 0)
   const labAll = labSamples.every((x) => x.mapped === x.count)
   return {
@@ -162,7 +162,9 @@ export async function scale (ctx: BenchContext): Promise<Section> {
       verdict(mapMedian <= 2000 && allMapped, `1,000 on the simulated gateway, map all: ${formatMs(mapMedian)}${allMapped ? '' : ' (not all mapped)'} (target ≤ 2 s)`),
       verdict(closeMedian <= 2000 && ours.every((x) => x.rulesAfterClose === 0), `remove all: ${formatMs(closeMedian)} (target ≤ 2 s, nothing left)`),
       verdict(peakGrowth <= 50, `memory: peak RSS at most ${peakGrowth.toFixed(1)} MiB over the base for 1,000 mappings (judged flat at ≤ 50 MiB, about 50 KiB per mapping)`),
-      verdict(labAll && labClean, `lab router, ${labCount} mappings: ${labAll ? 'all granted' : 'not all granted'}, ${labClean ? 'nftables chain empty after close()' : 'rules left in the nftables chain'}`)
+      ...(labSamples.length === 0
+        ? []
+        : [verdict(labAll && labClean, `lab router, ${labCount} mappings: ${labAll ? 'all granted' : 'not all granted'}, ${labClean ? 'nftables chain empty after close()' : 'rules left in the nftables chain after close()'}`)])
     ],
     notes: [
       'miniupnpd 2.3.1 (nftables) walks its whole rule set for every request: one PCP MAP at a time, with no retransmission, took 86 ms at 0–25 rules and 867 ms at 125–150 rules on this machine (2 cores, shared), so 1,000 mappings on it would take most of an hour whatever the client. The lab row therefore uses fewer mappings; it checks that everything is granted and nothing is left in the chain.'

@@ -37,12 +37,14 @@ function commands (): Command[] {
     },
     {
       label: 'natmapper map PORT/tcp --once --protocol natpmp',
+      slow: true,
       argv: (_lab, port) => [process.execPath, cliPath, 'map', `${port}/tcp`, '--once', '--protocol', 'natpmp'],
       expect: /mapped tcp/,
       cleanup: natmapperUnmap
     },
     {
       label: 'natmapper map PORT/tcp --once --protocol upnp',
+      slow: true,
       argv: (_lab, port) => [process.execPath, cliPath, 'map', `${port}/tcp`, '--once', '--protocol', 'upnp'],
       expect: /mapped tcp/,
       cleanup: natmapperUnmap
@@ -138,7 +140,7 @@ export async function wholeProcess (ctx: BenchContext): Promise<Section> {
     const left = r.leftovers === 0 ? 'table empty after each' : `left a mapping ${r.leftovers} time(s)`
     return [r.command.label, formatSummary(s), r.requests[0] ?? '', `${r.command.cleanup.label}: ${formatSummary(summarize(r.deletes))}; ${left}` + (r.failures.length > 0 ? `; ${r.failures.length} failed: ${r.failures[0]!}` : '')]
   })
-  if (ctx.quick) rows.push(['upnpc -a CLIENT PORT PORT tcp (SSDP discovery)', 'skipped in --quick (about 2.1 s: it waits 2 s for SSDP answers)', '', ''])
+  if (ctx.quick) rows.push(['(natmapper --protocol natpmp / upnp, upnpc with SSDP discovery)', 'skipped in --quick', '', ''])
   const ours = summarize(results[0]!.samples)
   return {
     id: 2,

@@ -9,6 +9,8 @@
  * --tool=peer-upnp        upnpNat().findGateways() → first gateway → gateway.map()
  * --tool=peer-pmp         pmpNat(gateway).map() (the peer cannot find the gateway itself)
  * --port=N --gateway=IP --client=IP
+ * --warm=1   first one untimed round (discovery, mapping --port + 1000, cleanup) in this process,
+ *            so the timed round shows the protocol's cost without first-call compilation
  */
 import type { Gateway as PeerGateway } from '@achingbrain/nat-port-mapper'
 import { command, describe, fatal, parseArgs, send } from './io.js'
@@ -18,9 +20,16 @@ const port = Number(args.port)
 const gatewayAddress = args.gateway ?? ''
 const clientAddress = args.client ?? ''
 const timeoutMs = Number(args.timeout ?? 10_000)
+const warm = args.warm === '1'
 
 async function natmapper (methods: Array<'pcp' | 'natpmp' | 'upnp'> | undefined): Promise<void> {
   const { discoverNAT } = await import('../../src/index.js')
+  if (warm) {
+    const nat = await discoverNAT({ timeout: timeoutMs, ...(methods === undefined ? {} : { methods }) })
+    nat.on('error', () => {})
+    await nat.addMapping('tcp', port + 1000)
+    await nat.close()
+  }
   const errors: string[] = []
   const t0 = performance.now()
   let nat
@@ -48,6 +57,14 @@ async function natmapper (methods: Array<'pcp' | 'natpmp' | 'upnp'> | undefined)
 
 async function peerUpnp (): Promise<void> {
   const { upnpNat } = await import('@achingbrain/nat-port-mapper')
+  if (warm) {
+    for await (const found of upnpNat().findGateways({ signal: AbortSignal.timeout(timeoutMs) })) {
+      await found.map(port + 1000, clientAddress, { protocol: 'tcp' })
+      await found.unmap(port + 1000)
+      await found.stop()
+      break
+    }
+  }
   const t0 = performance.now()
   let gateway: PeerGateway | undefined
   let discoveredMs = 0

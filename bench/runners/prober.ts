@@ -9,10 +9,19 @@ import { command, fatal, parseArgs, send } from './io.js'
 const args = parseArgs(process.argv.slice(2))
 const limitMs = Number(args.limit ?? 10_000)
 
+/**
+ * Every attempt from its own source port: a refused attempt leaves a conntrack entry in the
+ * gateway, made before the mapping existed (no DNAT); an attempt that reused its 4-tuple would
+ * be matched to that entry and refused again even with the mapping back.
+ */
+let nextLocalPort = 40000
+
 async function attempt (): Promise<string> {
+  const localPort = nextLocalPort
+  nextLocalPort = nextLocalPort >= 59999 ? 40000 : nextLocalPort + 1
   return await new Promise((resolve) => {
     let data = ''
-    const socket = connect(Number(args.port), args.address!)
+    const socket = connect({ port: Number(args.port), host: args.address!, localPort })
     const timer = setTimeout(() => { socket.destroy(); resolve('') }, 300)
     socket.setEncoding('utf8')
     socket.on('data', (d: string) => { data += d })
