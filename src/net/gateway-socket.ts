@@ -14,7 +14,8 @@ export interface GatewaySocketOptions {
   /**
    * First retransmission wait. RFC 6886 §3.1 says 250 ms. RFC 6887 §8.1.1 starts PCP at 3 s and
    * never gives up; a gateway is one LAN hop away and answers in a few milliseconds, so PCP uses
-   * NAT-PMP's schedule too (as tailscale and libplum do), bounded by the caller's timeout.
+   * NAT-PMP's schedule too (as tailscale and libplum do), bounded by the caller's timeout. This
+   * is the floor: a gateway that answers slowly gets a longer first wait (see `#firstWaitMs`).
    */
   initialTimeoutMs?: number
   /** Attempts per request before giving up. */
@@ -41,6 +42,8 @@ export interface RequestOptions {
 
 type Listener = (message: Buffer, rinfo: RemoteInfo) => void
 
+const FIRST_WAIT_CAP_MS = 3000
+
 /**
  * One connected UDP socket to a gateway's port 5351, opened on first use and shared by every
  * request to it (NAT-PMP and PCP share the port, as miniupnpd and RFC 6887 §9 do).
@@ -65,6 +68,9 @@ export class GatewaySocket {
   readonly #unkeyed = new Set<Listener>()
   readonly #maxInFlight: number
   #sending = 0
+  /** Smoothed answer time and its variation (RFC 6298 §2), undefined before the first answer. */
+  #srttMs: number | undefined
+  #rttVarMs = 0
   readonly #waiting: Array<{ go: () => void }> = []
 
   constructor (options: GatewaySocketOptions) {
@@ -119,13 +125,14 @@ export class GatewaySocket {
         from: { address: this.gateway, port: this.port },
         accept,
         clock: this.clock,
-        initialTimeoutMs: this.#initialTimeoutMs,
+        initialTimeoutMs: this.#firstWaitMs(),
         maxAttempts: options.maxAttempts ?? this.#maxAttempts,
         // The caller's bound covers the wait for a slot too.
         timeoutMs: Math.max(0, timeoutMs - (startMs - calledMs)),
         ...(options.signal === undefined ? {} : { signal: options.signal }),
         label,
-        subscribe: (listener) => this.#subscribe(listener, this.#replyKey === undefined ? undefined : options.key)
+        subscribe: (listener) => this.#subscribe(listener, this.#replyKey === undefined ? undefined : options.key),
+        onAnswered: () => { this.#sampleAnswerTime(this.clock.now() - startMs) }
       })
       this.logger('%s: answered in %d ms', label, Math.round(this.clock.now() - startMs))
       return value
@@ -181,6 +188,34 @@ export class GatewaySocket {
     const next = this.#waiting.shift()
     if (next === undefined) this.#sending--
     else next.go()
+  }
+
+  /**
+   * The first retransmission wait: initialTimeoutMs, or longer when this gateway has been
+   * answering slowly, as TCP computes its RTO (RFC 6298 §2: SRTT + 4·RTTVAR), capped at PCP's
+   * initial 3 s (RFC 6887 §8.1.1). A router that takes 500 ms per request (miniupnpd 2.3.1 walks
+   * its whole nftables rule set for each one) otherwise receives every request three or four
+   * times, spends its time on duplicates, and deletes give up before it reaches them.
+   */
+  #firstWaitMs (): number {
+    if (this.#srttMs === undefined) return this.#initialTimeoutMs
+    return Math.min(Math.max(this.#initialTimeoutMs, this.#srttMs + 4 * this.#rttVarMs), FIRST_WAIT_CAP_MS)
+  }
+
+  /**
+   * An answer's time since the first transmission. Unlike TCP (Karn's rule) answers to
+   * retransmitted requests count too, measured from the first send: that overestimates, which
+   * errs towards fewer duplicates, and a gateway that is always slower than the current wait
+   * still teaches us its pace.
+   */
+  #sampleAnswerTime (ms: number): void {
+    if (this.#srttMs === undefined) {
+      this.#srttMs = ms
+      this.#rttVarMs = ms / 2
+      return
+    }
+    this.#rttVarMs = 0.75 * this.#rttVarMs + 0.25 * Math.abs(this.#srttMs - ms)
+    this.#srttMs = 0.875 * this.#srttMs + 0.125 * ms
   }
 
   #subscribe (listener: Listener, key: string | undefined): () => void {

@@ -56,6 +56,8 @@ export interface ExchangeOptions<T> {
    * answer. Returns the function that unsubscribes.
    */
   subscribe?: (onMessage: (message: Buffer, rinfo: RemoteInfo) => void) => () => void
+  /** Called when the exchange is answered, with the number of transmissions it took. */
+  onAnswered?: (attempts: number) => void
 }
 
 /**
@@ -86,7 +88,10 @@ export async function exchange<T> (options: ExchangeOptions<T>): Promise<T> {
     const onMessage = (message: Buffer, rinfo: RemoteInfo): void => {
       if (rinfo.address !== from.address || rinfo.port !== from.port) return
       const value = accept(new Uint8Array(message.buffer, message.byteOffset, message.byteLength), rinfo)
-      if (value !== undefined) finish(undefined, value)
+      if (value !== undefined) {
+        options.onAnswered?.(attempts)
+        finish(undefined, value)
+      }
     }
     const onError = (err: NodeJS.ErrnoException): void => {
       if (err.code === 'ECONNREFUSED') {
