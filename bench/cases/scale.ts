@@ -82,7 +82,7 @@ async function sample (lab: Lab, target: Target, tool: string, count: number, li
 interface Variant { tool: string, label: string, where: 'simulated' | 'lab', count: number, limitMs: number, reps: number }
 
 export async function scale (ctx: BenchContext): Promise<Section> {
-  const labCount = 50
+  const labCount = 20
   const variants: Variant[] = [
     { tool: 'natmapper', label: 'natmapper (PCP)', where: 'simulated', count: 1000, limitMs: 30_000, reps: ctx.quick ? 1 : 5 },
     ...(ctx.quick ? [] : [{ tool: 'peer-pmp', label: 'peer NAT-PMP', where: 'simulated' as const, count: 1000, limitMs: 30_000, reps: 3 }]),
