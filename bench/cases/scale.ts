@@ -29,6 +29,8 @@ interface Sample {
   baseRssMiB: number
   peakRssMiB: number
   afterRssMiB: number
+  baseHeapMiB: number
+  mappedHeapMiB: number
   error: string | undefined
 }
 
@@ -70,6 +72,8 @@ async function sample (lab: Lab, target: Target, tool: string, count: number, li
       baseRssMiB: ready.rssMiB as number,
       peakRssMiB: Math.max(mapped.peakRssMiB as number, closed.peakRssMiB as number),
       afterRssMiB: closed.rssMiB as number,
+      baseHeapMiB: ready.heapUsedMiB as number,
+      mappedHeapMiB: mapped.heapUsedMiB as number,
       error: (mapped.error ?? closed.error ?? ((errors.total as number) > 0 ? `${String(errors.total)} errors, e.g. ${String((errors.errors as string[])[0])}` : undefined)) as string | undefined
     }
   } finally {
@@ -139,6 +143,7 @@ export async function scale (ctx: BenchContext): Promise<Section> {
       median((x) => x.closeMs),
       `${last.rulesAfterClose}`,
       `${formatSummary(summarize(s.map((x) => x.peakRssMiB)), mib)} (base ${mib(last.baseRssMiB)}, after ${mib(last.afterRssMiB)})`,
+      `${mib(last.baseHeapMiB)} → ${mib(last.mappedHeapMiB)}`,
       `map: ${last.mapRequests}; close: ${last.closeRequests}`,
       last.error ?? ''
     ]
@@ -156,7 +161,7 @@ export async function scale (ctx: BenchContext): Promise<Section> {
     title: 'Scale: 1,000 TCP mappings on one gateway (ports 20000–20999)',
     goal: '2 s each way with PCP, flat memory, nothing left behind.',
     method: 'one runner process per sample in lan maps all ports at once (Promise.all of addMapping), then close(); the router\'s table is read after each phase (the simulated gateway\'s own table, or miniupnpd\'s nftables chain); RSS is sampled every 5 ms. The simulated gateway runs in a process of its own on the lan namespace\'s loopback (127.0.0.1:5351, where the peer\'s NAT-PMP client also finds it).',
-    columns: ['client', 'router', 'result', 'map all, median (min–max, n)', 'remove all', 'left on the router', 'peak RSS', 'router requests (last sample)', 'errors'],
+    columns: ['client', 'router', 'result', 'map all, median (min–max, n)', 'remove all', 'left on the router', 'peak RSS', 'JS heap used: before → all mapped', 'router requests (last sample)', 'errors'],
     rows,
     verdicts: [
       verdict(mapMedian <= 2000 && allMapped, `1,000 on the simulated gateway, map all: ${formatMs(mapMedian)}${allMapped ? '' : ' (not all mapped)'} (target ≤ 2 s)`),
