@@ -2,7 +2,7 @@ import { systemClock, type Clock } from './clock.js'
 import { AbortError, GatewayRefusedError, NatmapperError, TimeoutError, UsageError } from './errors.js'
 import type { Gateway, MappingMethod } from './gateway.js'
 import { createLogger, type Logger } from './log.js'
-import { NAT, type NatOptions } from './nat.js'
+import { NAT, type AnnouncementSource, type NatOptions } from './nat.js'
 import { AnnouncementListener } from './net/announcements.js'
 import { findDefaultGateway } from './net/default-gateway.js'
 import { localAddressToward, type CreateSocket } from './net/udp.js'
@@ -10,6 +10,7 @@ import { NatPmpClient } from './natpmp/client.js'
 import { NatPmpResultCode } from './natpmp/codes.js'
 import { PcpClient } from './pcp/client.js'
 import { UpnpClient } from './upnp/client.js'
+import { SsdpListener } from './upnp/ssdp-listener.js'
 import type { SsdpTarget } from './upnp/ssdp.js'
 
 /**
@@ -38,6 +39,12 @@ export interface DiscoverOptions {
    * 0.0.0.0:5350 joined to 224.0.0.1. `false` turns the listener off.
    */
   announcements?: false | { port?: number, bindAddress?: string, multicastGroup?: string | undefined }
+  /**
+   * Where to listen for SSDP NOTIFY when the gateway speaks UPnP: default 239.255.255.250:1900
+   * (not joined for a gateway on loopback); a unicast group binds that address (tests). `false`
+   * turns it off.
+   */
+  ssdpListen?: false | { group?: string, port?: number }
   /** Where the UPnP multicast M-SEARCH goes (default 239.255.255.250:1900), false for none; for simulated gateways. */
   ssdpTarget?: SsdpTarget | false
   /** The gateway's SSDP port for the unicast M-SEARCH (default 1900); for simulated gateways. */
@@ -71,6 +78,8 @@ export interface DiscoveredGateway {
 }
 
 const RANK: MappingMethod[] = ['pcp', 'natpmp', 'upnp']
+/** How long PCP and NAT-PMP may take before UPnP discovery starts anyway. */
+const UPNP_HEAD_START_MS = 25
 /** Once a lower-ranked protocol has answered, how long a better one may still take. */
 const BETTER_ANSWER_GRACE_MS = 300
 
@@ -134,9 +143,21 @@ export async function discoverGateway (options: DiscoverOptions = {}): Promise<D
     })
   }
   if (methods.includes('upnp')) {
+    // PCP and NAT-PMP answer within a few ms, or fail at once with ICMP unreachable; SSDP costs
+    // the router several M-SEARCHes and takes 50 ms or more to answer. So UPnP starts when the
+    // others have failed, or after a short head start, and a gateway that speaks PCP never sees
+    // a search (router load; quirk 41 of the reference list).
+    // Settles only if every other probe failed (an answer leaves it pending for ever).
+    const othersFailed = Promise.all(probes.map(async (p) => { await p.result.then(async () => { await new Promise(() => {}) }, () => {}) }))
+    const headStart = Promise.race([
+      othersFailed,
+      new Promise<void>((resolve) => { setTimeout(resolve, UPNP_HEAD_START_MS).unref() })
+    ])
     probes.push({
       method: 'upnp',
       result: (async () => {
+        await headStart
+        if (signal.aborted) throw new AbortError(signal.reason)
         const client = await UpnpClient.discover({
           gateway: address,
           signal,
@@ -259,18 +280,7 @@ async function pickBest<T> (probes: Array<{ method: MappingMethod, settled: Prom
 export async function discoverNAT (options: DiscoverNatOptions = {}): Promise<NAT> {
   const found = await discoverGateway(options)
   const { gateway } = found
-  let announcements: AnnouncementListener | undefined
-  if (options.announcements !== false && gateway.method !== 'upnp') {
-    const where = options.announcements ?? {}
-    announcements = await AnnouncementListener.start({
-      gateway: gateway.address,
-      // Join the group on the interface that reaches the gateway (multi-homed hosts).
-      interfaceAddress: await localAddressToward(gateway.address),
-      ...where,
-      ...(options.logger === undefined ? {} : { logger: options.logger }),
-      ...(options.createSocket === undefined ? {} : { createSocket: options.createSocket })
-    })
-  }
+  const announcements = await listenForAnnouncements(gateway, options)
   const rediscoverOptions = { ...options, announcements: false as const }
   return new NAT(gateway, {
     ...pick(options, ['lifetimeSeconds', 'requestTimeoutMs', 'closeTimeoutMs', 'random', 'clock', 'logger']),
@@ -282,6 +292,64 @@ export async function discoverNAT (options: DiscoverNatOptions = {}): Promise<NA
       ? { watchRoute: { lookup: async () => (await findDefaultGateway()).gateway, intervalMs: 10_000 } }
       : {})
   })
+}
+
+/**
+ * What the gateway multicasts when it restarts: PCP ANNOUNCE and NAT-PMP address packets on
+ * 224.0.0.1:5350, SSDP NOTIFY on 239.255.255.250:1900 for UPnP. Either listener degrades to
+ * renewal-driven recovery, with a log line, when its port or group cannot be had.
+ */
+async function listenForAnnouncements (gateway: Gateway, options: DiscoverNatOptions): Promise<AnnouncementSource | undefined> {
+  const logger = options.logger ?? createLogger('discover')
+  // Join groups on the interface that reaches the gateway (multi-homed hosts).
+  const interfaceAddress = await localAddressToward(gateway.address)
+  if (gateway.method !== 'upnp') {
+    if (options.announcements === false) return undefined
+    return await AnnouncementListener.start({
+      gateway: gateway.address,
+      interfaceAddress,
+      ...options.announcements,
+      ...(options.logger === undefined ? {} : { logger: options.logger }),
+      ...(options.createSocket === undefined ? {} : { createSocket: options.createSocket })
+    })
+  }
+  const where = options.ssdpListen
+  // A gateway on loopback is a simulated one: joining the real SSDP group would reach nothing.
+  if (where === false || (where === undefined && isLoopbackAddress(gateway.address))) return undefined
+  try {
+    const listener = await SsdpListener.start({
+      ...where,
+      interfaceAddress,
+      acceptFrom: (address) => address === gateway.address,
+      ...(options.logger === undefined ? {} : { logger: options.logger }),
+      ...(options.createSocket === undefined ? {} : { createSocket: options.createSocket })
+    })
+    listener.on('warning', (err) => { logger('SSDP listener: %s', err.message) })
+    // The router as discovery last saw it. A byebye, or an alive with another BOOTID or
+    // LOCATION, means it restarted (miniupnpd sends both; LAB.md): the mappings are gone.
+    const selection = gateway instanceof UpnpClient ? gateway.selection : undefined
+    let known = { bootId: selection?.bootId, location: selection?.location, down: false }
+    return {
+      on: (_event, handler) => {
+        listener.on('byebye', () => { known = { ...known, down: true } })
+        listener.on('alive', ({ notify }) => {
+          const bootId = notify.bootId ?? known.bootId
+          const location = notify.location ?? known.location
+          if (!known.down && bootId === known.bootId && location === known.location) return
+          known = { bootId, location, down: false }
+          handler({ kind: 'ssdp', bootId, location })
+        })
+      },
+      close: () => { listener.close() }
+    }
+  } catch (err) {
+    logger('cannot listen for SSDP announcements (%s); recovery will rely on renewals', (err as Error).message)
+    return undefined
+  }
+}
+
+function isLoopbackAddress (address: string): boolean {
+  return address.startsWith('127.') || address === '::1'
 }
 
 /**

@@ -311,8 +311,20 @@ export class NAT extends EventEmitter<NatEvents> {
 
   #onAnnouncement (announcement: Announcement): void {
     if (this.#closed !== undefined) return
-    if (announcement.kind === 'natpmp') this.#learnExternalAddress(announcement.externalAddress, true)
-    this.#recoverAll(`${announcement.kind === 'pcp' ? 'PCP ANNOUNCE' : 'NAT-PMP address announcement'} from the gateway`, true)
+    switch (announcement.kind) {
+      case 'natpmp':
+        this.#learnExternalAddress(announcement.externalAddress, true)
+        this.#recoverAll('NAT-PMP address announcement from the gateway', true)
+        break
+      case 'pcp':
+        this.#recoverAll('PCP ANNOUNCE from the gateway', true)
+        break
+      case 'ssdp':
+        // No RFC asks UPnP clients to wait: re-map at once. A moved control URL is found again
+        // by the client when the old one refuses.
+        this.#recoverAll(`the UPnP router restarted (BOOTID ${String(announcement.bootId)}, ${announcement.location ?? 'no LOCATION'})`, false)
+        break
+    }
   }
 
   /**

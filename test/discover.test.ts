@@ -87,3 +87,25 @@ test('the caller\'s signal aborts discovery', async (ctx) => {
 test('unknown methods are refused', async () => {
   await assert.rejects(discoverGateway({ gateway: '127.0.0.1', methods: ['smtp' as 'pcp'] }), /unknown method "smtp"/)
 })
+
+test('UPnP waits for PCP and NAT-PMP: a PCP gateway never sees an M-SEARCH; a UPnP-only one is searched at once', async (ctx) => {
+  const { startIgd } = await import('./upnp/setup.js')
+  const igd = await startIgd(ctx)
+  const upnp = { ssdpTarget: igd.ssdpMulticastTarget, ssdpGatewayPort: igd.ssdpUnicastTarget.port }
+  const sim = await gatewayFor(ctx)
+  const found = await discoverGateway({ gateway: sim.address, port: sim.port, ...upnp })
+  ctx.after(() => { found.gateway.close() })
+  assert.equal(found.gateway.method, 'pcp')
+  await new Promise((resolve) => setTimeout(resolve, 100))
+  assert.equal(igd.count('ssdp'), 0, 'no M-SEARCH reached the router')
+
+  // Nothing on the PCP/NAT-PMP port: ICMP unreachable at once, and UPnP starts without waiting.
+  const closed = createSocket('udp4')
+  await new Promise<void>((resolve) => closed.bind(0, '127.0.0.1', resolve))
+  const port = closed.address().port
+  closed.close()
+  const upnpOnly = await discoverGateway({ gateway: igd.address, port, ...upnp })
+  ctx.after(() => { upnpOnly.gateway.close() })
+  assert.equal(upnpOnly.gateway.method, 'upnp')
+  assert.ok(igd.count('ssdp') > 0)
+})

@@ -19,6 +19,11 @@ import { defaultCreateSocket, type CreateSocket } from './udp.js'
 export type Announcement =
   | { kind: 'pcp', epochSeconds: number }
   | { kind: 'natpmp', epochSeconds: number, externalAddress: string }
+  /** A UPnP router announced itself again with a new BOOTID or LOCATION: it restarted. */
+  | { kind: 'ssdp', bootId: number | undefined, location: string | undefined }
+
+/** What arrives on port 5350: the PCP and NAT-PMP kinds. */
+export type PortControlAnnouncement = Extract<Announcement, { kind: 'pcp' | 'natpmp' }>
 
 export interface AnnouncementListenerOptions {
   /** Only packets from this address are believed (RFC 6886 §3.2.1: "MUST check the source"). */
@@ -85,7 +90,7 @@ export class AnnouncementListener extends EventEmitter<{ announcement: [Announce
 }
 
 /** An unsolicited PCP ANNOUNCE or NAT-PMP external-address packet, or undefined for anything else. */
-export function decodeAnnouncement (bytes: Uint8Array): Announcement | undefined {
+export function decodeAnnouncement (bytes: Uint8Array): PortControlAnnouncement | undefined {
   try {
     if (bytes[0] === 0) {
       const response = decodeNatPmpResponse(bytes)
