@@ -11,7 +11,7 @@
  * Needs root and the lab's packages, like `npm run test:lab`; sends nothing outside the lab's
  * namespaces and loopback (the footprint benchmark installs from the npm registry).
  */
-import { writeFileSync } from 'node:fs'
+import { existsSync, readFileSync, writeFileSync } from 'node:fs'
 import { loadavg } from 'node:os'
 import { join } from 'node:path'
 import { labPreflight } from '../test/lab/lab.js'
@@ -93,6 +93,10 @@ if (write) {
     'The machine is shared: other work ran on its two cores during the run (see the load average), so absolute times are',
     'noisy; every comparison is between samples taken alternately in the same run, and medians are quoted.',
     '',
+    '## Summary of this run',
+    '',
+    ...sections.flatMap((section) => section.verdicts.map((v) => `- ${section.id}. ${v}`)),
+    '',
     '## Reproduce',
     '',
     '```sh',
@@ -104,7 +108,10 @@ if (write) {
     '```',
     ''
   ]
-  writeFileSync(join(repoRoot, 'BENCHMARKS.md'), [...head, ...sections.map(renderSection), ''].join('\n\n').replace(/\n{3,}/g, '\n\n'))
+  // The hand-written reading of the numbers (what the time is spent on, what was changed).
+  const analysisFile = join(repoRoot, 'bench', 'analysis.md')
+  const analysis = existsSync(analysisFile) ? [readFileSync(analysisFile, 'utf8').trim()] : []
+  writeFileSync(join(repoRoot, 'BENCHMARKS.md'), [...head, ...sections.map(renderSection), ...analysis, ''].join('\n\n').replace(/\n{3,}/g, '\n\n'))
   log('wrote BENCHMARKS.md')
 }
 process.exit(failed ? 1 : 0)
