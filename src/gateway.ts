@@ -57,10 +57,27 @@ export interface Gateway {
   /** Releases sockets; does not delete mappings. Idempotent. */
   close(): void
   /**
+   * The gateway's whole mapping table, where the protocol can list it (UPnP
+   * GetGenericPortMappingEntry); PCP and NAT-PMP cannot, and leave it undefined.
+   */
+  list?: (options?: CallOptions) => Promise<ListedMapping[]>
+  /**
    * Called when the client sees that the gateway lost its state (a PCP or NAT-PMP epoch that
    * went backwards): every mapping must be made again. The manager sets it.
    */
   onReset?: (() => void) | undefined
+}
+
+/** One entry of a gateway's table, whoever made it. */
+export interface ListedMapping {
+  protocol: TransportProtocol
+  externalPort: number
+  internalClient: string
+  internalPort: number
+  description: string
+  /** Remaining or granted lease in seconds (routers differ); 0 permanent; undefined unreadable. */
+  leaseSeconds: number | undefined
+  enabled: boolean | undefined
 }
 
 /** Renew at half the granted lifetime, as RFC 6886 §3.3 and RFC 6887 §11.2.1 ask. */

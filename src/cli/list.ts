@@ -1,14 +1,15 @@
 import { parseArgs } from 'node:util'
+import { discoverGateway } from '../discover.js'
 import { UsageError } from '../errors.js'
-import { findDefaultGateway } from '../net/default-gateway.js'
-import { discoverOptionsFrom, gatewayOptionSpec, gatewayOptionsHelp } from './common.js'
+import { discoverOptionsFrom, gatewayOptionSpec, gatewayOptionsHelp, methodNames } from './common.js'
 import { createOutput, type Output } from './output.js'
 import { loadSaved } from './state.js'
 
 export const listHelp = `Usage: natmapper list [options]
 
-Lists the mappings natmapper left on the gateway ('natmapper map --once') that have not
-expired. PCP and NAT-PMP cannot list a gateway's table, so this is what natmapper holds.
+Lists port mappings. Where the gateway's protocol can list its table (UPnP IGD), this is the
+gateway's whole table, whoever made each entry. PCP and NAT-PMP cannot list, so then it is
+what natmapper left there ('natmapper map --once') and has not expired.
 
 Options:
 ${gatewayOptionsHelp}
@@ -23,11 +24,21 @@ export async function runList (argv: string[], output?: Output): Promise<number>
   if (positionals.length > 0) throw new UsageError(`list takes no arguments, not ${JSON.stringify(positionals[0])}`)
   const out = output ?? createOutput({ json: values.json, verbose: values.verbose })
   const options = discoverOptionsFrom(values)
-  const gateway = options.gateway ?? (await findDefaultGateway().catch(() => undefined))?.gateway
+  const { gateway } = await discoverGateway(options)
+  try {
+    if (gateway.list !== undefined) {
+      const rows = await gateway.list(options.timeout === undefined ? {} : { timeoutMs: options.timeout })
+      const human = rows.length === 0
+        ? `the gateway ${gateway.address} has no mappings (${methodNames[gateway.method]})`
+        : rows.map((r) => `${r.protocol} ${r.externalPort} -> ${r.internalClient}:${r.internalPort} ${JSON.stringify(r.description)} (${r.leaseSeconds === 0 ? 'permanent' : r.leaseSeconds === undefined ? 'lease unknown' : `lease ${r.leaseSeconds} s`}${r.enabled === false ? ', disabled' : ''})`).join('\n')
+      out.result({ gateway: gateway.address, source: 'gateway', method: gateway.method, mappings: rows }, human)
+      return 0
+    }
+  } finally {
+    gateway.close()
+  }
   const now = Date.now()
-  const saved = (await loadSaved(now)).filter((s) => gateway === undefined || s.gateway === gateway)
-  const rows = saved.map((s) => ({
-    gateway: s.gateway,
+  const rows = (await loadSaved(now)).filter((s) => s.gateway === gateway.address).map((s) => ({
     method: s.method,
     protocol: s.protocol,
     internalPort: s.internalPort,
@@ -36,8 +47,8 @@ export async function runList (argv: string[], output?: Output): Promise<number>
     expiresInSeconds: s.expiresAt === null ? null : Math.round((s.expiresAt - now) / 1000)
   }))
   const human = rows.length === 0
-    ? `no mappings held by natmapper${gateway === undefined ? '' : ` on ${gateway}`}`
-    : rows.map((r) => `${r.protocol} ${r.internalPort} -> ${r.externalAddress ?? '?'}:${r.externalPort} (${r.method} on ${r.gateway}, ${r.expiresInSeconds === null ? 'permanent' : `expires in ${r.expiresInSeconds} s`})`).join('\n')
-  out.result({ gateway: gateway ?? null, source: 'natmapper', mappings: rows }, human)
+    ? `no mappings held by natmapper on ${gateway.address} (${methodNames[gateway.method]} cannot list the gateway's table)`
+    : rows.map((r) => `${r.protocol} ${r.internalPort} -> ${r.externalAddress ?? '?'}:${r.externalPort} (${r.method}, ${r.expiresInSeconds === null ? 'permanent' : `expires in ${r.expiresInSeconds} s`})`).join('\n')
+  out.result({ gateway: gateway.address, source: 'natmapper', method: gateway.method, mappings: rows }, human)
   return 0
 }

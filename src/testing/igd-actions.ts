@@ -63,6 +63,15 @@ export function igdAction (igd: IgdState, action: string, args: Record<string, s
       return [['NewInternalPort', String(m.internalPort)], ['NewInternalClient', m.internalClient], ['NewEnabled', m.enabled ? '1' : '0'],
         ['NewPortMappingDescription', m.description], ['NewLeaseDuration', String(remaining)]]
     }
+    case 'GetGenericPortMappingEntry': {
+      if (igd.quirks.noListing) return UpnpErrorCode.SpecifiedArrayIndexInvalid
+      const index = Number(args.NewPortMappingIndex)
+      const m = [...igd.mappings.values()][index]
+      if (!Number.isInteger(index) || m === undefined) return UpnpErrorCode.SpecifiedArrayIndexInvalid
+      const remaining = m.leaseSeconds === 0 ? 0 : Math.max(1, Math.ceil((m.expiresAtMs - igd.nowMs) / 1000))
+      return [['NewRemoteHost', ''], ['NewExternalPort', String(m.externalPort)], ['NewProtocol', m.protocol], ['NewInternalPort', String(m.internalPort)],
+        ['NewInternalClient', m.internalClient], ['NewEnabled', m.enabled ? '1' : '0'], ['NewPortMappingDescription', m.description], ['NewLeaseDuration', String(remaining)]]
+    }
     default:
       return UpnpErrorCode.InvalidAction
   }

@@ -72,6 +72,8 @@ export interface IgdQuirks {
   controlUrlHost: string | undefined
   /** Faults to answer, in order, to the next requests for their action (any UPnP error code). */
   faultNext: Array<{ action: string, code: number }>
+  /** GetGenericPortMappingEntry answers 713 even at index 0: listing unsupported (Sagemcom F@st 5684, miniupnp#665). */
+  noListing: boolean
 }
 
 export interface SimulatedIgdMapping {
@@ -119,7 +121,8 @@ export class SimulatedIgd {
     chunkedResponses: false,
     lowPortsRefused: true,
     controlUrlHost: undefined,
-    faultNext: []
+    faultNext: [],
+    noListing: false
   }
 
   /** Every request, in order. */

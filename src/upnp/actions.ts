@@ -20,7 +20,8 @@ export const IgdAction = {
   AddPortMapping: 'AddPortMapping',
   AddAnyPortMapping: 'AddAnyPortMapping',
   DeletePortMapping: 'DeletePortMapping',
-  GetSpecificPortMappingEntry: 'GetSpecificPortMappingEntry'
+  GetSpecificPortMappingEntry: 'GetSpecificPortMappingEntry',
+  GetGenericPortMappingEntry: 'GetGenericPortMappingEntry'
 } as const
 
 /** IGD v2 WANIPConnection: "a value of 0 ... is interpreted as ... 604800 seconds", the maximum. */
@@ -192,6 +193,50 @@ export function decodeGetSpecificPortMappingEntry (xml: string, serviceType: str
     throw new RemoteProtocolError(`GetSpecificPortMappingEntry response has no valid NewInternalPort: ${JSON.stringify(args.NewInternalPort?.slice(0, 40) ?? null)}`)
   }
   return {
+    internalPort,
+    internalClient: args.NewInternalClient?.trim() ?? '',
+    enabled: parseBoolean(args.NewEnabled),
+    description: args.NewPortMappingDescription ?? '',
+    leaseDurationSeconds: parseUint32(args.NewLeaseDuration)
+  }
+}
+
+/** GetGenericPortMappingEntry: the entry at NewPortMappingIndex, for listing the table. */
+export function encodeGetGenericPortMappingEntry (serviceType: string, index: number): SoapRequest {
+  if (!Number.isInteger(index) || index < 0 || index > 0xffff) throw new UsageError(`port mapping index must be an integer from 0 to 65535, got ${index}`)
+  return encodeSoapRequest(serviceType, IgdAction.GetGenericPortMappingEntry, [['NewPortMappingIndex', String(index)]])
+}
+
+/** A GetGenericPortMappingEntry answer: an entry with its key. */
+export interface GenericPortMappingEntry extends PortMappingEntry {
+  readonly remoteHost: string
+  readonly externalPort: number
+  readonly protocol: 'tcp' | 'udp'
+}
+
+/**
+ * The entry, or undefined past the end of the table: 713 SpecifiedArrayIndexInvalid as the spec
+ * says, or 402 as some routers answer. Other faults throw (Sagemcom answers 713 at index 0 when
+ * it does not support listing at all: miniupnp#665).
+ */
+export function decodeGetGenericPortMappingEntry (xml: string, serviceType: string): GenericPortMappingEntry | undefined {
+  let args: Record<string, string>
+  try {
+    args = parseSoapResponse(xml, serviceType, IgdAction.GetGenericPortMappingEntry)
+  } catch (err) {
+    if (err instanceof GatewayRefusedError && (err.resultCode === UpnpErrorCode.SpecifiedArrayIndexInvalid || err.resultCode === UpnpErrorCode.InvalidArgs)) return undefined
+    throw err
+  }
+  const externalPort = parsePort(args.NewExternalPort)
+  const internalPort = parsePort(args.NewInternalPort)
+  const protocol = args.NewProtocol?.trim().toLowerCase()
+  if (externalPort === undefined || internalPort === undefined || (protocol !== 'tcp' && protocol !== 'udp')) {
+    throw new RemoteProtocolError(`GetGenericPortMappingEntry response has no valid port or protocol: ${JSON.stringify([args.NewExternalPort, args.NewProtocol, args.NewInternalPort].map((v) => v?.slice(0, 20) ?? null))}`)
+  }
+  return {
+    remoteHost: args.NewRemoteHost?.trim() ?? '',
+    externalPort,
+    protocol,
     internalPort,
     internalClient: args.NewInternalClient?.trim() ?? '',
     enabled: parseBoolean(args.NewEnabled),

@@ -1,8 +1,9 @@
 import { systemClock, type Clock } from '../clock.js'
 import { ClosedError, GatewayRefusedError, NatmapperError, NoResponseError, RemoteProtocolError, UsageError } from '../errors.js'
-import type { CallOptions, Gateway, MapRequest, PortMapping, TransportProtocol } from '../gateway.js'
+import type { CallOptions, Gateway, ListedMapping, MapRequest, PortMapping, TransportProtocol } from '../gateway.js'
 import { createLogger, type Logger } from '../log.js'
 import {
+  decodeGetGenericPortMappingEntry, encodeGetGenericPortMappingEntry,
   decodeAddAnyPortMapping, decodeAddPortMapping, decodeDeletePortMapping, decodeGetExternalIPAddress,
   decodeGetSpecificPortMappingEntry, encodeAddAnyPortMapping, encodeAddPortMapping, encodeDeletePortMapping,
   encodeGetExternalIPAddress, encodeGetSpecificPortMappingEntry, IGD2_MAX_LEASE_SECONDS,
@@ -65,6 +66,9 @@ interface UpnpSession {
   readonly requestedLifetimeSeconds: number
   readonly description: string
 }
+
+/** Entries `list` reads at most. */
+const MAX_LISTED = 1024
 
 /**
  * A UPnP IGD client (WANIPConnection / WANPPPConnection, IGD v1 and v2) behind the
@@ -210,6 +214,29 @@ export class UpnpClient implements Gateway {
   /** GetSpecificPortMappingEntry: the router's entry for an external port, undefined when it has none. */
   async getPortMappingEntry (externalPort: number, protocol: TransportProtocol, options: CallOptions = {}): Promise<PortMappingEntry | undefined> {
     return await this.#call((st) => encodeGetSpecificPortMappingEntry(st, { externalPort, protocol }), decodeGetSpecificPortMappingEntry, this.#context(options))
+  }
+
+  /**
+   * The router's whole table, by GetGenericPortMappingEntry from index 0 until the router says
+   * the index is past the end. Bounded (MAX_LISTED entries) against a router that never says so.
+   */
+  async list (options: CallOptions = {}): Promise<ListedMapping[]> {
+    const entries: ListedMapping[] = []
+    const context = this.#context(options)
+    for (let index = 0; index < MAX_LISTED; index++) {
+      const entry = await this.#call((st) => encodeGetGenericPortMappingEntry(st, index), decodeGetGenericPortMappingEntry, context)
+      if (entry === undefined) break
+      entries.push({
+        protocol: entry.protocol,
+        externalPort: entry.externalPort,
+        internalClient: entry.internalClient,
+        internalPort: entry.internalPort,
+        description: entry.description,
+        leaseSeconds: entry.leaseDurationSeconds,
+        enabled: entry.enabled
+      })
+    }
+    return entries
   }
 
   /** Nothing to release (no connection outlives its request); later calls throw ClosedError. */
