@@ -1,25 +1,11 @@
-import type { Clock } from '../clock.js'
-import { GatewayRefusedError } from '../errors.js'
+import { GatewayRefusedError, RemoteProtocolError } from '../errors.js'
 import type { CallOptions, Gateway, MapRequest, PortMapping } from '../gateway.js'
-import { createLogger, type Logger } from '../log.js'
-import { GatewaySocket } from '../net/gateway-socket.js'
-import type { CreateSocket } from '../net/udp.js'
+import { createLogger } from '../log.js'
+import { GatewaySocket, type PortControlClientOptions } from '../net/gateway-socket.js'
 import { decodeNatPmpResponse, encodeNatPmpRequest, type NatPmpRequest, type NatPmpResponse } from './codec.js'
 import { NATPMP_SERVER_PORT, NatPmpOpcode, natPmpResultName } from './codes.js'
 
-export interface NatPmpClientOptions {
-  /** The gateway's address (the default route's next hop). */
-  gateway: string
-  /** Server port; 5351 unless a test points at a simulated gateway. */
-  port?: number
-  clock?: Clock
-  createSocket?: CreateSocket
-  logger?: Logger
-  initialTimeoutMs?: number
-  maxAttempts?: number
-  /** Called when the gateway's epoch shows it lost its state (RFC 6886 §3.6): mappings must be renewed. */
-  onEpochReset?: () => void
-}
+export type NatPmpClientOptions = PortControlClientOptions
 
 interface NatPmpSession { requestedLifetimeSeconds: number }
 
@@ -39,15 +25,7 @@ export class NatPmpClient implements Gateway {
   constructor (options: NatPmpClientOptions) {
     this.address = options.gateway
     this.onReset = options.onEpochReset
-    this.#socket = new GatewaySocket({
-      gateway: options.gateway,
-      port: options.port ?? NATPMP_SERVER_PORT,
-      logger: options.logger ?? createLogger('natpmp'),
-      ...(options.clock === undefined ? {} : { clock: options.clock }),
-      ...(options.createSocket === undefined ? {} : { createSocket: options.createSocket }),
-      ...(options.initialTimeoutMs === undefined ? {} : { initialTimeoutMs: options.initialTimeoutMs }),
-      ...(options.maxAttempts === undefined ? {} : { maxAttempts: options.maxAttempts })
-    })
+    this.#socket = new GatewaySocket({ ...options, port: options.port ?? NATPMP_SERVER_PORT, logger: options.logger ?? createLogger('natpmp') })
   }
 
   async externalAddress (options: CallOptions = {}): Promise<string> {
@@ -79,6 +57,11 @@ export class NatPmpClient implements Gateway {
       lifetimeSeconds: request.lifetimeSeconds
     }, options)
     if (response.opcode !== 'map') throw refused(response)
+    // §3.3: lifetime 0 deletes, and port 0 is no port; a "success" granting either is no
+    // mapping (and taken as one, its renewal at half of 0 s would follow at once, and again).
+    if (request.lifetimeSeconds !== 0 && (response.lifetimeSeconds === 0 || response.externalPort === 0)) {
+      throw new RemoteProtocolError(`NAT-PMP map ${request.protocol} ${request.internalPort}: the gateway answered success with ${response.lifetimeSeconds === 0 ? 'lifetime 0' : 'external port 0'}, which grants nothing`)
+    }
     const grantedAtMs = this.#socket.clock.now()
     const session: NatPmpSession = { requestedLifetimeSeconds: request.lifetimeSeconds }
     return {

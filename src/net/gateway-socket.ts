@@ -32,6 +32,14 @@ export interface GatewaySocketOptions {
   maxInFlight?: number
 }
 
+/** What the NAT-PMP and PCP clients take: the socket's options, the port defaulting to 5351. */
+export type PortControlClientOptions = Omit<GatewaySocketOptions, 'port'> & {
+  /** Server port; 5351 unless a test points at a simulated gateway. */
+  port?: number
+  /** Called when the server's epoch shows it lost its state (RFC 6886 §3.6, RFC 6887 §8.5). */
+  onEpochReset?: () => void
+}
+
 export interface RequestOptions {
   signal?: AbortSignal | undefined
   timeoutMs?: number | undefined

@@ -1,29 +1,17 @@
 import { randomBytes } from 'node:crypto'
-import type { Clock } from '../clock.js'
 import { GatewayRefusedError, RemoteProtocolError } from '../errors.js'
 import type { CallOptions, Gateway, MapRequest, PortMapping, TransportProtocol } from '../gateway.js'
-import { createLogger, type Logger } from '../log.js'
+import { createLogger } from '../log.js'
 import { unspecifiedFor } from '../net/address.js'
-import { GatewaySocket, type RequestOptions } from '../net/gateway-socket.js'
-import type { CreateSocket } from '../net/udp.js'
+import { GatewaySocket, type PortControlClientOptions, type RequestOptions } from '../net/gateway-socket.js'
 import { decodeNatPmpResponse, encodeNatPmpRequest } from '../natpmp/codec.js'
 import { NatPmpResultCode } from '../natpmp/codes.js'
 import { decodePcpResponse, encodePcpRequest, type PcpResponse } from './codec.js'
 import { IanaProtocol, PCP_SERVER_PORT, PCP_VERSION, PcpOpcode, PcpResultCode, pcpResultName } from './codes.js'
 
-export interface PcpClientOptions {
-  gateway: string
-  /** Server port; 5351 unless a test points at a simulated gateway. */
-  port?: number
-  clock?: Clock
-  createSocket?: CreateSocket
-  logger?: Logger
-  initialTimeoutMs?: number
-  maxAttempts?: number
+export type PcpClientOptions = PortControlClientOptions & {
   /** Source of mapping nonces; tests pass a deterministic one. */
   randomNonce?: () => Uint8Array
-  /** Called when the server's epoch shows it lost its state (RFC 6887 §8.5). */
-  onEpochReset?: () => void
 }
 
 /** What a renewal or delete of a PCP mapping needs: the nonce the mapping was made with. */
@@ -49,16 +37,7 @@ export class PcpClient implements Gateway {
     this.address = options.gateway
     this.#randomNonce = options.randomNonce ?? (() => new Uint8Array(randomBytes(12)))
     this.onReset = options.onEpochReset
-    this.#socket = new GatewaySocket({
-      gateway: options.gateway,
-      port: options.port ?? PCP_SERVER_PORT,
-      logger: options.logger ?? createLogger('pcp'),
-      ...(options.clock === undefined ? {} : { clock: options.clock }),
-      ...(options.createSocket === undefined ? {} : { createSocket: options.createSocket }),
-      ...(options.initialTimeoutMs === undefined ? {} : { initialTimeoutMs: options.initialTimeoutMs }),
-      ...(options.maxAttempts === undefined ? {} : { maxAttempts: options.maxAttempts }),
-      replyKey: mapReplyKey
-    })
+    this.#socket = new GatewaySocket({ ...options, port: options.port ?? PCP_SERVER_PORT, logger: options.logger ?? createLogger('pcp') })
   }
 
   /**
@@ -181,6 +160,12 @@ export class PcpClient implements Gateway {
         reply.version !== PCP_VERSION ? `server speaks version ${reply.version}` : undefined, reply.lifetimeSeconds)
     }
     if (reply.map === undefined) throw new RemoteProtocolError(`${label}: success reply without MAP data`)
+    // A success that grants nothing would be a mapping that is already gone (lifetime 0 deletes:
+    // §11.3) or that no peer can reach (port 0); taken as granted, a renewal at half of 0 s
+    // would follow at once, and again. The gateway is broken or hostile: say so.
+    if (lifetimeSeconds !== 0 && (reply.lifetimeSeconds === 0 || reply.map.externalPort === 0)) {
+      throw new RemoteProtocolError(`${label}: the gateway answered success with ${reply.lifetimeSeconds === 0 ? 'lifetime 0' : 'external port 0'}, which grants nothing`)
+    }
     const grantedAtMs = this.#socket.clock.now()
     if (lifetimeSeconds !== 0) this.#externalAddress = reply.map.externalAddress
     return {
