@@ -1,41 +1,14 @@
-import { test, type TestContext } from 'node:test'
+import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { spawn, type ChildProcess } from 'node:child_process'
-import { createInterface } from 'node:readline'
-import { fileURLToPath } from 'node:url'
 import { SimulatedPmpGateway } from '../../src/testing/pmp-gateway.js'
 import { waitFor } from '../helpers/wait.js'
-
-const bin = fileURLToPath(new URL('../../src/cli/bin.js', import.meta.url))
-
-interface Run { child: ChildProcess, events: Array<Record<string, unknown>>, stderr: () => string, exit: Promise<number | null> }
-
-function start (ctx: TestContext, args: string[]): Run {
-  const child = spawn(process.execPath, [bin, ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
-  const events: Array<Record<string, unknown>> = []
-  let stderr = ''
-  child.stderr!.on('data', (chunk: Buffer) => { stderr += chunk.toString() })
-  createInterface({ input: child.stdout! }).on('line', (line) => { events.push(JSON.parse(line) as Record<string, unknown>) })
-  const exit = new Promise<number | null>((resolve) => child.on('exit', (code) => { resolve(code) }))
-  ctx.after(() => { child.kill('SIGKILL') })
-  return { child, events, stderr: () => stderr, exit }
-}
-
-async function run (args: string[]): Promise<{ code: number | null, stdout: string, stderr: string }> {
-  const child = spawn(process.execPath, [bin, ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
-  let stdout = ''
-  let stderr = ''
-  child.stdout.on('data', (chunk: Buffer) => { stdout += chunk.toString() })
-  child.stderr.on('data', (chunk: Buffer) => { stderr += chunk.toString() })
-  const code = await new Promise<number | null>((resolve) => child.on('exit', resolve))
-  return { code, stdout, stderr }
-}
+import { runCli, startCli } from '../helpers/cli.js'
 
 for (const method of ['pcp', 'natpmp'] as const) {
   test(`map --protocol ${method} --json: mapped events, kept until SIGINT, then every mapping deleted`, async (ctx) => {
     const gateway = await SimulatedPmpGateway.start({ externalAddress: '198.51.100.4' })
     ctx.after(async () => { await gateway.close() })
-    const cli = start(ctx, ['map', '7001/tcp', '7002/udp', '--json', '--protocol', method, '--gateway', gateway.address, '--gateway-port', String(gateway.port)])
+    const cli = startCli(ctx, ['map', '7001/tcp', '7002/udp', '--json', '--protocol', method, '--gateway', gateway.address, '--gateway-port', String(gateway.port)])
     const mapped = (): Array<Record<string, unknown>> => cli.events.filter((e) => e.event === 'mapped')
     await waitFor(() => mapped().length >= 2, `two mapped events (stderr: ${cli.stderr()})`, 5000)
     const byProtocol = Object.fromEntries(mapped().map((e) => [e.protocol, e]))
@@ -53,7 +26,7 @@ for (const method of ['pcp', 'natpmp'] as const) {
 test('map without --protocol prefers PCP and falls back to NAT-PMP; human output names the external address', async (ctx) => {
   const gateway = await SimulatedPmpGateway.start({ pcp: false, externalAddress: '11.0.0.5' })
   ctx.after(async () => { await gateway.close() })
-  const result = await run(['map', '4001', '--once', '--gateway', gateway.address, '--gateway-port', String(gateway.port)])
+  const result = await runCli(['map', '4001', '--once', '--gateway', gateway.address, '--gateway-port', String(gateway.port)])
   assert.equal(result.code, 0, result.stderr)
   assert.match(result.stdout, /^mapped tcp 4001 -> 11\.0\.0\.5:4001 \(natpmp, lifetime 7200 s\)$/m)
   assert.equal(gateway.mappings().length, 1, '--once leaves the mapping for its lifetime')
@@ -63,7 +36,7 @@ test('map --once exits non-zero with one clear line when the gateway refuses', a
   const gateway = await SimulatedPmpGateway.start()
   ctx.after(async () => { await gateway.close() })
   gateway.faults.refuseWith = { pcp: 2 }
-  const result = await run(['map', '4001/udp', '--once', '--protocol', 'pcp', '--gateway', gateway.address, '--gateway-port', String(gateway.port)])
+  const result = await runCli(['map', '4001/udp', '--once', '--protocol', 'pcp', '--gateway', gateway.address, '--gateway-port', String(gateway.port)])
   assert.equal(result.code, 1)
   assert.match(result.stderr, /^natmapper: could not map 4001\/udp: pcp gateway refused the request: NOT_AUTHORIZED \(2\)$/m)
   assert.doesNotMatch(result.stderr, /\n\s+at /, 'no stack trace')
@@ -71,20 +44,20 @@ test('map --once exits non-zero with one clear line when the gateway refuses', a
 
 test('bad usage exits 2 with a one-line reason', async () => {
   for (const args of [['map'], ['map', '70000/tcp'], ['map', '4001/sctp'], ['map', '4001', '--protocol', 'smtp'], ['frobnicate'], ['map', '--bogus', '1']]) {
-    const result = await run(args)
+    const result = await runCli(args)
     assert.equal(result.code, 2, `${args.join(' ')}: ${result.stderr}`)
     assert.match(result.stderr, /^natmapper: .+\n$/, args.join(' '))
   }
 })
 
 test('--help and --version', async () => {
-  const help = await run(['--help'])
+  const help = await runCli(['--help'])
   assert.equal(help.code, 0)
   assert.match(help.stdout, /Usage: natmapper <command>/)
-  const mapHelp = await run(['map', '--help'])
+  const mapHelp = await runCli(['map', '--help'])
   assert.equal(mapHelp.code, 0)
   assert.match(mapHelp.stdout, /--protocol pcp\|natpmp/)
-  const version = await run(['--version'])
+  const version = await runCli(['--version'])
   assert.equal(version.code, 0)
   assert.match(version.stdout, /^\d+\.\d+\.\d+\n$/)
 })
@@ -92,7 +65,7 @@ test('--help and --version', async () => {
 test('map --once behind a carrier-grade NAT exits 1 and says so in plain words', async (ctx) => {
   const gateway = await SimulatedPmpGateway.start({ externalAddress: '100.64.0.9' })
   ctx.after(async () => { await gateway.close() })
-  const result = await run(['map', '4001/tcp', '--once', '--gateway', gateway.address, '--gateway-port', String(gateway.port)])
+  const result = await runCli(['map', '4001/tcp', '--once', '--gateway', gateway.address, '--gateway-port', String(gateway.port)])
   assert.equal(result.code, 1, result.stderr)
   assert.match(result.stderr, /^natmapper: carrier-grade NAT: the gateway's external address 100\.64\.0\.9 is in 100\.64\.0\.0\/10/m)
 })
@@ -101,7 +74,7 @@ test('map --once against a gateway with no external address (miniupnpd behind a 
   const gateway = await SimulatedPmpGateway.start({ pcp: false })
   gateway.faults.externalAddressResult = 3
   ctx.after(async () => { await gateway.close() })
-  const result = await run(['map', '4001/tcp', '--once', '--gateway', gateway.address, '--gateway-port', String(gateway.port)])
+  const result = await runCli(['map', '4001/tcp', '--once', '--gateway', gateway.address, '--gateway-port', String(gateway.port)])
   assert.equal(result.code, 1, result.stderr)
   assert.match(result.stderr, /double NAT/)
 })

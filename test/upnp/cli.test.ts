@@ -1,28 +1,15 @@
-import { test, type TestContext } from 'node:test'
+import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { spawn, type ChildProcess } from 'node:child_process'
+import { spawn } from 'node:child_process'
 import { createSocket } from 'node:dgram'
-import { createInterface } from 'node:readline'
-import { fileURLToPath } from 'node:url'
 import { waitFor } from '../helpers/wait.js'
+import { bin, startCli } from '../helpers/cli.js'
 import { startIgd } from './setup.js'
 
 /** `natmapper map --protocol upnp` against the simulated IGD, over loopback only. */
 
-const bin = fileURLToPath(new URL('../../src/cli/bin.js', import.meta.url))
 
-interface Run { child: ChildProcess, events: Array<Record<string, unknown>>, stderr: () => string, exit: Promise<number | null> }
 
-function start (ctx: TestContext, args: string[]): Run {
-  const child = spawn(process.execPath, [bin, ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
-  const events: Array<Record<string, unknown>> = []
-  let stderr = ''
-  child.stderr!.on('data', (chunk: Buffer) => { stderr += chunk.toString() })
-  createInterface({ input: child.stdout! }).on('line', (line) => { events.push(JSON.parse(line) as Record<string, unknown>) })
-  const exit = new Promise<number | null>((resolve) => child.on('exit', (code) => { resolve(code) }))
-  ctx.after(() => { child.kill('SIGKILL') })
-  return { child, events, stderr: () => stderr, exit }
-}
 
 /** A UDP port on loopback with nothing behind it: NAT-PMP and PCP get ICMP port unreachable there. */
 async function closedUdpPort (): Promise<number> {
@@ -36,7 +23,7 @@ async function closedUdpPort (): Promise<number> {
 for (const [label, protocolArgs] of [['--protocol upnp', ['--protocol', 'upnp']], ['no --protocol, NAT-PMP and PCP absent', []]] as const) {
   test(`map 7001/tcp 7002/udp --json, ${label}: mapped through the IGD, deleted on SIGINT`, async (ctx) => {
     const igd = await startIgd(ctx, { externalAddress: '198.51.100.4' })
-    const cli = start(ctx, ['map', '7001/tcp', '7002/udp', '--json', ...protocolArgs, '--gateway', '127.0.0.1',
+    const cli = startCli(ctx, ['map', '7001/tcp', '7002/udp', '--json', ...protocolArgs, '--gateway', '127.0.0.1',
       '--gateway-port', String(await closedUdpPort()), '--ssdp-target', `127.0.0.1:${igd.ssdpUnicastTarget.port}`])
     const mapped = (): Array<Record<string, unknown>> => cli.events.filter((e) => e.event === 'mapped')
     await waitFor(() => mapped().length >= 2, `two mapped events (stderr: ${cli.stderr()})`, 10_000)

@@ -1,0 +1,32 @@
+import type { TestContext } from 'node:test'
+import { spawn, type ChildProcess } from 'node:child_process'
+import { createInterface } from 'node:readline'
+import { fileURLToPath } from 'node:url'
+
+/** The compiled CLI next to the compiled tests (build/src/cli/bin.js). */
+export const bin = fileURLToPath(new URL('../../src/cli/bin.js', import.meta.url))
+
+export interface CliRun { child: ChildProcess, events: Array<Record<string, unknown>>, stderr: () => string, exit: Promise<number | null> }
+
+/** Starts the CLI and collects its NDJSON events; killed when the test ends. */
+export function startCli (ctx: TestContext, args: string[]): CliRun {
+  const child = spawn(process.execPath, [bin, ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
+  const events: Array<Record<string, unknown>> = []
+  let stderr = ''
+  child.stderr!.on('data', (chunk: Buffer) => { stderr += chunk.toString() })
+  createInterface({ input: child.stdout! }).on('line', (line) => { events.push(JSON.parse(line) as Record<string, unknown>) })
+  const exit = new Promise<number | null>((resolve) => child.on('exit', (code) => { resolve(code) }))
+  ctx.after(() => { child.kill('SIGKILL') })
+  return { child, events, stderr: () => stderr, exit }
+}
+
+/** Runs the CLI to the end. */
+export async function runCli (args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number | null, stdout: string, stderr: string }> {
+  const child = spawn(process.execPath, [bin, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } })
+  let stdout = ''
+  let stderr = ''
+  child.stdout.on('data', (chunk: Buffer) => { stdout += chunk.toString() })
+  child.stderr.on('data', (chunk: Buffer) => { stderr += chunk.toString() })
+  const code = await new Promise<number | null>((resolve) => child.on('exit', resolve))
+  return { code, stdout, stderr }
+}
