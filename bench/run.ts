@@ -90,8 +90,8 @@ if (write) {
       ['run time', `${totalS.toFixed(0)} s`]
     ]),
     '',
-    'The machine is shared: other work ran on its two cores during the run (see the load average), so absolute times are',
-    'noisy; every comparison is between samples taken alternately in the same run, and medians are quoted.',
+    'The machine is shared: other work ran on its two cores during the run (see the load average), so absolute times are noisy;',
+    'every comparison is between samples taken alternately in the same run, and medians are quoted.',
     '',
     '## Summary of this run',
     '',
@@ -111,7 +111,7 @@ if (write) {
   // The hand-written reading of the numbers (what the time is spent on, what was changed).
   const analysisFile = join(repoRoot, 'bench', 'analysis.md')
   const analysis = existsSync(analysisFile) ? [readFileSync(analysisFile, 'utf8').trim()] : []
-  writeFileSync(join(repoRoot, 'BENCHMARKS.md'), [...head, ...sections.map(renderSection), ...analysis, ''].join('\n\n').replace(/\n{3,}/g, '\n\n'))
+  writeFileSync(join(repoRoot, 'BENCHMARKS.md'), [head.join('\n'), ...sections.map(renderSection), ...analysis, ''].join('\n\n').replace(/\n{3,}/g, '\n\n'))
   log('wrote BENCHMARKS.md')
 }
 process.exit(failed ? 1 : 0)
