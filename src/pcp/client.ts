@@ -37,7 +37,9 @@ export class PcpClient implements Gateway {
     this.address = options.gateway
     this.#randomNonce = options.randomNonce ?? (() => new Uint8Array(randomBytes(12)))
     this.onReset = options.onEpochReset
-    this.#socket = new GatewaySocket({ ...options, port: options.port ?? PCP_SERVER_PORT, logger: options.logger ?? createLogger('pcp') })
+    // MAP replies are routed by nonce (see GatewaySocket#dispatch): 1,000 requests in flight
+    // must not each decode every reply.
+    this.#socket = new GatewaySocket({ ...options, port: options.port ?? PCP_SERVER_PORT, logger: options.logger ?? createLogger('pcp'), replyKey: mapReplyKey })
   }
 
   /**

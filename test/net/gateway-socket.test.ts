@@ -4,7 +4,9 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { createSocket } from 'node:dgram'
 import { GatewaySocket } from '../../src/net/gateway-socket.js'
-import { PcpClient } from '../../src/pcp/client.js'
+import { mapReplyKey, PcpClient } from '../../src/pcp/client.js'
+import { encodePcpResponse } from '../../src/pcp/codec.js'
+import { PcpOpcode } from '../../src/pcp/codes.js'
 import { SimulatedPmpGateway } from '../../src/testing/pmp-gateway.js'
 import { FakeClock } from '../../src/testing/fake-clock.js'
 import { TimeoutError } from '../../src/errors.js'
@@ -20,6 +22,32 @@ test('200 PCP mappings at once: one request each, every reply reaches its own re
   await Promise.all(mappings.map(async (m) => { await client.unmap(m) }))
   assert.equal(router.mappings().length, 0)
   assert.equal(router.requestCount, 400)
+})
+
+test('a reply with a key reaches only the requests waiting under that key; one without reaches all', async (t) => {
+  const server = createSocket('udp4')
+  await new Promise<void>((resolve) => { server.bind(0, '127.0.0.1', resolve) })
+  let clientPort = 0
+  server.on('message', (_m, rinfo) => { clientPort = rinfo.port })
+  const socket = new GatewaySocket({ gateway: '127.0.0.1', port: server.address().port, clock: new FakeClock(), replyKey: (m) => m[0] === 0 ? undefined : String(m[0]) })
+  t.after(() => { socket.close(); server.close() })
+  const seen = { a: [] as number[], b: [] as number[] }
+  const a = socket.request('a', Uint8Array.of(1), (m) => { seen.a.push(m[0]!); return m[0] === 1 ? 'a' : undefined }, { key: '1' })
+  const b = socket.request('b', Uint8Array.of(2), (m) => { seen.b.push(m[0]!); return m[0] === 2 ? 'b' : undefined }, { key: '2' })
+  await waitUntil(() => clientPort !== 0)
+  for (const byte of [0, 1, 2]) server.send(Uint8Array.of(byte), clientPort, '127.0.0.1')
+  assert.deepEqual(await Promise.all([a, b]), ['a', 'b'])
+  assert.deepEqual(seen, { a: [0, 1], b: [0, 2] })
+})
+
+test('mapReplyKey reads the nonce of a MAP reply and nothing else', () => {
+  const nonce = Uint8Array.from({ length: 12 }, (_v, i) => i + 1)
+  const map = { nonce, protocol: 6, internalPort: 7001, externalPort: 7001, externalAddress: '11.0.0.1' }
+  const reply = encodePcpResponse({ version: 2, opcode: PcpOpcode.MAP, resultCode: 0, lifetimeSeconds: 60, epochSeconds: 1, map, options: [] })
+  assert.equal(mapReplyKey(reply), '0102030405060708090a0b0c')
+  assert.equal(mapReplyKey(reply.subarray(0, 30)), undefined)
+  const announce = encodePcpResponse({ version: 2, opcode: PcpOpcode.ANNOUNCE, resultCode: 0, lifetimeSeconds: 0, epochSeconds: 1, options: [] })
+  assert.equal(mapReplyKey(announce), undefined)
 })
 
 test('at most maxInFlight requests are sent at once; the rest wait their turn', async (t) => {
