@@ -1,3 +1,4 @@
+import { isIP } from 'node:net'
 import { systemClock, type Clock } from './clock.js'
 import { AbortError, GatewayRefusedError, NatmapperError, TimeoutError, UsageError } from './errors.js'
 import type { Gateway, MappingMethod } from './gateway.js'
@@ -98,6 +99,10 @@ export async function discoverGateway (options: DiscoverOptions = {}): Promise<D
   // Probes still running when the answer is chosen are stopped through `done`.
   const done = new AbortController()
   const signal = AbortSignal.any([AbortSignal.timeout(timeoutMs), done.signal, ...(options.signal === undefined ? [] : [options.signal])])
+  // An IP literal only: a name would mean a DNS lookup, and the gateway is one hop away.
+  if (options.gateway !== undefined && isIP(options.gateway) === 0) {
+    throw new UsageError(`the gateway must be an IP address, not ${JSON.stringify(options.gateway)}`)
+  }
   const address = options.gateway ?? (await findDefaultGateway()).gateway
   const common = {
     gateway: address,

@@ -43,6 +43,7 @@ export function discoverOptionsFrom (values: GatewayFlags): DiscoverOptions & { 
   if (method !== undefined && !methods.includes(method)) {
     throw new UsageError(`--protocol must be one of ${methods.join(', ')}, not ${JSON.stringify(method)}`)
   }
+  if (values.gateway !== undefined && isIP(values.gateway) === 0) throw new UsageError(`--gateway must be an IP address, not ${JSON.stringify(values.gateway)}`)
   const port = parseIntegerOption('gateway-port', values['gateway-port'], 1, 65535)
   const timeout = parseIntegerOption('timeout', values.timeout, 1, 3_600_000)
   const ssdpTarget = values['ssdp-target'] === undefined ? undefined : parseIpPort('ssdp-target', values['ssdp-target'])

@@ -66,7 +66,22 @@ function mappedLine (verb: string, m: MappingEvent): string {
 
 async function mapAndKeep (specs: PortSpec[], discover: ReturnType<typeof discoverOptionsFrom>, request: Request, out: Output): Promise<number> {
   out.info(`looking for the gateway${discover.gateway === undefined ? '' : ` at ${discover.gateway}`}...`)
-  const nat = await discoverNAT({ ...discover, lifetimeSeconds: request.lifetimeSeconds })
+  // Ctrl-C while looking for the gateway: nothing is mapped yet, so stop at once.
+  const interrupted = new AbortController()
+  const onInterrupt = (): void => { interrupted.abort() }
+  process.once('SIGINT', onInterrupt)
+  process.once('SIGTERM', onInterrupt)
+  let nat
+  try {
+    nat = await discoverNAT({ ...discover, lifetimeSeconds: request.lifetimeSeconds, signal: interrupted.signal })
+  } catch (err) {
+    if (!interrupted.signal.aborted) throw err
+    out.error(new Error('interrupted while looking for the gateway; nothing was mapped'))
+    return 130
+  } finally {
+    process.off('SIGINT', onInterrupt)
+    process.off('SIGTERM', onInterrupt)
+  }
   out.info(`gateway ${nat.gatewayAddress}, ${methodNames[nat.method]}`)
   nat.on('mapped', (m) => { out.event('mapped', mappingFields(m), mappedLine('mapped', m)) })
   nat.on('renewed', (m) => { out.event('renewed', mappingFields(m), mappedLine('renewed', m)) })

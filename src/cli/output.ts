@@ -50,7 +50,8 @@ export function createOutput (options: OutputOptions): Output {
       if (!options.json) stderr.write(`${paint(line, 'dim', errColour)}\n`)
     },
     error (err) {
-      const message = err instanceof Error ? err.message : String(err)
+      // One line, whatever the message: node:util's parseArgs writes several.
+      const message = (err instanceof Error ? err.message : String(err)).replace(/\s*\n\s*/g, ' ')
       stderr.write(`${paint('natmapper:', 'red', errColour)} ${message}\n`)
       if (options.verbose && err instanceof Error && err.stack !== undefined) stderr.write(`${err.stack}\n`)
     }

@@ -43,7 +43,8 @@ test('map --once exits non-zero with one clear line when the gateway refuses', a
 })
 
 test('bad usage exits 2 with a one-line reason', async () => {
-  for (const args of [['map'], ['map', '70000/tcp'], ['map', '4001/sctp'], ['map', '4001', '--protocol', 'smtp'], ['frobnicate'], ['map', '--bogus', '1']]) {
+  for (const args of [['map'], ['map', '0'], ['map', 'abc'], ['map', '70000/tcp'], ['map', '4001/sctp'], ['map', '4001', '--protocol', 'smtp'],
+    ['map', '4001', '--gateway', 'router.local'], ['map', '4001', '--lifetime', '-5'], ['frobnicate'], ['map', '--bogus', '1']]) {
     const result = await runCli(args)
     assert.equal(result.code, 2, `${args.join(' ')}: ${result.stderr}`)
     assert.match(result.stderr, /^natmapper: .+\n$/, args.join(' '))
@@ -77,4 +78,27 @@ test('map --once against a gateway with no external address (miniupnpd behind a 
   const result = await runCli(['map', '4001/tcp', '--once', '--gateway', gateway.address, '--gateway-port', String(gateway.port)])
   assert.equal(result.code, 1, result.stderr)
   assert.match(result.stderr, /double NAT/)
+})
+
+test('Ctrl-C while looking for the gateway: exit 130 at once, one clear line, nothing mapped', async (ctx) => {
+  const gateway = await SimulatedPmpGateway.start()
+  ctx.after(async () => { await gateway.close() })
+  gateway.faults.silent = true
+  const cli = startCli(ctx, ['map', '4001/tcp', '--protocol', 'pcp', '--gateway', gateway.address, '--gateway-port', String(gateway.port)])
+  await waitFor(() => gateway.requestCount > 0, 'the first probe')
+  const started = Date.now()
+  cli.child.kill('SIGINT')
+  assert.equal(await cli.exit, 130)
+  assert.ok(Date.now() - started < 2000)
+  assert.match(cli.stderr(), /^natmapper: interrupted while looking for the gateway; nothing was mapped$/m)
+  assert.deepEqual(gateway.mappings(), [])
+})
+
+test('map against a gateway where nothing listens: exit 1 with a one-line reason, promptly', async () => {
+  const started = Date.now()
+  const result = await runCli(['map', '4001/tcp', '--protocol', 'natpmp', '--gateway', '127.0.0.1', '--gateway-port', '9'])
+  assert.equal(result.code, 1)
+  assert.match(result.stderr, /^natmapper: no port-mapping protocol answered at 127\.0\.0\.1: natpmp: .*refused/m)
+  assert.doesNotMatch(result.stderr, /\n\s+at /)
+  assert.ok(Date.now() - started < 3000)
 })
