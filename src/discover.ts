@@ -156,7 +156,7 @@ export async function discoverGateway (options: DiscoverOptions = {}): Promise<D
     const othersFailed = Promise.all(probes.map(async (p) => { await p.result.then(async () => { await new Promise(() => {}) }, () => {}) }))
     const headStart = Promise.race([
       othersFailed,
-      new Promise<void>((resolve) => { setTimeout(resolve, UPNP_HEAD_START_MS).unref() })
+      new Promise<void>((resolve) => { setTimeout(resolve, UPNP_HEAD_START_MS) })
     ])
     probes.push({
       method: 'upnp',
@@ -375,7 +375,7 @@ function pick<T extends object, K extends keyof T> (object: T, keys: K[]): Parti
 }
 
 async function delay (ms: number): Promise<void> {
-  await new Promise<void>((resolve) => { setTimeout(resolve, ms).unref() })
+  await new Promise<void>((resolve) => { setTimeout(resolve, ms) })
 }
 
 /** "MiniUPnPd IGD v2, WANIPConnection:2" for reports. */
