@@ -124,10 +124,18 @@ export function rowFor (r: ContenderResult, router: string, baseline: Summary | 
     router,
     formatSummary(s),
     d === undefined ? '' : formatMs(d.median),
-    req === undefined ? '' : `${req.median}: ${r.requestText[0] ?? ''}`,
+    req === undefined ? '' : medianRequests(r),
     ratio,
     cleanup + (r.failures.length > 0 ? `; ${r.failures.length} failed sample(s): ${r.failures[0]!}` : '')
   ]
+}
+
+/** The median count of router requests, with the breakdown of a sample that had that count. */
+function medianRequests (r: ContenderResult): string {
+  const median = summarize(r.requests)!.median
+  let best = 0
+  r.requests.forEach((n, i) => { if (Math.abs(n - median) < Math.abs(r.requests[best]! - median)) best = i })
+  return r.requestText[best] ?? String(median)
 }
 
 export async function firstMapping (ctx: BenchContext): Promise<Section> {
