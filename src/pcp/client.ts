@@ -1,4 +1,3 @@
-import { randomBytes } from 'node:crypto'
 import { GatewayRefusedError, RemoteProtocolError } from '../errors.js'
 import type { CallOptions, Gateway, MapRequest, PortMapping, TransportProtocol } from '../gateway.js'
 import { createLogger } from '../log.js'
@@ -35,7 +34,8 @@ export class PcpClient implements Gateway {
 
   constructor (options: PcpClientOptions) {
     this.address = options.gateway
-    this.#randomNonce = options.randomNonce ?? (() => new Uint8Array(randomBytes(12)))
+    // The Web Crypto global needs no import (node:crypto costs milliseconds at start-up).
+    this.#randomNonce = options.randomNonce ?? (() => globalThis.crypto.getRandomValues(new Uint8Array(12)))
     this.onReset = options.onEpochReset
     // MAP replies are routed by nonce (see GatewaySocket#dispatch): 1,000 requests in flight
     // must not each decode every reply.

@@ -1,4 +1,4 @@
-import { request as httpRequest, type IncomingHttpHeaders } from 'node:http'
+import type { IncomingHttpHeaders } from 'node:http'
 import { isIP, type Socket } from 'node:net'
 import { systemClock, type Clock } from '../clock.js'
 import { AbortError, NatmapperError, NoResponseError, RemoteProtocolError, TimeoutError, UsageError } from '../errors.js'
@@ -67,6 +67,8 @@ export async function sendHttpRequest (options: HttpRequestOptions): Promise<Htt
   if (isIP(hostOf(url)) === 0) throw new UsageError(`not an IP-literal host (no DNS look-ups): ${options.url}`)
   const label = `${options.method} ${url.href}`
   const body = options.body === undefined ? undefined : Buffer.from(options.body, 'utf8')
+  // Loaded on first use: most programs map through PCP or NAT-PMP and never speak HTTP.
+  const { request: httpRequest } = await import('node:http')
   const startMs = clock.now()
 
   return await new Promise<HttpResponse>((resolve, reject) => {

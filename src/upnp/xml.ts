@@ -1,4 +1,5 @@
-import { SaxesParser } from 'saxes'
+import { createRequire } from 'node:module'
+import type { SaxesParser as SaxesParserType } from 'saxes'
 import { NatmapperError, RemoteProtocolError } from '../errors.js'
 
 /**
@@ -8,6 +9,17 @@ import { NatmapperError, RemoteProtocolError } from '../errors.js'
  * A tree of elements with their direct text is all UPnP needs; names are compared without
  * prefix and without regard to case. Internal to src/upnp.
  */
+
+/**
+ * saxes is loaded on first use, not at import: it is most of natmapper's import time (about
+ * 50 of 100 ms in a cold process, BENCHMARKS.md), and a program whose router speaks PCP or
+ * NAT-PMP never parses XML.
+ */
+let saxesModule: { SaxesParser: typeof SaxesParserType } | undefined
+function saxes (): { SaxesParser: typeof SaxesParserType } {
+  saxesModule ??= createRequire(import.meta.url)('saxes') as { SaxesParser: typeof SaxesParserType }
+  return saxesModule
+}
 
 /** One element: names with and without prefix, the namespace its prefix is bound to, direct text. */
 export interface XmlElement {
@@ -41,7 +53,7 @@ export function parseXml (xml: string, what: string, maxChars: number): XmlEleme
   while (end > start && (xml.charCodeAt(end - 1) === 0 || isXmlSpaceOrBom(xml.charCodeAt(end - 1)))) end--
   const text = start === 0 && end === xml.length ? xml : xml.slice(start, end)
 
-  const parser = new SaxesParser({})
+  const parser = new (saxes().SaxesParser)({})
   let root: XmlElement | undefined
   let current: XmlElement | undefined
   let depth = 0
