@@ -29,6 +29,17 @@ function debianVersion (pkg: string): string {
   return version('dpkg-query', ['-W', '-f=${Version}', pkg], /^(\S+)/)
 }
 
+/** Other work in progress in the checkout is measured too (the build and `npm pack` take the work tree). */
+function dirty (repoRoot: string): string {
+  try {
+    const out = execFileSync('git', ['-C', repoRoot, 'status', '--porcelain', '--untracked-files=no'], { encoding: 'utf8', timeout: 5000 })
+    const files = out.split('\n').filter((l) => l.trim() !== '').map((l) => l.slice(3))
+    return files.length === 0 ? ' (clean work tree)' : ` plus uncommitted changes in the work tree: ${files.join(', ')}`
+  } catch {
+    return ''
+  }
+}
+
 export function machineInfo (repoRoot: string): MachineInfo {
   const pkg = (path: string): string => {
     try {
@@ -52,7 +63,7 @@ export function machineInfo (repoRoot: string): MachineInfo {
       'miniupnpc (upnpc)': debianVersion('miniupnpc'),
       natpmpc: debianVersion('natpmpc'),
       npm: version('npm', ['--version'], /^(\S+)/),
-      git: version('git', ['-C', repoRoot, 'rev-parse', '--short', 'HEAD'], /^(\S+)/)
+      git: `${version('git', ['-C', repoRoot, 'rev-parse', '--short', 'HEAD'], /^(\S+)/)}${dirty(repoRoot)}`
     }
   }
 }
