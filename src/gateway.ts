@@ -62,6 +62,16 @@ export interface Gateway {
    */
   list?: (options?: CallOptions) => Promise<ListedMapping[]>
   /**
+   * Whether the gateway still holds `mapping` as made (same internal client and port), where
+   * the protocol can ask without re-making it (UPnP GetSpecificPortMappingEntry); PCP and
+   * NAT-PMP cannot, and leave it undefined. Some routers drop entries long before their lease
+   * ends (ASUS purges its table every 600 s: quirk 26, tailscale#10597), so the manager asks
+   * every `verifyIntervalMs` and makes a missing mapping again.
+   */
+  verify?: (mapping: PortMapping, options?: CallOptions) => Promise<boolean>
+  /** How often the manager should call verify(); see there. */
+  readonly verifyIntervalMs?: number
+  /**
    * Called when the client sees that the gateway lost its state (a PCP or NAT-PMP epoch that
    * went backwards): every mapping must be made again. The manager sets it.
    */
@@ -78,6 +88,25 @@ export interface ListedMapping {
   /** Remaining or granted lease in seconds (routers differ); 0 permanent; undefined unreadable. */
   leaseSeconds: number | undefined
   enabled: boolean | undefined
+}
+
+/**
+ * A map() or renew() that failed without an answer (no reply in time, a reset connection, an
+ * abort after sending) may have been applied by the gateway all the same. The client attaches
+ * the mapping it asked for, so that the manager can delete it when it gives up on the port: a
+ * permanent UPnP lease otherwise stays on the router for good (MikroTik routers filled up with
+ * such leftovers: tailscale#10602, quirk 11). Lease-bound PCP and NAT-PMP mappings expire anyway.
+ */
+export function attachUncertainMapping<E> (err: E, mapping: PortMapping): E {
+  if (err instanceof Error && !Object.hasOwn(err, 'uncertainMapping')) {
+    Object.defineProperty(err, 'uncertainMapping', { value: mapping, enumerable: false })
+  }
+  return err
+}
+
+/** The mapping an error from map() or renew() may have left behind (see attachUncertainMapping). */
+export function uncertainMappingOf (err: unknown): PortMapping | undefined {
+  return err instanceof Error ? (err as { uncertainMapping?: PortMapping }).uncertainMapping : undefined
 }
 
 /** Renew at half the granted lifetime, as RFC 6886 §3.3 and RFC 6887 §11.2.1 ask. */

@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events'
 import { systemClock, type Clock, type TimerHandle } from './clock.js'
 import { AbortError, ClosedError, GatewayRefusedError, NoResponseError, UsageError } from './errors.js'
-import { renewAtMs, type Gateway, type MappingMethod, type PortMapping, type TransportProtocol } from './gateway.js'
+import { renewAtMs, uncertainMappingOf, type Gateway, type MappingMethod, type PortMapping, type TransportProtocol } from './gateway.js'
 import { createLogger, type Logger } from './log.js'
 import { classifyAddress, notPublicReason, type AddressClass } from './net/address-class.js'
 import type { Announcement } from './net/announcements.js'
@@ -34,6 +34,13 @@ export interface NatOptions {
   watchRoute?: { lookup: () => Promise<string | undefined>, intervalMs: number }
   /** Random numbers in [0, 1) for the RFCs' random wait; tests pass a fixed one. */
   random?: () => number
+  /**
+   * How often to check that the gateway still holds each mapping, where the protocol can ask
+   * cheaply (UPnP GetSpecificPortMappingEntry: one request per mapping each time); a missing one
+   * is made again. Default: the gateway's own `verifyIntervalMs` (10 min for UPnP). 0 turns it
+   * off. See Gateway.verify.
+   */
+  verifyIntervalMs?: number
 }
 
 export interface AnnouncementSource {
@@ -76,14 +83,43 @@ interface Entry {
   /** The gateway `mapping` was made on; a renewal elsewhere is a new mapping. */
   madeOn: Gateway | undefined
   timer: TimerHandle | undefined
+  /** The next verification (see Gateway.verify), and the one in flight. */
+  verifyTimer: TimerHandle | undefined
+  verifying: Promise<void> | undefined
   /** The request in flight, shared by concurrent callers. */
   pending: Promise<void> | undefined
   failures: number
+  /** A mapping a failed first attempt may have made anyway (see attachUncertainMapping). */
+  uncertain: { mapping: PortMapping, gateway: Gateway } | undefined
 }
 
 /** Retry waits after a failed request, before the mapping's own renewal time applies. */
 const RETRY_BASE_MS = 5_000
 const RETRY_MAX_MS = 5 * 60_000
+/**
+ * After "connection refused" the first retry comes soon (rediscovery may have found the gateway
+ * meanwhile), then they back off like any other failure: a gateway that is gone for good must
+ * not get a request per mapping every second (quirk 41: tailscale#4237, #1001).
+ */
+const REFUSED_RETRY_BASE_MS = 1_000
+/**
+ * A refusal that means "not for this host" (PCP and NAT-PMP NOT_AUTHORIZED, UPnP 606: a
+ * FRITZ!Box without "permit independent port sharing", miniupnpd's deny rules; quirk 23,
+ * tailscale#13145) is a setting on the router, not a passing state: retried rarely, and said
+ * once (see #disabled), not at every retry.
+ */
+const DISABLED_RETRY_BASE_MS = 15 * 60_000
+const DISABLED_RETRY_MAX_MS = 4 * 3600_000
+/** Rediscoveries at most this often, doubling while they keep failing, up to the maximum (quirk 41). */
+const REDISCOVERY_MIN_INTERVAL_MS = 15_000
+const REDISCOVERY_MAX_INTERVAL_MS = 30 * 60_000
+/**
+ * Re-mappings after a reset (an epoch that went backwards, an announcement, SSDP alive) at most
+ * this often, doubling while they come in a row: a gateway whose epoch is frozen, or a LAN host
+ * that spoofs announcements, would otherwise have every mapping made again every few seconds.
+ */
+const RECOVERY_MIN_INTERVAL_MS = 30_000
+const RECOVERY_MAX_INTERVAL_MS = 30 * 60_000
 /** "Connection refused" twice in a row: the service moved or the router restarted. */
 const REFUSALS_BEFORE_REDISCOVERY = 2
 /** Node's timers cannot wait longer than 2^31 - 1 ms. */
@@ -110,6 +146,13 @@ export class NAT extends EventEmitter<NatEvents> {
   #recoveryTimer: TimerHandle | undefined
   #routeTimer: TimerHandle | undefined
   #routeGateway: string | undefined
+  readonly #verifyIntervalMs: number | undefined
+  /** Set while the gateway refuses us with NOT_AUTHORIZED / 606 (see DISABLED_RETRY_BASE_MS). */
+  #disabled: Error | undefined
+  #lastRediscoveryMs: number | undefined
+  #rediscoveryFailures = 0
+  #lastRecoveryMs: number | undefined
+  #recoveryStreak = 0
 
   constructor (gateway: Gateway, options: NatOptions = {}) {
     super()
@@ -121,6 +164,7 @@ export class NAT extends EventEmitter<NatEvents> {
     this.#closeTimeoutMs = options.closeTimeoutMs ?? 5_000
     this.#rediscoverGateway = options.rediscover
     this.#random = options.random ?? Math.random
+    this.#verifyIntervalMs = options.verifyIntervalMs
     this.#notPublicReason = options.notPublicReason
     if (options.externalAddress !== undefined) this.#learnExternalAddress(options.externalAddress, false)
     this.#watchGateway(gateway)
@@ -144,6 +188,13 @@ export class NAT extends EventEmitter<NatEvents> {
   get notPublicReason (): string | undefined { return this.#notPublicReason }
 
   /**
+   * Set while the gateway refuses mappings for this host (PCP or NAT-PMP NOT_AUTHORIZED, UPnP
+   * 606): the refusal, said once as an `error` event; mappings are then retried every 15 min
+   * and more rarely after, quietly, until one succeeds.
+   */
+  get refusal (): Error | undefined { return this.#disabled }
+
+  /**
    * Maps `protocol`/`internalPort` once before resolving, then keeps it alive. A failed first
    * attempt does not reject: it is retried in the background, as go-libp2p does, and the
    * failure is emitted as an `error` event. Repeated calls for the same port share one mapping.
@@ -156,7 +207,7 @@ export class NAT extends EventEmitter<NatEvents> {
     const key = `${proto}/${internalPort}`
     let entry = this.#entries.get(key)
     if (entry === undefined) {
-      entry = { key, protocol: proto, internalPort, options, mapping: undefined, madeOn: undefined, timer: undefined, pending: undefined, failures: 0 }
+      entry = { key, protocol: proto, internalPort, options, mapping: undefined, madeOn: undefined, timer: undefined, verifyTimer: undefined, verifying: undefined, pending: undefined, failures: 0, uncertain: undefined }
       this.#entries.set(key, entry)
       this.#logger('keeping %s %d mapped', proto, internalPort)
       this.#refresh(entry, options.signal)
@@ -202,8 +253,7 @@ export class NAT extends EventEmitter<NatEvents> {
 
   #refresh (entry: Entry, signal?: AbortSignal): void {
     if (entry.pending !== undefined) return
-    if (entry.timer !== undefined) this.#clock.clearTimeout(entry.timer)
-    entry.timer = undefined
+    this.#clearTimers(entry)
     const run = async (): Promise<void> => {
       const gateway = this.#gateway
       const previous = entry.mapping
@@ -231,25 +281,43 @@ export class NAT extends EventEmitter<NatEvents> {
         entry.madeOn = gateway
         entry.failures = 0
         this.#refusals = 0
+        this.#settleUncertain(entry, mapping)
+        if (this.#disabled !== undefined) {
+          this.#logger('the gateway accepts mappings again')
+          this.#disabled = undefined
+        }
         if (mapping.externalAddress !== undefined) this.#learnExternalAddress(mapping.externalAddress, true)
         this.emit(previous === undefined ? 'mapped' : 'renewed', toEvent(mapping))
         this.#schedule(entry, renewAtMs(mapping) - this.#clock.now())
+        this.#scheduleVerify(entry)
       } catch (err) {
-        if (!this.#isLive(entry)) return
         const error = err as Error
+        // A first attempt that may have been applied although it failed (no answer): remember
+        // it, so that giving up on the port deletes it (quirk 11).
+        const uncertain = uncertainMappingOf(error)
+        if (uncertain !== undefined && entry.mapping === undefined) entry.uncertain = { mapping: uncertain, gateway }
+        if (!this.#isLive(entry)) {
+          this.#dropUncertain(entry)
+          return
+        }
         if (error instanceof AbortError && previous === undefined) {
           // The first attempt was cancelled by the caller of addMapping: forget the entry.
           this.#entries.delete(entry.key)
+          this.#dropUncertain(entry)
           return
         }
         entry.failures++
-        this.#logger('%s %d: %s', entry.protocol, entry.internalPort, error.message)
+        // A refusal for this host says nothing new the second time: one log line and one event
+        // while it lasts, not one per mapping and retry (quirk 23).
+        const repeated = isNotAuthorized(error) && this.#disabled !== undefined
+        if (isNotAuthorized(error)) this.#disabled ??= error
+        if (!repeated) this.#logger('%s %d: %s', entry.protocol, entry.internalPort, error.message)
         if (previous !== undefined && this.#clock.now() >= previous.expiresAtMs) {
           entry.mapping = undefined
           entry.madeOn = undefined
           this.emit('lost', { protocol: entry.protocol, internalPort: entry.internalPort, reason: error })
         }
-        if (this.listenerCount('error') > 0) this.emit('error', error)
+        if (!repeated && this.listenerCount('error') > 0) this.emit('error', error)
         if (error instanceof NoResponseError && ++this.#refusals >= REFUSALS_BEFORE_REDISCOVERY) {
           this.#rediscover(`${this.#refusals} requests refused in a row`)
         }
@@ -263,8 +331,7 @@ export class NAT extends EventEmitter<NatEvents> {
   }
 
   #schedule (entry: Entry, delayMs: number): void {
-    if (entry.timer !== undefined) this.#clock.clearTimeout(entry.timer)
-    entry.timer = undefined
+    this.#clearTimers(entry)
     if (!Number.isFinite(delayMs)) return
     // A gateway may grant a lifetime whose half exceeds what a timer can wait (about 24.8 days;
     // beyond it Node fires at once, which would renew in a loop): wake up then and renew early.
@@ -275,17 +342,83 @@ export class NAT extends EventEmitter<NatEvents> {
     entry.timer.unref?.()
   }
 
+  #clearTimers (entry: Entry): void {
+    for (const timer of [entry.timer, entry.verifyTimer]) if (timer !== undefined) this.#clock.clearTimeout(timer)
+    entry.timer = undefined
+    entry.verifyTimer = undefined
+  }
+
+  /**
+   * Checks, every verify interval until the renewal is due, that the gateway still holds the
+   * mapping (Gateway.verify), and makes it again when it does not: routers that purge their
+   * table (ASUS: quirk 26) or drop leased entries early (old DD-WRT: quirk 10) would otherwise
+   * leave the port closed until the next renewal, hours later. A verification that fails (no
+   * answer) changes nothing; the next one or the renewal will tell.
+   */
+  #scheduleVerify (entry: Entry): void {
+    const gateway = entry.madeOn
+    const mapping = entry.mapping
+    if (gateway?.verify === undefined || mapping === undefined) return
+    const intervalMs = this.#verifyIntervalMs ?? gateway.verifyIntervalMs ?? 0
+    if (!(intervalMs > 0)) return
+    if (renewAtMs(mapping) - this.#clock.now() <= intervalMs) return
+    entry.verifyTimer = this.#clock.setTimeout(() => {
+      entry.verifyTimer = undefined
+      if (!this.#isLive(entry) || entry.pending !== undefined || entry.mapping !== mapping) return
+      const run = async (): Promise<void> => {
+        let present: boolean
+        try {
+          present = await gateway.verify!(mapping, { timeoutMs: this.#requestTimeoutMs })
+        } catch (err) {
+          this.#logger('could not verify %s %d: %s', entry.protocol, entry.internalPort, (err as Error).message)
+          present = true
+        }
+        // Renewed, removed or closed meanwhile: this answer is about a mapping no longer kept.
+        if (!this.#isLive(entry) || entry.mapping !== mapping || entry.pending !== undefined) return
+        if (present) {
+          this.#scheduleVerify(entry)
+          return
+        }
+        this.#logger('%s %d: the gateway no longer holds external port %d; making it again', entry.protocol, entry.internalPort, mapping.externalPort)
+        this.#refresh(entry)
+      }
+      const verifying: Promise<void> = run().finally(() => { if (entry.verifying === verifying) entry.verifying = undefined })
+      entry.verifying = verifying
+    }, Math.min(intervalMs, MAX_TIMER_DELAY_MS))
+    entry.verifyTimer.unref?.()
+  }
+
+  /** After a success: an uncertain earlier attempt on another port is deleted, one on this port was overwritten. */
+  #settleUncertain (entry: Entry, mapping: PortMapping): void {
+    const uncertain = entry.uncertain
+    entry.uncertain = undefined
+    if (uncertain === undefined || (uncertain.mapping.externalPort === mapping.externalPort && uncertain.gateway === entry.madeOn)) return
+    void uncertain.gateway.unmap(uncertain.mapping, { timeoutMs: this.#requestTimeoutMs }).catch(() => {})
+  }
+
+  /** Deletes, best effort, what an unanswered first attempt may have made, for a port given up. */
+  #dropUncertain (entry: Entry, signal?: AbortSignal): Promise<void> {
+    const uncertain = entry.uncertain
+    entry.uncertain = undefined
+    if (uncertain === undefined) return Promise.resolve()
+    this.#logger('%s %d: deleting what an unanswered request may have made (external port %d)', entry.protocol, entry.internalPort, uncertain.mapping.externalPort)
+    return uncertain.gateway.unmap(uncertain.mapping, { timeoutMs: this.#requestTimeoutMs, ...(signal === undefined ? {} : { signal }) }).catch(() => {})
+  }
+
   #isLive (entry: Entry): boolean {
     return this.#closed === undefined && this.#entries.get(entry.key) === entry
   }
 
   async #release (entry: Entry, signal?: AbortSignal): Promise<void> {
-    if (entry.timer !== undefined) this.#clock.clearTimeout(entry.timer)
-    entry.timer = undefined
+    this.#clearTimers(entry)
+    await entry.verifying
     await entry.pending?.catch(() => {})
     const { mapping, madeOn } = entry
     entry.mapping = undefined
-    if (mapping === undefined || madeOn === undefined) return
+    if (mapping === undefined || madeOn === undefined) {
+      await this.#dropUncertain(entry, signal)
+      return
+    }
     try {
       await madeOn.unmap(mapping, { timeoutMs: this.#requestTimeoutMs, ...(signal === undefined ? {} : { signal }) })
       this.emit('unmapped', { protocol: entry.protocol, internalPort: entry.internalPort })
@@ -332,12 +465,23 @@ export class NAT extends EventEmitter<NatEvents> {
    * ask for a random 0-5 s wait first, so that a rebooted gateway is not flooded by every host at
    * once; no such rule applies to UPnP, where we re-map at once.
    */
-  #recoverAll (reason: string, jitter: boolean): void {
+  #recoverAll (reason: string, jitter: boolean, limited = true): void {
     if (this.#closed !== undefined || this.#recoveryTimer !== undefined) return
-    const delayMs = jitter && this.#gateway.method !== 'upnp' ? Math.floor(this.#random() * RESET_JITTER_MS) : 0
+    const nowMs = this.#clock.now()
+    // Resets in a row (a frozen or random epoch, spoofed announcements) re-map at a falling pace.
+    const sinceLastMs = this.#lastRecoveryMs === undefined ? Infinity : nowMs - this.#lastRecoveryMs
+    const intervalMs = Math.min(RECOVERY_MIN_INTERVAL_MS * 2 ** Math.min(this.#recoveryStreak, 30), RECOVERY_MAX_INTERVAL_MS)
+    const holdMs = limited ? Math.max(0, intervalMs - sinceLastMs) : 0
+    const delayMs = Math.max(holdMs, jitter && this.#gateway.method !== 'upnp' ? Math.floor(this.#random() * RESET_JITTER_MS) : 0)
     this.#logger('%s: re-mapping %d mapping(s) in %d ms', reason, this.#entries.size, delayMs)
     this.#recoveryTimer = this.#clock.setTimeout(() => {
       this.#recoveryTimer = undefined
+      if (limited) {
+        const firedMs = this.#clock.now()
+        const gapMs = this.#lastRecoveryMs === undefined ? Infinity : firedMs - this.#lastRecoveryMs
+        this.#recoveryStreak = gapMs < 2 * RECOVERY_MAX_INTERVAL_MS ? this.#recoveryStreak + 1 : 0
+        this.#lastRecoveryMs = firedMs
+      }
       for (const entry of this.#entries.values()) {
         // The gateway lost the mapping: a renewal re-creates it on the same port (RFC 6886 §3.7).
         if (entry.pending === undefined) this.#refresh(entry)
@@ -347,9 +491,20 @@ export class NAT extends EventEmitter<NatEvents> {
   }
 
   /** Finds the gateway again, swaps it in, and re-applies every mapping on it. */
-  #rediscover (reason: string): void {
+  #rediscover (reason: string, urgent = false): void {
     const find = this.#rediscoverGateway
     if (find === undefined || this.#rediscovering !== undefined || this.#closed !== undefined) return
+    // Each rediscovery probes PCP, NAT-PMP and SSDP: on a network where the gateway is gone for
+    // good, once per failed retry would be several probes a second (quirk 41: tailscale#4237).
+    // A new default route is a new network: it is looked at at once.
+    const nowMs = this.#clock.now()
+    const intervalMs = Math.min(REDISCOVERY_MIN_INTERVAL_MS * 2 ** Math.min(this.#rediscoveryFailures, 30), REDISCOVERY_MAX_INTERVAL_MS)
+    if (!urgent && this.#lastRediscoveryMs !== undefined && nowMs - this.#lastRediscoveryMs < intervalMs) {
+      this.#logger('not rediscovering yet (%s): the last attempt was %d ms ago', reason, Math.round(nowMs - this.#lastRediscoveryMs))
+      return
+    }
+    if (urgent) this.#rediscoveryFailures = 0
+    this.#lastRediscoveryMs = nowMs
     this.#logger('rediscovering the gateway: %s', reason)
     this.#rediscovering = (async () => {
       try {
@@ -362,11 +517,13 @@ export class NAT extends EventEmitter<NatEvents> {
         this.#gateway = gateway
         this.#watchGateway(gateway)
         this.#refusals = 0
+        this.#rediscoveryFailures = 0
         previous.onReset = undefined
         previous.close()
         this.emit('gateway-changed', { previous: previous.address, address: gateway.address, method: gateway.method, reason })
-        this.#recoverAll('new gateway', false)
+        this.#recoverAll('new gateway', false, false)
       } catch (err) {
+        this.#rediscoveryFailures++
         this.#logger('rediscovery failed: %s', (err as Error).message)
         if (this.listenerCount('error') > 0) this.emit('error', err as Error)
       } finally {
@@ -380,7 +537,7 @@ export class NAT extends EventEmitter<NatEvents> {
       const gateway = await watch.lookup().catch(() => undefined)
       if (this.#closed !== undefined) return
       if (gateway !== undefined && this.#routeGateway !== undefined && gateway !== this.#routeGateway) {
-        this.#rediscover(`the default route now goes via ${gateway}`)
+        this.#rediscover(`the default route now goes via ${gateway}`, true)
       }
       this.#routeGateway = gateway ?? this.#routeGateway
       this.#routeTimer = this.#clock.setTimeout(() => { void check() }, watch.intervalMs)
@@ -396,11 +553,24 @@ export class NAT extends EventEmitter<NatEvents> {
  * anything else backs off exponentially.
  */
 function retryDelayMs (entry: Entry, error: Error): number {
-  if (error instanceof GatewayRefusedError && error.lifetimeSeconds !== undefined && error.lifetimeSeconds > 0) {
-    return error.lifetimeSeconds * 1000
-  }
-  if (error instanceof NoResponseError) return 1_000
-  return Math.min(RETRY_BASE_MS * 2 ** (entry.failures - 1), RETRY_MAX_MS)
+  const backOff = (baseMs: number, maxMs: number): number => Math.min(baseMs * 2 ** Math.min(entry.failures - 1, 30), maxMs)
+  const lifetimeMs = error instanceof GatewayRefusedError && error.lifetimeSeconds !== undefined ? error.lifetimeSeconds * 1000 : 0
+  if (isNotAuthorized(error)) return Math.max(lifetimeMs, backOff(DISABLED_RETRY_BASE_MS, DISABLED_RETRY_MAX_MS))
+  // RFC 6887 §7.4: a short-lifetime error (NO_RESOURCES, NETWORK_FAILURE, USER_EX_QUOTA) holds
+  // for the lifetime in the reply; asking again sooner only gets the same answer (quirk 25).
+  if (lifetimeMs > 0) return lifetimeMs
+  if (error instanceof NoResponseError) return backOff(REFUSED_RETRY_BASE_MS, RETRY_MAX_MS)
+  return backOff(RETRY_BASE_MS, RETRY_MAX_MS)
+}
+
+/**
+ * PCP and NAT-PMP NOT_AUTHORIZED (2; RFC 6887 §7.4 lists it among the long-lifetime errors),
+ * UPnP 606 Action not authorized: the router will not map for this host until someone changes
+ * its settings (quirk 23).
+ */
+function isNotAuthorized (error: Error): boolean {
+  if (!(error instanceof GatewayRefusedError)) return false
+  return error.protocol === 'upnp' ? error.resultCode === 606 : error.resultCode === 2
 }
 
 function toEvent (mapping: PortMapping): MappingEvent {

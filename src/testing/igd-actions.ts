@@ -22,7 +22,7 @@ export function igdAction (igd: IgdState, action: string, args: Record<string, s
     case 'GetExternalIPAddress':
       return [['NewExternalIPAddress', disconnected ? '' : igd.externalAddress]]
     case 'GetStatusInfo':
-      return [['NewConnectionStatus', disconnected ? 'Disconnected' : 'Connected'], ['NewLastConnectionError', 'ERROR_NONE'], ['NewUptime', '4242']]
+      return [['NewConnectionStatus', disconnected || igd.quirks.statusDisconnected ? 'Disconnected' : 'Connected'], ['NewLastConnectionError', 'ERROR_NONE'], ['NewUptime', '4242']]
     case 'AddPortMapping':
     case 'AddAnyPortMapping': {
       if (action === 'AddAnyPortMapping' && !v2) return UpnpErrorCode.InvalidAction
@@ -36,7 +36,7 @@ export function igdAction (igd: IgdState, action: string, args: Record<string, s
         const existing = igd.mappings.get(`${checked.protocol}/${checked.externalPort}`)
         // IGD: the same (RemoteHost, ExternalPort, Protocol, InternalClient) overwrites; another client is refused.
         if (existing !== undefined && existing.internalClient !== checked.internalClient) return UpnpErrorCode.ConflictInMappingEntry
-        igd.mappings.set(`${checked.protocol}/${checked.externalPort}`, checked)
+        keep(igd, checked, args.NewLeaseDuration)
         return []
       }
       // miniupnpd's AddAnyPortMapping: the asked port, else the nearest free one, alternating below and above.
@@ -45,7 +45,7 @@ export function igdAction (igd: IgdState, action: string, args: Record<string, s
         if (port < (igd.quirks.lowPortsRefused ? 1024 : 1) || port > 65535) continue
         const existing = igd.mappings.get(`${checked.protocol}/${port}`)
         if (existing !== undefined && existing.internalClient !== checked.internalClient) continue
-        igd.mappings.set(`${checked.protocol}/${port}`, { ...checked, externalPort: port })
+        keep(igd, { ...checked, externalPort: port }, args.NewLeaseDuration)
         return [['NewReservedPort', String(port)]]
       }
       return UpnpErrorCode.NoPortMapsAvailable
@@ -75,6 +75,13 @@ export function igdAction (igd: IgdState, action: string, args: Record<string, s
     default:
       return UpnpErrorCode.InvalidAction
   }
+}
+
+/** Stores an entry that was added, as the quirks have it. */
+function keep (igd: IgdState, entry: SimulatedIgdMapping, requestedLease: string | undefined): void {
+  if (igd.quirks.dropLeasedEntries && requestedLease !== '0') return
+  const stored = igd.quirks.listExternalAsInternalPort ? { ...entry, internalPort: entry.externalPort } : entry
+  igd.mappings.set(`${entry.protocol}/${entry.externalPort}`, stored)
 }
 
 /** The checks miniupnpd's upnp_redirect makes, in its order, plus the quirks. */

@@ -74,6 +74,14 @@ export interface IgdQuirks {
   faultNext: Array<{ action: string, code: number }>
   /** GetGenericPortMappingEntry answers 713 even at index 0: listing unsupported (Sagemcom F@st 5684, miniupnp#665). */
   noListing: boolean
+  /** A leased add (lease not 0) is answered with success and kept nowhere (old DD-WRT: tailscale#18196, quirk 10). */
+  dropLeasedEntries: boolean
+  /** Entries are kept, listed and "forwarded" with the external port as the internal one (Orange FunBox6, SoftAtHome: tailscale#14344, quirk 28). */
+  listExternalAsInternalPort: boolean
+  /** The next request for each action listed is carried out, then the connection reset instead of the answer: a lost reply (quirk 11). */
+  applyThenResetNext: string[]
+  /** GetStatusInfo says Disconnected although mappings work (a router on :5351: i2pd PR #2092, quirk 19). */
+  statusDisconnected: boolean
 }
 
 export interface SimulatedIgdMapping {
@@ -122,7 +130,11 @@ export class SimulatedIgd {
     lowPortsRefused: true,
     controlUrlHost: undefined,
     faultNext: [],
-    noListing: false
+    noListing: false,
+    dropLeasedEntries: false,
+    listExternalAsInternalPort: false,
+    applyThenResetNext: [],
+    statusDisconnected: false
   }
 
   /** Every request, in order. */
@@ -186,6 +198,11 @@ export class SimulatedIgd {
   /** Requests of one kind: SSDP searches (optionally per socket) or SOAP actions (optionally one action). */
   count (kind: 'ssdp' | 'http', what?: string): number {
     return this.requests.filter((r) => r.kind === kind && (what === undefined || r.what === what || r.via === what)).length
+  }
+
+  /** The router forgets its mappings without rebooting: ASUS purges its table every 600 s (tailscale#10597, quirk 26). */
+  dropMappings (): void {
+    this.#mappings.clear()
   }
 
   /** Another host holds this external port (for conflicts). */
@@ -317,6 +334,12 @@ export class SimulatedIgd {
     this.#purge()
     const state = { igdVersion: this.igdVersion, externalAddress: this.externalAddress, quirks: this.quirks, mappings: this.#mappings, nowMs: this.#clock.now() }
     const result = planned !== -1 ? this.quirks.faultNext.splice(planned, 1)[0]!.code : igdAction(state, request.action, Object.fromEntries(request.args), from, disconnected)
+    const lost = this.quirks.applyThenResetNext.indexOf(request.action)
+    if (lost !== -1) {
+      this.quirks.applyThenResetNext.splice(lost, 1)
+      req.socket.resetAndDestroy()
+      return
+    }
     if (typeof result === 'number') {
       entry.fault = result
       this.#send(res, 500, encodeSoapFault(result), 'text/xml; charset="utf-8"')

@@ -34,6 +34,12 @@ export interface SimulatedPmpGatewayOptions {
   maxExternalPort?: number
   /** Refuse PCP renewals that carry another nonce (miniupnpd refuses deletes; we default to both). */
   enforceNonceOnRenew?: boolean
+  /**
+   * A second address to bind, for `faults.wrongSourceAddress`: answers then come from another
+   * host, as a LAN host spoofing the gateway would send them (e.g. 127.0.0.2; Linux has all of
+   * 127.0.0.0/8 on loopback). Default: none.
+   */
+  spoofAddress?: string
   clock?: Clock
 }
 
@@ -78,11 +84,26 @@ export interface PmpFaults {
    * NETWORK_FAILURE (3) when its WAN address is private or reserved (double NAT).
    */
   externalAddressResult: number | undefined
+  /** Answer from `spoofAddress` (another host) instead of the gateway's address. Needs that option. */
+  wrongSourceAddress: boolean
+  /**
+   * Answer every PCP request with ADDRESS_MISMATCH, as a server does when another NAT between
+   * client and server rewrote the source address (RFC 6887 §8.3; quirk 24: tailscale PR #3397).
+   */
+  addressMismatch: boolean
+  /**
+   * Replaces each answer with what this returns: one datagram, several, or none (undefined). It
+   * sees the request and the answer the gateway would have sent (undefined when it would send
+   * none), so a test can send garbage, a wrong opcode, another nonce, absurd lifetimes, floods.
+   * The gateway's table is updated as for the real answer.
+   */
+  mangle: ((answer: Uint8Array | undefined, request: Uint8Array) => Uint8Array | Uint8Array[] | undefined) | undefined
 }
 
 export class SimulatedPmpGateway {
   readonly faults: PmpFaults = {
-    silent: false, dropNext: 0, delayMs: 0, garbageFirst: false, wrongSource: false, refuseWith: undefined, capLifetimeSeconds: undefined, externalAddressResult: undefined
+    silent: false, dropNext: 0, delayMs: 0, garbageFirst: false, wrongSource: false, refuseWith: undefined, capLifetimeSeconds: undefined, externalAddressResult: undefined,
+    wrongSourceAddress: false, addressMismatch: false, mangle: undefined
   }
 
   /** Every datagram received, in order. */
@@ -91,15 +112,17 @@ export class SimulatedPmpGateway {
 
   readonly #socket: Socket
   readonly #spoofSocket: Socket
+  readonly #otherHostSocket: Socket | undefined
   readonly #clock: Clock
-  readonly #options: Required<Omit<SimulatedPmpGatewayOptions, 'clock' | 'address' | 'port' | 'externalAddress'>>
+  readonly #options: Required<Omit<SimulatedPmpGatewayOptions, 'clock' | 'address' | 'port' | 'externalAddress' | 'spoofAddress'>>
   #mappings = new Map<string, SimulatedMapping>()
   #epochStartMs: number
   #closed = false
 
-  private constructor (socket: Socket, spoofSocket: Socket, options: SimulatedPmpGatewayOptions) {
+  private constructor (socket: Socket, spoofSocket: Socket, otherHostSocket: Socket | undefined, options: SimulatedPmpGatewayOptions) {
     this.#socket = socket
     this.#spoofSocket = spoofSocket
+    this.#otherHostSocket = otherHostSocket
     this.#clock = options.clock ?? systemClock
     this.externalAddress = options.externalAddress ?? '11.0.0.1'
     this.#options = {
@@ -120,11 +143,18 @@ export class SimulatedPmpGateway {
     const type = isIPv6(address) ? 'udp6' : 'udp4'
     const socket = createSocket(type)
     const spoof = createSocket(type)
-    await Promise.all([
-      bind(socket, address, options.port ?? 0),
-      bind(spoof, address, 0)
-    ])
-    return new SimulatedPmpGateway(socket, spoof, options)
+    const otherHost = options.spoofAddress === undefined ? undefined : createSocket(isIPv6(options.spoofAddress) ? 'udp6' : 'udp4')
+    try {
+      await Promise.all([
+        bind(socket, address, options.port ?? 0),
+        bind(spoof, address, 0),
+        ...(otherHost === undefined ? [] : [bind(otherHost, options.spoofAddress!, 0)])
+      ])
+    } catch (err) {
+      for (const s of [socket, spoof, otherHost]) s?.close()
+      throw err
+    }
+    return new SimulatedPmpGateway(socket, spoof, otherHost, options)
   }
 
   get address (): string { return this.#socket.address().address }
@@ -175,7 +205,8 @@ export class SimulatedPmpGateway {
   async close (): Promise<void> {
     if (this.#closed) return
     this.#closed = true
-    await Promise.all([this.#socket, this.#spoofSocket].map(async (s) => { await new Promise<void>((resolve) => { s.close(() => { resolve() }) }) }))
+    const sockets = [this.#socket, this.#spoofSocket, ...(this.#otherHostSocket === undefined ? [] : [this.#otherHostSocket])]
+    await Promise.all(sockets.map(async (s) => { await new Promise<void>((resolve) => { s.close(() => { resolve() }) }) }))
   }
 
   #onMessage (message: Buffer, rinfo: RemoteInfo): void {
@@ -193,13 +224,19 @@ export class SimulatedPmpGateway {
       this.received.push({ via: 'garbage', from: rinfo.address, atMs: this.#clock.now(), summary: err.reason })
       return
     }
-    if (reply === undefined || this.faults.silent) return
-    const answer = reply
+    const mangle = this.faults.mangle
+    const mangled = mangle === undefined ? reply : mangle(reply, bytes)
+    if (mangled === undefined || this.faults.silent) return
+    const answers = mangled instanceof Uint8Array ? [mangled] : mangled
     const send = (): void => {
       if (this.#closed) return
-      const socket = this.faults.wrongSource ? this.#spoofSocket : this.#socket
+      let socket = this.faults.wrongSource ? this.#spoofSocket : this.#socket
+      if (this.faults.wrongSourceAddress) {
+        if (this.#otherHostSocket === undefined) throw new Error('SimulatedPmpGateway: faults.wrongSourceAddress needs the spoofAddress option')
+        socket = this.#otherHostSocket
+      }
       if (this.faults.garbageFirst) socket.send(Uint8Array.of(0xde, 0xad, 0xbe, 0xef, 1, 2, 3), rinfo.port, rinfo.address)
-      socket.send(answer, rinfo.port, rinfo.address)
+      for (const answer of answers) socket.send(answer, rinfo.port, rinfo.address)
     }
     if (this.faults.delayMs > 0) this.#clock.setTimeout(send, this.faults.delayMs)
     else send()
@@ -256,7 +293,7 @@ export class SimulatedPmpGateway {
     const reply = (resultCode: number, lifetimeSeconds: number, map?: PcpResponse['map']): Uint8Array =>
       encodePcpResponse({ version: PCP_VERSION, opcode: request.opcode, resultCode, lifetimeSeconds, epochSeconds, ...(map === undefined ? {} : { map }), options: [] })
     if (request.version !== PCP_VERSION) return reply(PcpResultCode.UNSUPP_VERSION, 0)
-    if (request.clientAddress !== rinfo.address) return reply(PcpResultCode.ADDRESS_MISMATCH, 0, request.map)
+    if (request.clientAddress !== rinfo.address || this.faults.addressMismatch) return reply(PcpResultCode.ADDRESS_MISMATCH, 0, request.map)
     if (request.opcode === PcpOpcode.ANNOUNCE) return reply(PcpResultCode.SUCCESS, 0)
     if (request.opcode !== PcpOpcode.MAP || request.map === undefined) return reply(PcpResultCode.UNSUPP_OPCODE, 0)
     const map = request.map

@@ -1,6 +1,7 @@
+import { isIPv4 } from 'node:net'
 import { systemClock, type Clock } from '../clock.js'
-import { ClosedError, GatewayRefusedError, NatmapperError, NoResponseError, RemoteProtocolError, UsageError } from '../errors.js'
-import type { CallOptions, Gateway, ListedMapping, MapRequest, PortMapping, TransportProtocol } from '../gateway.js'
+import { AbortError, ClosedError, GatewayRefusedError, NatmapperError, NoResponseError, RemoteProtocolError, TimeoutError, UsageError } from '../errors.js'
+import { attachUncertainMapping, type CallOptions, type Gateway, type ListedMapping, type MapRequest, type PortMapping, type TransportProtocol } from '../gateway.js'
 import { createLogger, type Logger } from '../log.js'
 import {
   decodeGetGenericPortMappingEntry, encodeGetGenericPortMappingEntry,
@@ -57,15 +58,29 @@ export interface UpnpClientOptions {
   logger?: Logger | undefined
   /** Finds the service again when the router stops answering at its control URL (it restarted on another port). */
   rediscover?: ((signal: AbortSignal | undefined) => Promise<IgdSelection>) | undefined
+  /** How often the manager should check that the router still holds each mapping (see verify()). Default 10 min. */
+  verifyIntervalMs?: number | undefined
 }
 
-export type UpnpClientTuning = Pick<UpnpClientOptions, 'requestTimeoutMs' | 'maxPortAttempts'>
+export type UpnpClientTuning = Pick<UpnpClientOptions, 'requestTimeoutMs' | 'maxPortAttempts' | 'verifyIntervalMs'>
 
 /** What a renewal or delete needs. */
 interface UpnpSession {
   readonly requestedLifetimeSeconds: number
   readonly description: string
+  /** The lease the router was asked for: 0 is permanent (604800 s on IGD v2). */
+  readonly leaseSeconds?: number
 }
+
+/**
+ * ASUS routers purge their UPnP table every 600 s once it holds more than 20 entries
+ * (tailscale#10597): checking each mapping that often brings a purged one back within 10 min,
+ * for one GetSpecificPortMappingEntry per mapping each time (6 per mapping-hour).
+ */
+const DEFAULT_VERIFY_INTERVAL_MS = 10 * 60_000
+
+/** What GetSpecificPortMappingEntry says about a mapping we made. */
+type EntryState = 'ok' | 'missing' | 'wrong-port' | 'wrong-client'
 
 /** Entries `list` reads at most. */
 const MAX_LISTED = 1024
@@ -87,6 +102,7 @@ export class UpnpClient implements Gateway {
   readonly #requestTimeoutMs: number
   readonly #maxPortAttempts: number
   readonly #rediscover: UpnpClientOptions['rediscover']
+  readonly verifyIntervalMs: number
   #service: UpnpService
   #policy: UrlPolicy
   #internalClient: string | undefined
@@ -97,6 +113,8 @@ export class UpnpClient implements Gateway {
   #permanentOnly = false
   /** Learnt from 401/602 or a reset: AddAnyPortMapping is not there, despite IGD v2. */
   #noAddAny = false
+  /** Set once an add has been read back as made: later ones are trusted (see #readBack). */
+  #addsCheckedOut = false
   #closed = false
 
   constructor (options: UpnpClientOptions, selection?: IgdSelection) {
@@ -111,6 +129,7 @@ export class UpnpClient implements Gateway {
     this.#requestTimeoutMs = options.requestTimeoutMs ?? 3000
     this.#maxPortAttempts = options.maxPortAttempts ?? 8
     this.#rediscover = options.rediscover
+    this.verifyIntervalMs = options.verifyIntervalMs ?? DEFAULT_VERIFY_INTERVAL_MS
   }
 
   /**
@@ -125,6 +144,7 @@ export class UpnpClient implements Gateway {
       logger: options.logger,
       requestTimeoutMs: options.requestTimeoutMs,
       maxPortAttempts: options.maxPortAttempts,
+      verifyIntervalMs: options.verifyIntervalMs,
       rediscover: async (signal) => await discoverIgd({ ...options, gateway: selection.gateway, signal })
     })
   }
@@ -170,16 +190,35 @@ export class UpnpClient implements Gateway {
     let conflict: Error | undefined
     for (let attempt = 0; attempt < this.#maxPortAttempts; attempt++) {
       const port = candidatePort(request, internalClient, attempt)
+      let mapping: PortMapping
       try {
-        return await this.#add(request.protocol, request.internalPort, port, request.lifetimeSeconds, description, internalClient, externalAddress, context)
+        mapping = await this.#add(request.protocol, request.internalPort, port, request.lifetimeSeconds, description, internalClient, externalAddress, context)
       } catch (err) {
+        // No answer does not mean no mapping: say which one it may be, for the caller to delete (quirk 11).
+        if (isUncertain(err)) {
+          throw attachUncertainMapping(err, this.#mapping(request.protocol, request.internalPort, port, externalAddress, request.lifetimeSeconds, request.lifetimeSeconds, description))
+        }
         // 718: another host holds this port; 729: another mechanism (NAT-PMP, PCP, a static rule) does.
         if (!isRefused(err, UpnpErrorCode.ConflictInMappingEntry, UpnpErrorCode.ConflictWithOtherMechanisms)) throw err
         this.#logger('%s %d: external port %d is taken (%s), trying another', request.protocol, request.internalPort, port, (err as Error).message)
         conflict = err as Error
+        continue
       }
+      return await this.#readBack(mapping, internalClient, externalAddress, context)
     }
     throw conflict!
+  }
+
+  /**
+   * Whether the router still holds `mapping` for us: its GetSpecificPortMappingEntry shows our
+   * internal port and address. The manager calls it every `verifyIntervalMs` (10 min by
+   * default) and makes a missing mapping again (quirks 10 and 26). Errors are the caller's to
+   * weigh: a router that does not answer says nothing about the entry.
+   */
+  async verify (mapping: PortMapping, options: CallOptions = {}): Promise<boolean> {
+    sessionOf(mapping)
+    const internalClient = this.#internalClient
+    return await this.#entryState(mapping, internalClient, this.#context(options)) === 'ok'
   }
 
   /** The same external port again (an add of the same entry refreshes it); another one if it was taken meanwhile. */
@@ -237,6 +276,80 @@ export class UpnpClient implements Gateway {
       })
     }
     return entries
+  }
+
+  /**
+   * Reads a new mapping back, where routers are known to lie about it. Quirk 10: an old DD-WRT
+   * accepts a leased entry and drops it at once (tailscale#18196): a missing entry is added
+   * again with a permanent lease. Quirk 28: Orange FunBox6 and other SoftAtHome boxes list, and
+   * forward to, the external port as the internal one (tailscale#14344): such an entry is
+   * deleted and the mapping made again with equal ports, where the lie is harmless. The first add
+   * of each client is read back, and every add whose ports differ (the only case where the
+   * second lie shows); once one has checked out, equal-port adds are trusted, so the check costs
+   * one request per client, not one per mapping. A read-back that fails (no answer) keeps the
+   * mapping: dropping a possibly permanent one over a failed follow-up call is how they leak
+   * (quirk 11, tailscale#10602).
+   */
+  async #readBack (added: PortMapping, internalClient: string, externalAddress: string, context: ExchangeContext): Promise<PortMapping> {
+    let mapping = added
+    for (let round = 0; ; round++) {
+      if (this.#addsCheckedOut && mapping.externalPort === mapping.internalPort) return mapping
+      let state: EntryState
+      try {
+        state = await this.#entryState(mapping, internalClient, context)
+      } catch (err) {
+        this.#logger('%s %d: could not read external port %d back (%s); keeping it', mapping.protocol, mapping.internalPort, mapping.externalPort, (err as Error).message)
+        return mapping
+      }
+      if (state === 'ok') {
+        this.#addsCheckedOut = true
+        return mapping
+      }
+      const session = sessionOf(mapping)
+      const what = `${mapping.protocol.toUpperCase()} external port ${mapping.externalPort}`
+      if (state === 'wrong-client') {
+        throw new RemoteProtocolError(`the router accepted ${what} but lists it for another host`)
+      }
+      if (round > 0) {
+        // The second way did not work either: take it away rather than leave a broken entry.
+        if (state === 'wrong-port') await this.unmap(mapping, { signal: context.signal }).catch(() => {})
+        throw new RemoteProtocolError(state === 'missing'
+          ? `the router accepted ${what}, even as a permanent lease, but does not keep it (GetSpecificPortMappingEntry finds no entry)`
+          : `the router forwards ${what} to another internal port than ${mapping.internalPort}, even with equal ports; the mapping was removed`)
+      }
+      if (state === 'missing') {
+        if (session.leaseSeconds === 0 || this.#permanentOnly) {
+          throw new RemoteProtocolError(`the router accepted ${what} but does not keep it (GetSpecificPortMappingEntry finds no entry)`)
+        }
+        this.#logger('%s: gone at once after a leased add (old DD-WRT, tailscale#18196): adding it with a permanent lease', what)
+        this.#permanentOnly = true
+        try {
+          mapping = await this.#add(mapping.protocol, mapping.internalPort, mapping.externalPort, session.requestedLifetimeSeconds,
+            session.description, internalClient, externalAddress, context, { exactPort: true })
+        } catch (err) {
+          this.#permanentOnly = false
+          throw err
+        }
+        continue
+      }
+      // wrong-port: the router forwards to the external port; equal ports make that right.
+      this.#logger('%s: the router lists internal port other than %d (SoftAtHome, tailscale#14344): removing it, mapping equal ports', what, mapping.internalPort)
+      await this.unmap(mapping, { signal: context.signal }).catch((err: Error) => { throw attachUncertainMapping(err, mapping) })
+      if (mapping.internalPort < 1024) {
+        throw new RemoteProtocolError(`the router forwards ${what} to another internal port than ${mapping.internalPort}, and a low external port cannot be asked for instead; the mapping was removed`)
+      }
+      mapping = await this.#add(mapping.protocol, mapping.internalPort, mapping.internalPort, session.requestedLifetimeSeconds,
+        session.description, internalClient, externalAddress, context, { exactPort: true })
+    }
+  }
+
+  async #entryState (mapping: PortMapping, internalClient: string | undefined, context: ExchangeContext): Promise<EntryState> {
+    const entry = await this.#call((st) => encodeGetSpecificPortMappingEntry(st, { externalPort: mapping.externalPort, protocol: mapping.protocol }),
+      decodeGetSpecificPortMappingEntry, context)
+    if (entry === undefined) return 'missing'
+    // Some routers list a name or nothing as the client; only another IPv4 address is another host.
+    if (internalClient !== undefined && isIPv4(entry.internalClient) && entry.internalClient !== internalClient) return 'wrong-client'
+    return entry.internalPort === mapping.internalPort ? 'ok' : 'wrong-port'
   }
 
   /** Nothing to release (no connection outlives its request); later calls throw ClosedError. */
@@ -299,7 +412,7 @@ export class UpnpClient implements Gateway {
     // does), so that it comes back after the router reboots.
     const leaseEndsSeconds = leaseSeconds !== 0 ? leaseSeconds : v2 ? IGD2_MAX_LEASE_SECONDS : Infinity
     const lifetimeSeconds = requestedLifetimeSeconds !== 0 ? Math.min(requestedLifetimeSeconds, leaseEndsSeconds) : v2 ? IGD2_MAX_LEASE_SECONDS : 0
-    const session: UpnpSession = { requestedLifetimeSeconds, description }
+    const session: UpnpSession = { requestedLifetimeSeconds, description, leaseSeconds }
     return {
       method: 'upnp',
       protocol,
@@ -384,6 +497,11 @@ function fnv1a (text: string): number {
     hash = Math.imul(hash, 0x01000193) >>> 0
   }
   return hash
+}
+
+/** The request may have reached the router and been applied: no answer, a reset, an abort after sending. */
+function isUncertain (err: unknown): boolean {
+  return err instanceof TimeoutError || err instanceof AbortError || err instanceof ConnectionResetError
 }
 
 function isRefused (err: unknown, ...codes: number[]): boolean {

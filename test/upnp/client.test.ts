@@ -22,7 +22,7 @@ const argsOf = (igd: SimulatedIgd, action: string, nth = 0): Record<string, stri
 const refusedWith = (code: number) => (err: unknown): boolean =>
   err instanceof GatewayRefusedError && err.protocol === 'upnp' && err.resultCode === code && err.resultName === upnpErrorName(code)
 
-test('IGD v2: discovery and a first mapping cost one description, one GetExternalIPAddress, one AddAnyPortMapping', async (ctx) => {
+test('IGD v2: discovery and a first mapping cost one description, one GetExternalIPAddress, one AddAnyPortMapping, one read-back', async (ctx) => {
   const { igd, client } = await setup(ctx, { externalAddress: '198.51.100.20' })
   assert.equal(client.method, 'upnp')
   assert.equal(client.address, '127.0.0.1')
@@ -34,13 +34,16 @@ test('IGD v2: discovery and a first mapping cost one description, one GetExterna
     lifetimeSeconds: 7200, grantedAtMs: 0, expiresAtMs: 0, session: undefined
   })
   assert.equal(mapping.expiresAtMs - mapping.grantedAtMs, 7200_000)
-  assert.deepEqual(actions(igd), ['GET', 'GetExternalIPAddress', 'AddAnyPortMapping'])
+  // The client's first add is read back once (quirks 10 and 28); later equal-port adds are trusted.
+  assert.deepEqual(actions(igd), ['GET', 'GetExternalIPAddress', 'AddAnyPortMapping', 'GetSpecificPortMappingEntry'])
+  await client.map({ protocol: 'tcp', internalPort: 7002, lifetimeSeconds: 7200 })
+  assert.deepEqual(actions(igd).slice(4), ['AddAnyPortMapping'])
   assert.deepEqual(argsOf(igd, 'AddAnyPortMapping'), {
     NewRemoteHost: '', NewExternalPort: '7001', NewProtocol: 'TCP', NewInternalPort: '7001',
     // From the TCP connection's local address, as miniupnpc does: never 0.0.0.0 or a docker bridge's.
     NewInternalClient: '127.0.0.1', NewEnabled: '1', NewPortMappingDescription: 'natmapper', NewLeaseDuration: '7200'
   })
-  assert.deepEqual(igd.mappings().map((m) => `${m.protocol} ${m.externalPort}->${m.internalClient}:${m.internalPort} ${m.leaseSeconds}`), ['TCP 7001->127.0.0.1:7001 7200'])
+  assert.deepEqual(igd.mappings().map((m) => `${m.protocol} ${m.externalPort}->${m.internalClient}:${m.internalPort} ${m.leaseSeconds}`), ['TCP 7001->127.0.0.1:7001 7200', 'TCP 7002->127.0.0.1:7002 7200'])
   assert.equal(igd.count('ssdp') > 0, true)
 })
 
@@ -49,7 +52,7 @@ test('IGD v1: AddPortMapping, upper-case UDP, the description given', async (ctx
   assert.equal(client.service.igdVersion, 1)
   const mapping = await client.map({ protocol: 'udp', internalPort: 7002, lifetimeSeconds: 3600, description: 'my app' })
   assert.equal(mapping.externalPort, 7002)
-  assert.deepEqual(actions(igd), ['GET', 'GetExternalIPAddress', 'AddPortMapping'])
+  assert.deepEqual(actions(igd), ['GET', 'GetExternalIPAddress', 'AddPortMapping', 'GetSpecificPortMappingEntry'])
   assert.equal(argsOf(igd, 'AddPortMapping').NewProtocol, 'UDP')
   assert.equal(argsOf(igd, 'AddPortMapping').NewPortMappingDescription, 'my app')
   assert.equal(argsOf(igd, 'AddPortMapping').NewLeaseDuration, '3600')
@@ -208,7 +211,7 @@ test('quirk AddAnyPortMapping answered with a connection reset (Ubee EVW32C-0S: 
   const { igd, client } = await setup(ctx, {}, (i) => { i.quirks.resetAddAnyPortMapping = true })
   await client.map({ protocol: 'tcp', internalPort: 7001, lifetimeSeconds: 7200 })
   await client.map({ protocol: 'tcp', internalPort: 7002, lifetimeSeconds: 7200 })
-  assert.deepEqual(actions(igd).slice(2), ['AddAnyPortMapping', 'AddPortMapping', 'AddPortMapping'])
+  assert.deepEqual(actions(igd).slice(2), ['AddAnyPortMapping', 'AddPortMapping', 'GetSpecificPortMappingEntry', 'AddPortMapping'])
   assert.equal(igd.mappings().length, 2)
 })
 
@@ -217,7 +220,7 @@ for (const code of [401, 602]) {
     const { igd, client } = await setup(ctx, {}, (i) => { i.quirks.faultNext = [{ action: 'AddAnyPortMapping', code }] })
     const mapping = await client.map({ protocol: 'udp', internalPort: 7001, lifetimeSeconds: 7200 })
     assert.equal(mapping.externalPort, 7001)
-    assert.deepEqual(actions(igd).slice(2), ['AddAnyPortMapping', 'AddPortMapping'])
+    assert.deepEqual(actions(igd).slice(2), ['AddAnyPortMapping', 'AddPortMapping', 'GetSpecificPortMappingEntry'])
   })
 }
 

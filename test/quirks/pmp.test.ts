@@ -1,0 +1,47 @@
+import { test, type TestContext } from 'node:test'
+import assert from 'node:assert/strict'
+import { discoverGateway } from '../../src/discover.js'
+import { NAT } from '../../src/nat.js'
+import { decodeNatPmpRequest } from '../../src/natpmp/codec.js'
+import { NatPmpClient } from '../../src/natpmp/client.js'
+import { FakeClock } from '../../src/testing/fake-clock.js'
+import { SimulatedPmpGateway } from '../../src/testing/pmp-gateway.js'
+
+/** NAT-PMP and PCP router quirks of shared/reference/router-quirks-and-anchors.md §3. */
+
+async function start (ctx: TestContext, clock?: FakeClock): Promise<SimulatedPmpGateway> {
+  const gateway = await SimulatedPmpGateway.start(clock === undefined ? {} : { clock })
+  ctx.after(async () => { await gateway.close() })
+  return gateway
+}
+
+test('quirk 21, NAT-PMP suggested port 0 fails to allocate on RouterOS (tailscale#13785): natmapper suggests the internal port, then the port it was granted, never 0 except to delete', async (ctx) => {
+  const clock = new FakeClock()
+  const gateway = await start(ctx, clock)
+  const suggested: number[] = []
+  gateway.faults.mangle = (answer, request) => {
+    const decoded = decodeNatPmpRequest(request)
+    if (decoded.opcode === 'map') suggested.push(decoded.suggestedExternalPort)
+    return answer
+  }
+  const nat = new NAT(new NatPmpClient({ gateway: gateway.address, port: gateway.port, clock }), { clock })
+  await nat.addMapping('udp', 7002)
+  gateway.dropMappings()
+  await clock.advance(3600_000)
+  await nat.close()
+  assert.deepEqual(suggested, [7002, 7002, 0], 'map, renew (the granted port), delete (RFC 6886 §3.4: 0)')
+})
+
+test('quirk 24, PCP ADDRESS_MISMATCH (an unexpected NAT between client and server: tailscale PR #3397): PCP is passed over and NAT-PMP used', async (ctx) => {
+  const gateway = await start(ctx)
+  gateway.faults.addressMismatch = true
+  const found = await discoverGateway({ gateway: gateway.address, port: gateway.port, methods: ['pcp', 'natpmp'], timeout: 2000, waitForAll: true })
+  ctx.after(() => { found.gateway.close() })
+  assert.equal(found.gateway.method, 'natpmp')
+  const pcp = found.probes.find((p) => p.method === 'pcp')
+  assert.equal(pcp?.ok, false)
+  assert.match(pcp?.error?.message ?? '', /ADDRESS_MISMATCH/)
+  const mapping = await found.gateway.map({ protocol: 'tcp', internalPort: 7001, lifetimeSeconds: 60 })
+  assert.equal(mapping.method, 'natpmp')
+  await found.gateway.unmap(mapping)
+})
