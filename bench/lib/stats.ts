@@ -37,7 +37,8 @@ export function formatBytes (bytes: number): string {
   return `${bytes} B`
 }
 
-/** `27.1×` */
+/** `27×`, `3.7×`, `1.96×` (two decimals below 3, where the targets 1.5× and 2× sit) */
 export function formatRatio (ratio: number): string {
-  return ratio >= 10 ? `${ratio.toFixed(0)}×` : `${ratio.toFixed(1)}×`
+  if (ratio >= 10) return `${ratio.toFixed(0)}×`
+  return ratio >= 3 ? `${ratio.toFixed(1)}×` : `${ratio.toFixed(2)}×`
 }
