@@ -119,6 +119,8 @@ const REDISCOVERY_MAX_INTERVAL_MS = 30 * 60_000
  * that spoofs announcements, would otherwise have every mapping made again every few seconds.
  */
 const RECOVERY_MIN_INTERVAL_MS = 30_000
+/** An epoch reset seen this soon after a recovery fired is the one it handled. */
+const SAME_RESET_WINDOW_MS = 10_000
 const RECOVERY_MAX_INTERVAL_MS = 30 * 60_000
 /** "Connection refused" twice in a row: the service moved or the router restarted. */
 const REFUSALS_BEFORE_REDISCOVERY = 2
@@ -439,7 +441,12 @@ export class NAT extends EventEmitter<NatEvents> {
   }
 
   #watchGateway (gateway: Gateway): void {
-    gateway.onReset = () => { this.#recoverAll('the gateway lost its state (epoch)', true) }
+    gateway.onReset = () => {
+      // The replies to a recovery's own re-maps carry the gateway's new, small epoch: that is the
+      // reset being handled, not another one (it cost a second re-map per reboot in the lab).
+      if (this.#lastRecoveryMs !== undefined && this.#clock.now() - this.#lastRecoveryMs < SAME_RESET_WINDOW_MS) return
+      this.#recoverAll('the gateway lost its state (epoch)', true)
+    }
   }
 
   #onAnnouncement (announcement: Announcement): void {

@@ -269,3 +269,21 @@ test('a huge granted lifetime does not overflow the renewal timer into a renewal
   await clock.advance(24 * 3600_000)
   assert.equal(gateway.requestCount, after, 'no renewal within a day of a ~136-year lease')
 })
+
+test('one reboot, one re-map: the epoch in the re-map\'s own reply is not taken for a second reset', async (ctx) => {
+  const clock = new FakeClock()
+  const gateway = await SimulatedPmpGateway.start({ clock })
+  const announcements = await AnnouncementListener.start({ gateway: gateway.address, port: 0, bindAddress: '127.0.0.1', multicastGroup: undefined })
+  const nat = new NAT(new PcpClient({ gateway: gateway.address, port: gateway.port, clock }), { clock, ...(announcements === undefined ? {} : { announcements }), random: () => 0.2 })
+  ctx.after(async () => { await nat.close(); await gateway.close() })
+  await nat.addMapping('tcp', 4001)
+  await clock.advance(600_000)
+  gateway.restart()
+  const before = gateway.requestCount
+  gateway.announce({ address: '127.0.0.1', port: announcements!.port })
+  await waitFor(() => clock.pendingTimers === 2, 'the recovery timer')
+  await clock.advance(1_000)
+  await waitFor(() => gateway.mappings().length === 1, 'the mapping back')
+  await clock.advance(120_000)
+  assert.equal(gateway.requestCount, before + 1, 'exactly one re-map for the reboot')
+})
