@@ -37,7 +37,7 @@ export interface NatOptions {
   /**
    * How often to check that the gateway still holds each mapping, where the protocol can ask
    * cheaply (UPnP GetSpecificPortMappingEntry: one request per mapping each time); a missing one
-   * is made again. Default: the gateway's own `verifyIntervalMs` (10 min for UPnP). 0 turns it
+   * is made again. Default: the gateway's own `verifyIntervalMs` (30 min for UPnP). 0 turns it
    * off. See Gateway.verify.
    */
   verifyIntervalMs?: number
