@@ -83,6 +83,11 @@ const RANK: MappingMethod[] = ['pcp', 'natpmp', 'upnp']
 const UPNP_HEAD_START_MS = 25
 /** Once a lower-ranked protocol has answered, how long a better one may still take. */
 const BETTER_ANSWER_GRACE_MS = 300
+/**
+ * Each probe gives up this long before the whole discovery does, so that when nothing answers
+ * the error names each protocol's own reason (no answer, garbage, refused) rather than an abort.
+ */
+const PROBE_MARGIN_MS = 50
 
 interface Probe {
   method: MappingMethod
@@ -110,7 +115,9 @@ export async function discoverGateway (options: DiscoverOptions = {}): Promise<D
     ...(options.port === undefined ? {} : { port: options.port }),
     ...(options.createSocket === undefined ? {} : { createSocket: options.createSocket })
   }
-  const call = { signal, timeoutMs }
+  const deadlineMs = clock.now() + timeoutMs
+  const probeTimeoutMs = (): number => Math.max(1, deadlineMs - clock.now() - PROBE_MARGIN_MS)
+  const call = { signal, timeoutMs: probeTimeoutMs() }
 
   const probes: Probe[] = []
   if (methods.includes('pcp')) {
@@ -166,7 +173,7 @@ export async function discoverGateway (options: DiscoverOptions = {}): Promise<D
         const client = await UpnpClient.discover({
           gateway: address,
           signal,
-          timeoutMs,
+          timeoutMs: probeTimeoutMs(),
           clock,
           ssdpTarget: options.ssdpTarget,
           ssdpGatewayPort: options.ssdpGatewayPort,
@@ -210,7 +217,8 @@ export async function discoverGateway (options: DiscoverOptions = {}): Promise<D
   if (winner === undefined) {
     if (options.signal?.aborted === true) throw new AbortError(options.signal.reason)
     const causes = report().map((r) => `${r.method}: ${r.error?.message ?? 'no answer'}`).join('; ')
-    const err = signal.aborted
+    const timedOut = signal.aborted || report().every((r) => r.error instanceof TimeoutError)
+    const err = timedOut
       ? new TimeoutError(`no gateway answered at ${address} within ${timeoutMs} ms (${causes})`)
       : new NatmapperError('NATMAPPER_NO_GATEWAY', `no port-mapping protocol answered at ${address}: ${causes}`)
     throw Object.assign(err, { probes: report() })

@@ -73,6 +73,8 @@ export async function exchange<T> (options: ExchangeOptions<T>): Promise<T> {
     const startMs = clock.now()
     const deadlineMs = options.timeoutMs === undefined ? Infinity : startMs + options.timeoutMs
     let attempts = 0
+    /** Datagrams from the server that did not answer this request: garbage, stale, forged. */
+    let ignored = 0
     let waitMs = options.initialTimeoutMs
     let timer: ReturnType<Clock['setTimeout']> | undefined
     let unsubscribe = (): void => { socket.off('message', onMessage) }
@@ -91,6 +93,8 @@ export async function exchange<T> (options: ExchangeOptions<T>): Promise<T> {
       if (value !== undefined) {
         options.onAnswered?.(attempts)
         finish(undefined, value)
+      } else {
+        ignored++
       }
     }
     const onError = (err: NodeJS.ErrnoException): void => {
@@ -110,7 +114,9 @@ export async function exchange<T> (options: ExchangeOptions<T>): Promise<T> {
       waitMs *= 2
       timer = clock.setTimeout(() => {
         if (lastAttempt || clock.now() >= deadlineMs) {
-          finish(new TimeoutError(`${label}: no answer from ${from.address}:${from.port} after ${attempts} attempt${attempts === 1 ? '' : 's'} in ${Math.round(clock.now() - startMs)} ms`))
+          // Saying what did arrive tells a silent gateway from one that sends nonsense.
+          const noise = ignored === 0 ? '' : ` (${ignored} datagram${ignored === 1 ? '' : 's'} that did not answer it ignored)`
+          finish(new TimeoutError(`${label}: no answer from ${from.address}:${from.port} after ${attempts} attempt${attempts === 1 ? '' : 's'} in ${Math.round(clock.now() - startMs)} ms${noise}`))
         } else {
           send()
         }

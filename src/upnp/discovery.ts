@@ -73,6 +73,12 @@ export interface IgdSelection {
 
 /** At most this many services of one description are probed (two WANs and a spare). */
 const MAX_PROBED = 4
+/**
+ * Descriptions fetched at once; further answers wait their turn, the gateway's first. With the
+ * caps on answers (ssdp.ts) and on each reply (control.ts), a flood of answers costs at most
+ * this many connections and 4 x 256 KiB of bodies at a time.
+ */
+const MAX_CONCURRENT_FETCHES = 4
 
 export async function discoverIgd (options: UpnpDiscoverOptions = {}): Promise<IgdSelection> {
   const { signal } = options
@@ -100,7 +106,10 @@ export async function discoverIgd (options: UpnpDiscoverOptions = {}): Promise<I
     return await new Promise<IgdSelection>((resolve, reject) => {
       let best: IgdSelection | undefined
       const failures: Error[] = []
+      /** Answers being evaluated or waiting for a slot. */
       let pending = 0
+      let running = 0
+      const queue: SsdpAnswer[] = []
       let settleTimer: TimerHandle | undefined
       let settleOver = false
       let settled = false
@@ -127,12 +136,13 @@ export async function discoverIgd (options: UpnpDiscoverOptions = {}): Promise<I
       // It may have fired while the socket was being bound.
       if (signal?.aborted === true) onAbort()
 
-      search.on('answer', (answer) => {
-        if (!isIgdAnswer(answer.response)) {
-          logger('skipping %s: ST %s is no IGD', answer.response.location, answer.response.st)
-          return
+      const pump = (): void => {
+        while (!settled && running < MAX_CONCURRENT_FETCHES && queue.length > 0) {
+          running++
+          start(queue.shift()!)
         }
-        pending++
+      }
+      const start = (answer: SsdpAnswer): void => {
         evaluate(answer, { gateway, subnet, clock, logger, startMs, requestTimeoutMs: options.requestTimeoutMs ?? 3000, signal: inFlight.signal })
           .then((selection) => {
             logger('%s: %s, rank %d', selection.location, selection.service.serviceType, selection.rank)
@@ -144,6 +154,8 @@ export async function discoverIgd (options: UpnpDiscoverOptions = {}): Promise<I
           })
           .finally(() => {
             pending--
+            running--
+            pump()
             if (settleOver) {
               conclude()
               return
@@ -153,6 +165,17 @@ export async function discoverIgd (options: UpnpDiscoverOptions = {}): Promise<I
               conclude()
             }, options.settleMs ?? 250)
           })
+      }
+      search.on('answer', (answer) => {
+        if (!isIgdAnswer(answer.response)) {
+          logger('skipping %s: ST %s is no IGD', answer.response.location, answer.response.st)
+          return
+        }
+        pending++
+        // The gateway's own answers go before other hosts' (after its earlier ones).
+        const firstOther = answer.from.address === gateway ? queue.findIndex((a) => a.from.address !== gateway) : -1
+        queue.splice(firstOther === -1 ? queue.length : firstOther, 0, answer)
+        pump()
       })
     })
   } finally {

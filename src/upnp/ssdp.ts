@@ -51,6 +51,21 @@ export const DEFAULT_SEARCH_SCHEDULE: readonly SearchBurst[] = [
 /** UDA 1.1 §1.1.2 (quoted by miniupnpc): "The TTL for the IP packet SHOULD default to 2". */
 const MULTICAST_TTL = 2
 
+/**
+ * Distinct answers (new LOCATION and USN) one search reports from one host: a router announces a
+ * root device, an IGD and a few services, at one or two LOCATIONs. More is a flood, and each
+ * answer costs a description fetch.
+ */
+export const MAX_ANSWERS_PER_HOST = 8
+/**
+ * Distinct answers one search reports from all hosts other than the gateway together; the
+ * gateway's own always get their MAX_ANSWERS_PER_HOST, so a flood from the LAN (even with spoofed
+ * sources) cannot crowd the real router out.
+ */
+export const MAX_ANSWERS = 32
+/** Warnings (dropped datagrams) one search reports; then one summary, so a flood is not a log flood. */
+const MAX_WARNINGS = 20
+
 export interface SsdpSearchOptions {
   /** Unicast M-SEARCH to the gateway first, for routers that answer it (and to open stateful host firewalls for the reply: tailscale). */
   gateway?: string | undefined
@@ -75,6 +90,10 @@ export interface SsdpSearchOptions {
   mx?: number | undefined
   /** Which sources to believe; others are dropped with a `warning`. Default: all. */
   acceptFrom?: ((address: string) => boolean) | undefined
+  /** Distinct answers per host; default MAX_ANSWERS_PER_HOST. */
+  maxAnswersPerHost?: number | undefined
+  /** Distinct answers from hosts other than the gateway together; default MAX_ANSWERS. */
+  maxAnswers?: number | undefined
   clock?: Clock | undefined
   createSocket?: CreateSocket | undefined
   logger?: Logger | undefined
@@ -104,6 +123,8 @@ export interface SsdpSearchEvents {
 export class SsdpSearch extends EventEmitter<SsdpSearchEvents> {
   /** Datagrams received, accepted or not. */
   received = 0
+  /** New answers dropped because their host, or all hosts together, had reached the cap. */
+  overCap = 0
   readonly #socket: Socket
   readonly #clock: Clock
   readonly #logger: Logger
@@ -111,6 +132,13 @@ export class SsdpSearch extends EventEmitter<SsdpSearchEvents> {
   readonly #seen = new Set<string>()
   readonly #acceptFrom: (address: string) => boolean
   readonly #timers: TimerHandle[] = []
+  readonly #gateway: string | undefined
+  readonly #maxPerHost: number
+  readonly #maxAnswers: number
+  /** Answers reported per host, and from hosts other than the gateway in all. */
+  readonly #perHost = new Map<string, number>()
+  #fromOthers = 0
+  #warnings = 0
   #heardIgd = false
   #closed = false
 
@@ -120,6 +148,9 @@ export class SsdpSearch extends EventEmitter<SsdpSearchEvents> {
     this.#clock = options.clock ?? systemClock
     this.#logger = options.logger ?? createLogger('ssdp')
     this.#acceptFrom = options.acceptFrom ?? (() => true)
+    this.#gateway = options.gateway
+    this.#maxPerHost = options.maxAnswersPerHost ?? MAX_ANSWERS_PER_HOST
+    this.#maxAnswers = options.maxAnswers ?? MAX_ANSWERS
     this.#startMs = this.#clock.now()
     socket.on('message', (message, rinfo) => { this.#onMessage(message, rinfo) })
     socket.on('error', (err) => { this.#warn(err) })
@@ -193,6 +224,16 @@ export class SsdpSearch extends EventEmitter<SsdpSearchEvents> {
     if (parsed.kind !== 'search-response') return
     if (isIgdAnswer(parsed)) this.#heardIgd = true
     if (this.#seen.has(parsed.location) || (parsed.usn !== undefined && this.#seen.has(`usn ${parsed.usn}`))) return
+    // Bounded work: each answer reported is a description fetch, and what is remembered to
+    // drop duplicates grows with them. Past the caps new answers are counted and dropped.
+    const fromGateway = this.#gateway !== undefined && rinfo.address === this.#gateway
+    const fromHost = this.#perHost.get(rinfo.address) ?? 0
+    if (fromHost >= this.#maxPerHost || (!fromGateway && this.#fromOthers >= this.#maxAnswers)) {
+      if (this.overCap++ === 0) this.#warn(new Error(`SSDP answers from ${rinfo.address}:${rinfo.port} past ${fromHost >= this.#maxPerHost ? `${this.#maxPerHost} from one host` : `${this.#maxAnswers} from the LAN`}: dropping the rest of this kind`))
+      return
+    }
+    this.#perHost.set(rinfo.address, fromHost + 1)
+    if (!fromGateway) this.#fromOthers++
     this.#seen.add(parsed.location)
     if (parsed.usn !== undefined) this.#seen.add(`usn ${parsed.usn}`)
     const elapsedMs = this.#clock.now() - this.#startMs
@@ -201,8 +242,11 @@ export class SsdpSearch extends EventEmitter<SsdpSearchEvents> {
   }
 
   #warn (err: Error): void {
-    this.#logger('%s', err.message)
-    if (this.listenerCount('warning') > 0) this.emit('warning', err)
+    const n = ++this.#warnings
+    if (n > MAX_WARNINGS + 1) return
+    const warning = n <= MAX_WARNINGS ? err : new Error(`more than ${MAX_WARNINGS} SSDP datagrams dropped in this search; not reporting the rest`)
+    this.#logger('%s', warning.message)
+    if (this.listenerCount('warning') > 0) this.emit('warning', warning)
   }
 }
 
