@@ -116,7 +116,7 @@ export async function discoverGateway (options: DiscoverOptions = {}): Promise<D
     ...(options.createSocket === undefined ? {} : { createSocket: options.createSocket })
   }
   const deadlineMs = clock.now() + timeoutMs
-  const probeTimeoutMs = (): number => Math.max(1, deadlineMs - clock.now() - PROBE_MARGIN_MS)
+  const probeTimeoutMs = (): number => Math.max(1, Math.floor(deadlineMs - clock.now() - PROBE_MARGIN_MS))
   const call = { signal, timeoutMs: probeTimeoutMs() }
 
   const probes: Probe[] = []
@@ -221,7 +221,7 @@ export async function discoverGateway (options: DiscoverOptions = {}): Promise<D
     const err = timedOut
       ? new TimeoutError(`no gateway answered at ${address} within ${timeoutMs} ms (${causes})`)
       : new NatmapperError('NATMAPPER_NO_GATEWAY', `no port-mapping protocol answered at ${address}: ${causes}`)
-    throw Object.assign(err, { probes: report() })
+    throw Object.assign(err, { probes: report(), gateway: address })
   }
   // Close the clients that lost: their answer is not needed.
   void Promise.allSettled(settled).then((all) => {

@@ -59,6 +59,7 @@ export async function discoverReport (options: ReturnType<typeof discoverOptions
     const attached = (err as { probes?: ProbeResult[] }).probes
     if (!(err instanceof NatmapperError) || attached === undefined) throw err
     probes = attached
+    gateway = (err as { gateway?: string }).gateway ?? gateway
     reason = err.message
   }
   externalAddress ??= probes.find((p) => p.externalAddress !== undefined)?.externalAddress

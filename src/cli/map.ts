@@ -82,6 +82,12 @@ async function mapAndKeep (specs: PortSpec[], discover: ReturnType<typeof discov
     process.off('SIGINT', onInterrupt)
     process.off('SIGTERM', onInterrupt)
   }
+  // Interrupted just as the gateway was found: the signal is spent, so stop here, not later.
+  if (interrupted.signal.aborted) {
+    await nat.close()
+    out.error(new Error('interrupted while looking for the gateway; nothing was mapped'))
+    return 130
+  }
   out.info(`gateway ${nat.gatewayAddress}, ${methodNames[nat.method]}`)
   nat.on('mapped', (m) => { out.event('mapped', mappingFields(m), mappedLine('mapped', m)) })
   nat.on('renewed', (m) => { out.event('renewed', mappingFields(m), mappedLine('renewed', m)) })

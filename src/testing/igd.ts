@@ -82,6 +82,8 @@ export interface IgdQuirks {
   applyThenResetNext: string[]
   /** GetStatusInfo says Disconnected although mappings work (a router on :5351: i2pd PR #2092, quirk 19). */
   statusDisconnected: boolean
+  /** Every HTTP request is answered after this delay, on the IGD's clock (a slow router; for tests that interrupt a client mid-request). */
+  httpDelayMs: number
 }
 
 export interface SimulatedIgdMapping {
@@ -134,7 +136,8 @@ export class SimulatedIgd {
     dropLeasedEntries: false,
     listExternalAsInternalPort: false,
     applyThenResetNext: [],
-    statusDisconnected: false
+    statusDisconnected: false,
+    httpDelayMs: 0
   }
 
   /** Every request, in order. */
@@ -285,7 +288,11 @@ export class SimulatedIgd {
     server.on('request', (req, res) => {
       const chunks: Buffer[] = []
       req.on('data', (chunk: Buffer) => chunks.push(chunk))
-      req.on('end', () => { this.#onHttp(req, res, Buffer.concat(chunks).toString('utf8')) })
+      req.on('end', () => {
+        const handle = (): void => { if (!res.destroyed) this.#onHttp(req, res, Buffer.concat(chunks).toString('utf8')) }
+        if (this.quirks.httpDelayMs > 0) this.#clock.setTimeout(handle, this.quirks.httpDelayMs)
+        else handle()
+      })
     })
   }
 

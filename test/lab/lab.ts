@@ -49,6 +49,13 @@ export type LabHost = 'lan' | 'gw' | 'wan'
 export type LabProtocol = 'tcp' | 'udp'
 
 export interface LabOptions {
+  /**
+   * Run miniupnpd on the gateway. Default true. `false` builds the same namespaces, addresses,
+   * forwarding and nftables chains but starts no daemon: the test runs its own program in `gw`
+   * (test/lab/hostile.test.ts runs a hostile responder there). `startRouter`/`restartRouter`
+   * then refuse; `rules()` and everything else work as usual.
+   */
+  router?: boolean
   /** Serve UPnP IGD (HTTP + SSDP). Default true. */
   upnp?: boolean
   /** Serve NAT-PMP and PCP (one switch in miniupnpd: `enable_natpmp`). Default true. */
@@ -601,7 +608,7 @@ class LabImpl implements Lab {
 }
 `
     })
-    await this.startRouter()
+    if (this.options.router !== false) await this.startRouter()
   }
 
   private config (): string {
@@ -631,6 +638,7 @@ class LabImpl implements Lab {
   async startRouter (options: { httpPort?: number } = {}): Promise<void> {
     if (this.router !== undefined) throw new Error('lab: the router is already running')
     if (this.closing !== undefined) throw new Error('lab: closed')
+    if (this.options.router === false) throw new Error('lab: built with router: false; run your own program in gw instead')
     const upnp = this.options.upnp ?? true
     const natpmp = this.options.natpmp ?? true
     if (!upnp && !natpmp) throw new Error('lab: at least one of upnp and natpmp must be on')
