@@ -80,8 +80,10 @@ export function igdAction (igd: IgdState, action: string, args: Record<string, s
 /** Stores an entry that was added, as the quirks have it. */
 function keep (igd: IgdState, entry: SimulatedIgdMapping, requestedLease: string | undefined): void {
   if (igd.quirks.dropLeasedEntries && requestedLease !== '0') return
-  const stored = igd.quirks.listExternalAsInternalPort ? { ...entry, internalPort: entry.externalPort } : entry
-  igd.mappings.set(`${entry.protocol}/${entry.externalPort}`, stored)
+  const key = `${entry.protocol}/${entry.externalPort}`
+  const stale = igd.quirks.staleOnOverwrite && igd.mappings.has(key)
+  const stored = { ...entry, ...(igd.quirks.listExternalAsInternalPort ? { internalPort: entry.externalPort } : {}), ...(stale ? { stale } : {}) }
+  igd.mappings.set(key, stored)
 }
 
 /** The checks miniupnpd's upnp_redirect makes, in its order, plus the quirks. */

@@ -84,6 +84,11 @@ export interface IgdQuirks {
   statusDisconnected: boolean
   /** Every HTTP request is answered after this delay, on the IGD's clock (a slow router; for tests that interrupt a client mid-request). */
   httpDelayMs: number
+  /**
+   * An add over an existing entry keeps it listed but marks it `stale` (forwarding dead); only a
+   * delete and a fresh add make it work (Technicolor CGA4131COM, RDK-B: tailscale#21208, quirk 27).
+   */
+  staleOnOverwrite: boolean
 }
 
 export interface SimulatedIgdMapping {
@@ -96,6 +101,8 @@ export interface SimulatedIgdMapping {
   leaseSeconds: number
   expiresAtMs: number
   enabled: boolean
+  /** Listed, but no longer forwarded: re-added over itself on a router with `staleOnOverwrite` (quirk 27). */
+  stale?: boolean
 }
 
 export interface IgdRequest {
@@ -137,7 +144,8 @@ export class SimulatedIgd {
     listExternalAsInternalPort: false,
     applyThenResetNext: [],
     statusDisconnected: false,
-    httpDelayMs: 0
+    httpDelayMs: 0,
+    staleOnOverwrite: false
   }
 
   /** Every request, in order. */

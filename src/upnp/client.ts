@@ -60,9 +60,17 @@ export interface UpnpClientOptions {
   rediscover?: ((signal: AbortSignal | undefined) => Promise<IgdSelection>) | undefined
   /** How often the manager should check that the router still holds each mapping (see verify()). Default 30 min. */
   verifyIntervalMs?: number | undefined
+  /**
+   * Renew by DeletePortMapping and a fresh add instead of adding over the entry. Some routers
+   * keep listing and "renewing" an entry whose forwarding has died, and only a delete and an add
+   * bring it back (Technicolor CGA4131COM, RDK-B firmware: tailscale#21208, quirk 27). Off by
+   * default: nothing a client can see tells such a router apart, and it costs a request and a
+   * moment without the mapping at each renewal.
+   */
+  refreshByDeleteAdd?: boolean | undefined
 }
 
-export type UpnpClientTuning = Pick<UpnpClientOptions, 'requestTimeoutMs' | 'maxPortAttempts' | 'verifyIntervalMs'>
+export type UpnpClientTuning = Pick<UpnpClientOptions, 'requestTimeoutMs' | 'maxPortAttempts' | 'verifyIntervalMs' | 'refreshByDeleteAdd'>
 
 /** What a renewal or delete needs. */
 interface UpnpSession {
@@ -105,6 +113,7 @@ export class UpnpClient implements Gateway {
   readonly #maxPortAttempts: number
   readonly #rediscover: UpnpClientOptions['rediscover']
   readonly verifyIntervalMs: number
+  readonly #refreshByDeleteAdd: boolean
   #service: UpnpService
   #policy: UrlPolicy
   #internalClient: string | undefined
@@ -132,6 +141,7 @@ export class UpnpClient implements Gateway {
     this.#maxPortAttempts = options.maxPortAttempts ?? 8
     this.#rediscover = options.rediscover
     this.verifyIntervalMs = options.verifyIntervalMs ?? DEFAULT_VERIFY_INTERVAL_MS
+    this.#refreshByDeleteAdd = options.refreshByDeleteAdd ?? false
   }
 
   /**
@@ -147,6 +157,7 @@ export class UpnpClient implements Gateway {
       requestTimeoutMs: options.requestTimeoutMs,
       maxPortAttempts: options.maxPortAttempts,
       verifyIntervalMs: options.verifyIntervalMs,
+      refreshByDeleteAdd: options.refreshByDeleteAdd,
       rediscover: async (signal) => await discoverIgd({ ...options, gateway: selection.gateway, signal })
     })
   }
@@ -230,6 +241,7 @@ export class UpnpClient implements Gateway {
     const externalAddress = await this.externalAddress(options)
     const internalClient = this.#internalClient
     if (internalClient === undefined) throw new RemoteProtocolError('could not learn our LAN address from the connection to the router')
+    if (this.#refreshByDeleteAdd) await this.unmap(mapping, options)
     try {
       return await this.#add(mapping.protocol, mapping.internalPort, mapping.externalPort, session.requestedLifetimeSeconds,
         session.description, internalClient, externalAddress, context, { exactPort: true })

@@ -144,7 +144,7 @@ test('quirk 28: where equal ports are impossible (a low internal port) the mappi
   assert.deepEqual(igd.mappings(), [])
 })
 
-test('quirk 29, renewals never replace the internal port or client (tailscale#18348): five renewals, one entry, the same ports', async (ctx) => {
+test('quirks 29 and 40, renewals never replace the internal port or client (tailscale#18348) nor add a second rule (miniupnpd pf backend: miniupnp#719): five renewals, one entry, the same ports', async (ctx) => {
   const { igd, client } = await setup(ctx, { igdVersion: 1 })
   let mapping = await client.map({ protocol: 'udp', internalPort: 7002, suggestedExternalPort: 41000, lifetimeSeconds: 600 })
   for (let i = 0; i < 5; i++) mapping = await client.renew(mapping)
@@ -207,4 +207,22 @@ test('quirk 2, ssdp:all answered with the first descriptor only (Sagemcom FAST38
   assert.ok(!searched.includes('ssdp:all'))
   assert.ok(searched.includes('urn:schemas-upnp-org:device:InternetGatewayDevice:2'))
   assert.ok(searched.includes('urn:schemas-upnp-org:device:InternetGatewayDevice:1'))
+})
+
+test('quirk 27, renewed entries listed but no longer forwarded (Technicolor CGA4131COM, RDK-B: tailscale#21208): with refreshByDeleteAdd each renewal deletes and adds, and the entry forwards again', async (ctx) => {
+  const igd = await startIgd(ctx, { igdVersion: 1 })
+  igd.quirks.staleOnOverwrite = true
+  const plain = await UpnpClient.discover(discoverOptions(igd))
+  ctx.after(() => { plain.close() })
+  const first = await plain.map({ protocol: 'tcp', internalPort: 7001, lifetimeSeconds: 7200 })
+  await plain.renew(first)
+  assert.equal(igd.mappings()[0]?.stale, true, 'an add over the entry leaves it dead on such a router')
+
+  const careful = await UpnpClient.discover({ ...discoverOptions(igd), refreshByDeleteAdd: true })
+  ctx.after(() => { careful.close() })
+  const before = igd.requests.length
+  await careful.renew(first)
+  assert.deepEqual(igd.requests.slice(before).filter((r) => r.kind === 'http').map((r) => r.what), ['GetExternalIPAddress', 'DeletePortMapping', 'AddPortMapping'])
+  assert.equal(igd.mappings().length, 1)
+  assert.equal(igd.mappings()[0]?.stale, undefined, 'deleted and added: forwarding again')
 })
