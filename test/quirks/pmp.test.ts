@@ -4,8 +4,10 @@ import { discoverGateway } from '../../src/discover.js'
 import { NAT } from '../../src/nat.js'
 import { decodeNatPmpRequest } from '../../src/natpmp/codec.js'
 import { NatPmpClient } from '../../src/natpmp/client.js'
+import { AnnouncementListener } from '../../src/net/announcements.js'
 import { FakeClock } from '../../src/testing/fake-clock.js'
 import { SimulatedPmpGateway } from '../../src/testing/pmp-gateway.js'
+import { waitFor } from '../helpers/wait.js'
 
 /** NAT-PMP and PCP router quirks of shared/reference/router-quirks-and-anchors.md §3. */
 
@@ -44,4 +46,23 @@ test('quirk 24, PCP ADDRESS_MISMATCH (an unexpected NAT between client and serve
   const mapping = await found.gateway.map({ protocol: 'tcp', internalPort: 7001, lifetimeSeconds: 60 })
   assert.equal(mapping.method, 'natpmp')
   await found.gateway.unmap(mapping)
+})
+
+test('quirk 42, a NAT-PMP address change announced once (miniupnpd sends one packet, to 5350 and 5351, not RFC 6886\'s ten): that one packet brings every mapping back', async (ctx) => {
+  const clock = new FakeClock()
+  const gateway = await SimulatedPmpGateway.start({ clock, pcp: false })
+  ctx.after(async () => { await gateway.close() })
+  const announcements = await AnnouncementListener.start({ gateway: gateway.address, port: 0, bindAddress: '127.0.0.1', multicastGroup: undefined })
+  assert.ok(announcements !== undefined)
+  const nat = new NAT(new NatPmpClient({ gateway: gateway.address, port: gateway.port, clock }), { clock, announcements, random: () => 0 })
+  ctx.after(async () => { await nat.close() })
+  await nat.addMapping('tcp', 4001)
+  await nat.addMapping('udp', 4002)
+  gateway.restart()
+  gateway.externalAddress = '11.0.0.77'
+  assert.equal(gateway.mappings().length, 0)
+  gateway.announce({ address: '127.0.0.1', port: announcements.port })
+  await waitFor(() => nat.externalAddress === '11.0.0.77', 'the announcement')
+  await clock.advance(0)
+  await waitFor(() => gateway.mappings().length === 2, 'both mappings back')
 })
