@@ -298,7 +298,7 @@ export class SimulatedIgd {
       req.on('data', (chunk: Buffer) => chunks.push(chunk))
       req.on('end', () => {
         const handle = (): void => { if (!res.destroyed) this.#onHttp(req, res, Buffer.concat(chunks).toString('utf8')) }
-        if (this.quirks.httpDelayMs > 0) this.#clock.setTimeout(handle, this.quirks.httpDelayMs)
+        if (this.quirks.httpDelayMs > 0) this.#clock.setTimeout(handle, this.quirks.httpDelayMs).unref?.()
         else handle()
       })
     })

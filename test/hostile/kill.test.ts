@@ -30,6 +30,8 @@ interface Router {
   maps: () => number
   /** How long the router waits before each answer. */
   setDelay: (ms: number) => void
+  /** The router stops answering altogether. */
+  silence: () => void
 }
 
 async function startRouter (ctx: TestContext, method: Method): Promise<Router> {
@@ -42,7 +44,8 @@ async function startRouter (ctx: TestContext, method: Method): Promise<Router> {
       args: ['--protocol', 'upnp', '--gateway', igd.address, '--ssdp-target', `${target.address}:${target.port}`],
       live: () => igd.mappings().length,
       maps: () => igd.count('http', 'AddAnyPortMapping') + igd.count('http', 'AddPortMapping'),
-      setDelay: (ms) => { igd.quirks.httpDelayMs = ms }
+      setDelay: (ms) => { igd.quirks.httpDelayMs = ms },
+      silence: () => { igd.quirks.httpDelayMs = 3_600_000 }
     }
   }
   const gateway = await SimulatedPmpGateway.start({ minLifetimeSeconds: 1 })
@@ -52,7 +55,8 @@ async function startRouter (ctx: TestContext, method: Method): Promise<Router> {
     args: ['--protocol', method, '--gateway', gateway.address, '--gateway-port', String(gateway.port)],
     live: () => gateway.mappings().length,
     maps: () => gateway.received.filter((r) => /^MAP .* lifetime [1-9]/.test(r.summary)).length,
-    setDelay: (ms) => { gateway.faults.delayMs = ms }
+    setDelay: (ms) => { gateway.faults.delayMs = ms },
+    silence: () => { gateway.faults.silent = true }
   }
 }
 
@@ -176,6 +180,22 @@ scenario('SIGKILL at a random point: whatever is left expires within its lifetim
   await exited(cli, router, 3000)
   const left = router.live()
   note(`SIGKILL ${atMs} ms after the first mapping; ${left} mapping(s) left`)
+  await sleep((LIFETIME_S + 1) * 1000)
+  assert.equal(router.live(), 0, `${router.method}: mappings still there after their lifetime`)
+})
+
+scenario('SIGINT with the router no longer answering: close gives up within its 5 s and exits 0; the leases then end', async (ctx, router, note) => {
+  const cli = startMap(ctx, router)
+  await waitFor(() => mapped(cli) === 2, `${router.method}: both mapped`, 5000)
+  router.silence()
+  const signalledAt = performance.now()
+  cli.child.kill('SIGINT')
+  const exit = await exited(cli, router, 8000)
+  const tookMs = Math.round(exit.atMs - signalledAt)
+  note(`exit ${exit.signal ?? String(exit.code)} ${tookMs} ms after SIGINT; ${router.live()} mapping(s) left`)
+  assert.deepEqual({ code: exit.code, signal: exit.signal }, { code: 0, signal: null }, `${router.method}: ${cli.stderr()}`)
+  assert.ok(tookMs < 6500, `${router.method}: ${tookMs} ms`)
+  assert.ok(cli.events.some((e) => e.event === 'error'), `${router.method}: the failed deletes are reported`)
   await sleep((LIFETIME_S + 1) * 1000)
   assert.equal(router.live(), 0, `${router.method}: mappings still there after their lifetime`)
 })
