@@ -10,7 +10,7 @@ import type { PcpMapData, PcpOption, PcpRequest, PcpResponse } from '../src/pcp/
 import { PCP_MAX_PACKET } from '../src/pcp/codes.js'
 import {
   decodeAddAnyPortMapping, decodeAddPortMapping, decodeDeletePortMapping, decodeGetExternalIPAddress,
-  decodeGetSpecificPortMappingEntry, decodeGetStatusInfo, encodeAddAnyPortMapping, encodeAddPortMapping,
+  decodeGetGenericPortMappingEntry, decodeGetSpecificPortMappingEntry, decodeGetStatusInfo, encodeAddAnyPortMapping, encodeAddPortMapping,
   encodeDeletePortMapping, encodeGetExternalIPAddress, encodeGetSpecificPortMappingEntry, encodeGetStatusInfo
 } from '../src/upnp/actions.js'
 import { DeviceType, ServiceType } from '../src/upnp/codes.js'
@@ -922,7 +922,8 @@ const RESPONSE_ARGS: Record<string, readonly string[]> = {
   AddPortMapping: [],
   AddAnyPortMapping: ['NewReservedPort'],
   DeletePortMapping: [],
-  GetSpecificPortMappingEntry: ['NewInternalPort', 'NewInternalClient', 'NewEnabled', 'NewPortMappingDescription', 'NewLeaseDuration']
+  GetSpecificPortMappingEntry: ['NewInternalPort', 'NewInternalClient', 'NewEnabled', 'NewPortMappingDescription', 'NewLeaseDuration'],
+  GetGenericPortMappingEntry: ['NewRemoteHost', 'NewExternalPort', 'NewProtocol', 'NewInternalPort', 'NewInternalClient', 'NewEnabled', 'NewPortMappingDescription', 'NewLeaseDuration']
 }
 const ALL_ARGS = [...new Set(Object.values(RESPONSE_ARGS).flat())]
 
@@ -933,6 +934,8 @@ function argumentValue (name: string): fc.Arbitrary<string> {
   const pools: Record<string, fc.Arbitrary<string>> = {
     NewReservedPort: decimal(65535),
     NewInternalPort: decimal(65535),
+    NewExternalPort: decimal(65535),
+    NewProtocol: fc.constantFrom('TCP', 'UDP', 'tcp', 'udp', ' TCP '),
     NewUptime: decimal(0xffffffff),
     NewLeaseDuration: decimal(0xffffffff),
     NewEnabled: fc.constantFrom('1', '0', 'true', 'false', 'yes', 'no', 'TRUE', ' No ', '2', ''),
@@ -1191,6 +1194,16 @@ const actionTargets = [
     if (value === undefined) return
     const entry = value as NonNullable<ReturnType<typeof decodeGetSpecificPortMappingEntry>>
     validPort(entry.internalPort)
+    checkOptionalUint(entry.leaseDurationSeconds, 0xffffffff, 'lease')
+    assert.ok(entry.enabled === undefined || typeof entry.enabled === 'boolean')
+  }),
+  // natmapper list reads the router's whole table with it.
+  actionTarget('GetGenericPortMappingEntry', decodeGetGenericPortMappingEntry, (value) => {
+    if (value === undefined) return
+    const entry = value as NonNullable<ReturnType<typeof decodeGetGenericPortMappingEntry>>
+    validPort(entry.externalPort)
+    validPort(entry.internalPort)
+    assert.ok(entry.protocol === 'tcp' || entry.protocol === 'udp', entry.protocol)
     checkOptionalUint(entry.leaseDurationSeconds, 0xffffffff, 'lease')
     assert.ok(entry.enabled === undefined || typeof entry.enabled === 'boolean')
   })
