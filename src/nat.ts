@@ -299,13 +299,14 @@ export class NAT extends EventEmitter<NatEvents> {
         const uncertain = uncertainMappingOf(error)
         if (uncertain !== undefined && entry.mapping === undefined) entry.uncertain = { mapping: uncertain, gateway }
         if (!this.#isLive(entry)) {
-          this.#dropUncertain(entry)
+          // Removed or closed meanwhile: #release waits for this, so the delete goes out before close() ends.
+          await this.#dropUncertain(entry)
           return
         }
         if (error instanceof AbortError && previous === undefined) {
           // The first attempt was cancelled by the caller of addMapping: forget the entry.
           this.#entries.delete(entry.key)
-          this.#dropUncertain(entry)
+          void this.#dropUncertain(entry)
           return
         }
         entry.failures++

@@ -80,6 +80,23 @@ test('quirk 11, permanent-lease leak on a failed follow-up (MikroTik: tailscale#
   assert.deepEqual(table(igd), [], 'every rule deleted, the uncertain one too')
 })
 
+test('quirk 11: closing while an add is in flight whose reply is then lost still deletes what it made', async (ctx) => {
+  const igd = await startIgd(ctx, { igdVersion: 1 })
+  igd.quirks.onlyPermanentLeases = true
+  const client = await UpnpClient.discover(discoverOptions(igd))
+  const nat = new NAT(client, { verifyIntervalMs: 0 })
+  nat.on('error', () => {})
+  await nat.addMapping('tcp', 4001)
+  igd.quirks.httpDelayMs = 100
+  igd.quirks.applyThenResetNext = ['AddPortMapping']
+  const adding = nat.addMapping('udp', 4002)
+  await new Promise((resolve) => setTimeout(resolve, 20))
+  await nat.close()
+  await adding
+  assert.equal(igd.count('http', 'AddPortMapping'), 3, 'the lost add was made (after 725 and lease 0 for the first)')
+  assert.deepEqual(table(igd), [], 'and deleted before close() returned')
+})
+
 test('quirk 11: GetExternalIPAddress failing means no add at all, so nothing can be left behind', async (ctx) => {
   const { igd, client } = await setup(ctx, { igdVersion: 1 }, (i) => { i.quirks.onlyPermanentLeases = true })
   const fresh = new UpnpClient({ gateway: client.address, service: client.service })
