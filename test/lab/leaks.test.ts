@@ -118,7 +118,10 @@ for (const method of METHODS) {
         const exit = await exited(cli, 3000)
         const left = await rulesLeft(lab)
         note(`second SIGINT ${atMs} ms into close: exit ${exit.signal ?? String(exit.code)}, ${left} rule(s) left`)
-        assert.ok(exit.code === 130 || exit.code === 0, JSON.stringify(exit))
+        // 130 when the second SIGINT cut the cleanup short, 0 when the cleanup had finished. A
+        // signal that lands while the finished process is tearing down (Node restores the default
+        // action then) ends it by SIGINT: harmless, since nothing was left to delete.
+        assert.ok(exit.code === 130 || exit.code === 0 || (exit.signal === 'SIGINT' && left === 0), JSON.stringify(exit))
         await expires(lab, 'after a second SIGINT')
       }
 
