@@ -5,8 +5,8 @@ import { systemClock, type Clock } from '../clock.js'
 import { createLogger, type Logger } from '../log.js'
 import type { CreateSocket } from '../net/udp.js'
 import { SSDP_MULTICAST_ADDRESS, SSDP_PORT } from './codes.js'
-import { parseSsdpMessage, type SsdpNotify } from './ssdp-codec.js'
-import { bind, isMulticast, type SsdpTarget } from './ssdp.js'
+import type { SsdpNotify } from './ssdp-codec.js'
+import { bind, isMulticast, readSsdpDatagram, type SsdpTarget } from './ssdp.js'
 
 /**
  * Listening to SSDP NOTIFY announcements (UDA 1.1 §1.2): devices say they are alive, leaving
@@ -112,15 +112,9 @@ export class SsdpListener extends EventEmitter<SsdpListenerEvents> {
 
   #onMessage (message: Buffer, rinfo: RemoteInfo): void {
     if (this.#closed) return
-    if (!this.#acceptFrom(rinfo.address)) {
-      this.#warn(new Error(`ignoring SSDP datagram from ${rinfo.address}:${rinfo.port}: not an accepted source`))
-      return
-    }
-    let parsed
-    try {
-      parsed = parseSsdpMessage(new Uint8Array(message.buffer, message.byteOffset, message.byteLength))
-    } catch (err) {
-      this.#warn(new Error(`ignoring undecodable SSDP datagram from ${rinfo.address}:${rinfo.port}: ${(err as Error).message}`, { cause: err }))
+    const parsed = readSsdpDatagram(message, rinfo, this.#acceptFrom, 'not an accepted source')
+    if (parsed instanceof Error) {
+      this.#warn(parsed)
       return
     }
     // Other control points' M-SEARCHes and unicast answers are no announcements.

@@ -6,7 +6,7 @@ import { AbortError, TimeoutError } from '../errors.js'
 import { createLogger, type Logger } from '../log.js'
 import { defaultCreateSocket, type CreateSocket } from '../net/udp.js'
 import { DeviceType, SSDP_MULTICAST_ADDRESS, SSDP_PORT, ServiceType } from './codes.js'
-import { encodeMSearch, parseSsdpMessage, type SsdpSearchResponse } from './ssdp-codec.js'
+import { encodeMSearch, parseSsdpMessage, type SsdpMessage, type SsdpSearchResponse } from './ssdp-codec.js'
 
 /**
  * SSDP search over UDP (UDA 1.1 §1.3): finding an IGD. The bytes are ssdp-codec.ts's; this file
@@ -210,15 +210,9 @@ export class SsdpSearch extends EventEmitter<SsdpSearchEvents> {
     if (this.#closed) return
     this.received++
     const from = { address: rinfo.address, port: rinfo.port }
-    if (!this.#acceptFrom(rinfo.address)) {
-      this.#warn(new Error(`ignoring SSDP datagram from ${rinfo.address}:${rinfo.port}: not the gateway nor a host of its subnet`))
-      return
-    }
-    let parsed
-    try {
-      parsed = parseSsdpMessage(new Uint8Array(message.buffer, message.byteOffset, message.byteLength))
-    } catch (err) {
-      this.#warn(new Error(`ignoring undecodable SSDP datagram from ${rinfo.address}:${rinfo.port}: ${(err as Error).message}`, { cause: err }))
+    const parsed = readSsdpDatagram(message, rinfo, this.#acceptFrom, 'not the gateway nor a host of its subnet')
+    if (parsed instanceof Error) {
+      this.#warn(parsed)
       return
     }
     if (parsed.kind !== 'search-response') return
@@ -326,4 +320,18 @@ export function isMulticast (address: string): boolean {
 
 function isLoopback (address: string): boolean {
   return (isIPv4(address) && address.startsWith('127.')) || address === '::1'
+}
+
+/**
+ * One received SSDP datagram, decoded if its source is accepted; otherwise the Error to report
+ * as a warning (a refused source, or bytes that are no SSDP message). Shared by the search and
+ * the NOTIFY listener.
+ */
+export function readSsdpDatagram (message: Buffer, rinfo: RemoteInfo, acceptFrom: (address: string) => boolean, notAcceptedWhy: string): SsdpMessage | Error {
+  if (!acceptFrom(rinfo.address)) return new Error(`ignoring SSDP datagram from ${rinfo.address}:${rinfo.port}: ${notAcceptedWhy}`)
+  try {
+    return parseSsdpMessage(new Uint8Array(message.buffer, message.byteOffset, message.byteLength))
+  } catch (err) {
+    return new Error(`ignoring undecodable SSDP datagram from ${rinfo.address}:${rinfo.port}: ${(err as Error).message}`, { cause: err })
+  }
 }
