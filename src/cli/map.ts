@@ -66,24 +66,40 @@ function mappedLine (verb: string, m: MappingEvent): string {
 
 async function mapAndKeep (specs: PortSpec[], discover: ReturnType<typeof discoverOptionsFrom>, request: Request, out: Output): Promise<number> {
   out.info(`looking for the gateway${discover.gateway === undefined ? '' : ` at ${discover.gateway}`}...`)
-  // Ctrl-C while looking for the gateway: nothing is mapped yet, so stop at once.
-  const interrupted = new AbortController()
-  const onInterrupt = (): void => { interrupted.abort() }
-  process.once('SIGINT', onInterrupt)
-  process.once('SIGTERM', onInterrupt)
+  // One listener for the command's whole life. Removing a signal's last listener and adding
+  // another later drops a signal that arrived in between and was not yet dispatched (libuv hands
+  // it to the closed handle), so the first Ctrl-C would be lost.
+  const stop = new AbortController()
+  let signals = 0
+  const onSignal = (name: string): void => {
+    signals += 1
+    // A second interrupt means "now": skip the cleanup.
+    if (signals > 1) process.exit(130)
+    stop.abort(name)
+  }
+  const onSigint = (): void => { onSignal('SIGINT') }
+  const onSigterm = (): void => { onSignal('SIGTERM') }
+  process.on('SIGINT', onSigint)
+  process.on('SIGTERM', onSigterm)
+  try {
+    return await keepMapped(specs, discover, request, out, stop.signal)
+  } finally {
+    process.off('SIGINT', onSigint)
+    process.off('SIGTERM', onSigterm)
+  }
+}
+
+async function keepMapped (specs: PortSpec[], discover: ReturnType<typeof discoverOptionsFrom>, request: Request, out: Output, stopSignal: AbortSignal): Promise<number> {
   let nat
   try {
-    nat = await discoverNAT({ ...discover, lifetimeSeconds: request.lifetimeSeconds, signal: interrupted.signal })
+    nat = await discoverNAT({ ...discover, lifetimeSeconds: request.lifetimeSeconds, signal: stopSignal })
   } catch (err) {
-    if (!interrupted.signal.aborted) throw err
+    if (!stopSignal.aborted) throw err
     out.error(new Error('interrupted while looking for the gateway; nothing was mapped'))
     return 130
-  } finally {
-    process.off('SIGINT', onInterrupt)
-    process.off('SIGTERM', onInterrupt)
   }
-  // Interrupted just as the gateway was found: the signal is spent, so stop here, not later.
-  if (interrupted.signal.aborted) {
+  // Interrupted just as the gateway was found: stop here, not later.
+  if (stopSignal.aborted) {
     await nat.close()
     out.error(new Error('interrupted while looking for the gateway; nothing was mapped'))
     return 130
@@ -105,31 +121,29 @@ async function mapAndKeep (specs: PortSpec[], discover: ReturnType<typeof discov
     out.event('error', { code: (err as { code?: string }).code, message: err.message }, `error: ${err.message}`)
   })
 
-  // Install the handlers before the first request, so that an interrupt during mapping still
-  // deletes whatever was mapped.
   const stopped = new Promise<string>((resolve) => {
-    process.once('SIGINT', () => { resolve('SIGINT') })
-    process.once('SIGTERM', () => { resolve('SIGTERM') })
+    stopSignal.addEventListener('abort', () => { resolve(String(stopSignal.reason)) }, { once: true })
   })
   // The library's timers and sockets do not hold the process open (an application that is done
   // may exit); this command's whole job is to stay until interrupted.
   const keepAlive = setInterval(() => {}, 2 ** 30)
-  await Promise.race([
-    Promise.all(specs.map(async (spec) => {
-      await nat.addMapping(spec.protocol, spec.port, {
-        description: request.description,
-        ...(request.externalPort === undefined ? {} : { externalPort: request.externalPort })
-      })
-    })),
-    stopped
-  ])
-  if (nat.notPublicReason !== undefined) out.info(`warning: ${nat.notPublicReason}; the mappings will not be reachable from the internet`)
-  const signal = await stopped
-  clearInterval(keepAlive)
-  // A second interrupt means "now": skip the cleanup.
-  process.once('SIGINT', () => { process.exit(130) })
-  out.info(`${signal}: removing mappings`)
-  await nat.close()
+  try {
+    await Promise.race([
+      Promise.all(specs.map(async (spec) => {
+        await nat.addMapping(spec.protocol, spec.port, {
+          description: request.description,
+          ...(request.externalPort === undefined ? {} : { externalPort: request.externalPort })
+        })
+      })),
+      stopped
+    ])
+    if (nat.notPublicReason !== undefined) out.info(`warning: ${nat.notPublicReason}; the mappings will not be reachable from the internet`)
+    out.info(`${await stopped}: removing mappings`)
+  } finally {
+    // Also on an unexpected error: whatever was mapped goes.
+    clearInterval(keepAlive)
+    await nat.close()
+  }
   return 0
 }
 

@@ -102,3 +102,27 @@ test('map against a gateway where nothing listens: exit 1 with a one-line reason
   assert.doesNotMatch(result.stderr, /\n\s+at /)
   assert.ok(Date.now() - started < 3000)
 })
+
+test('Ctrl-C that lands as the gateway answers the probe is never lost: the command exits and leaves nothing mapped', async (ctx) => {
+  // The signal and the answer reach the process in the same turn of its event loop; a command
+  // that swapped its signal listeners when discovery resolved dropped the signal and ran on.
+  for (let attempt = 0; attempt < 8; attempt++) {
+    const gateway = await SimulatedPmpGateway.start()
+    let cli: ReturnType<typeof startCli> | undefined
+    let signalled = false
+    gateway.faults.mangle = (reply) => {
+      if (!signalled && cli !== undefined) {
+        signalled = true
+        cli.child.kill('SIGINT')
+      }
+      return reply
+    }
+    cli = startCli(ctx, ['map', '4001/tcp', '--json', '--protocol', 'pcp', '--gateway', gateway.address, '--gateway-port', String(gateway.port)])
+    const timeout = new Promise<'hung'>((resolve) => setTimeout(() => { resolve('hung') }, 3000).unref())
+    const code = await Promise.race([cli.exit, timeout])
+    await gateway.close()
+    assert.ok(signalled, 'the probe was answered')
+    assert.ok(code === 0 || code === 130, `attempt ${attempt}: exit ${String(code)}; stderr: ${cli.stderr()}`)
+    assert.deepEqual(gateway.mappings(), [], `attempt ${attempt}`)
+  }
+})
