@@ -1,7 +1,7 @@
 import { createSocket as createDgramSocket, type RemoteInfo, type Socket, type SocketType } from 'node:dgram'
-import { isIPv6 } from 'node:net'
 import type { Clock } from '../clock.js'
 import { AbortError, NoResponseError, TimeoutError } from '../errors.js'
+import { isIpv6Literal } from './address.js'
 
 export type CreateSocket = (type: SocketType) => Socket
 
@@ -15,7 +15,7 @@ export const defaultCreateSocket: CreateSocket = (type) => createDgramSocket({ t
  * for seconds.
  */
 export async function openConnectedSocket (createSocket: CreateSocket, address: string, port: number): Promise<Socket> {
-  const socket = createSocket(isIPv6(address) ? 'udp6' : 'udp4')
+  const socket = createSocket(isIpv6Literal(address) ? 'udp6' : 'udp4')
   await new Promise<void>((resolve, reject) => {
     const onError = (err: Error): void => { reject(err) }
     socket.once('error', onError)
@@ -136,7 +136,7 @@ export async function exchange<T> (options: ExchangeOptions<T>): Promise<T> {
  * route and source address without sending anything.
  */
 export async function localAddressToward (address: string): Promise<string> {
-  const socket = createDgramSocket(isIPv6(address) ? 'udp6' : 'udp4')
+  const socket = createDgramSocket(isIpv6Literal(address) ? 'udp6' : 'udp4')
   try {
     await new Promise<void>((resolve, reject) => {
       socket.once('error', reject)

@@ -120,7 +120,9 @@ export interface IgdRequest {
 }
 
 const SERVER = 'Linux/6.1 UPnP/1.1 natmapper-SimulatedIgd/0.1'
-const UUID = '2f402f80-da50-11e1-9b23-0019000bf1ab'
+/** Each simulated device has its own UUID, as two real devices do: SSDP clients tell answers apart by it. */
+let devices = 0
+const nextUuid = (): string => `2f402f80-da50-11e1-9b23-${(0x0019000bf1ab + devices++).toString(16).padStart(12, '0')}`
 
 export class SimulatedIgd {
   readonly quirks: IgdQuirks = {
@@ -162,6 +164,8 @@ export class SimulatedIgd {
   readonly #httpAddress: string
   readonly #ssdpDelayMs: number
   readonly #types: IgdTypes
+  /** The device UUID in its SSDP USNs; each simulated device has its own. */
+  readonly uuid = nextUuid()
   #server: Server
   #mappings = new Map<string, SimulatedIgdMapping>()
   #closed = false
@@ -255,7 +259,7 @@ export class SimulatedIgd {
   #notify (nts: 'ssdp:alive' | 'ssdp:byebye'): void {
     if (this.#closed) return
     for (const nt of ['upnp:rootdevice', this.#types.device, this.#types.service]) {
-      const usn = `uuid:${UUID}::${nt}`
+      const usn = `uuid:${this.uuid}::${nt}`
       const packet = nts === 'ssdp:alive'
         ? encodeNotify({ nts, nt, usn, location: this.#location(), server: SERVER, bootId: this.bootId, configId: 1 })
         : encodeNotify({ nts, nt, usn, bootId: this.bootId, configId: 1 })
@@ -281,7 +285,7 @@ export class SimulatedIgd {
     const reply = encodeSsdpResponse({
       location: this.#location(),
       st: parsed.st,
-      usn: parsed.st.startsWith('uuid:') ? parsed.st : `uuid:${UUID}::${parsed.st}`,
+      usn: parsed.st.startsWith('uuid:') ? parsed.st : `uuid:${this.uuid}::${parsed.st}`,
       server: SERVER,
       bootId: this.bootId,
       configId: 1

@@ -11,7 +11,9 @@ import {
 import { fetchDescription, soapCall, type ExchangeContext } from './control.js'
 import { findWanServices, parseDescription, type UpnpRootDevice, type WanServiceCandidate } from './description.js'
 import { checkUpnpUrl, isLocalResponder, isPublicIpv4, localSubnetFor, repointUrl, UnsafeUrlError, type UrlPolicy } from './guard.js'
+import { preloadHttp } from './http.js'
 import { isIgdAnswer, SsdpSearch, type SearchBurst, type SsdpAnswer, type SsdpTarget } from './ssdp.js'
+import { preloadXmlParser } from './xml.js'
 
 /**
  * From nothing to a WAN connection service to send port mappings to: SSDP search, description,
@@ -100,6 +102,13 @@ export async function discoverIgd (options: UpnpDiscoverOptions = {}): Promise<I
     clock,
     createSocket: options.createSocket,
     logger
+  })
+  // The answer takes 50 ms or more (miniupnpd waits 50 ms before it sends one); what reading it
+  // needs is loaded meanwhile, one module per turn of the event loop so that an answer arriving
+  // sooner waits for one load at most.
+  setImmediate(() => {
+    preloadHttp()
+    setImmediate(preloadXmlParser)
   })
   const inFlight = new AbortController()
   try {

@@ -1,6 +1,7 @@
-import { isIPv4, isIPv6 } from 'node:net'
+import { isIP, isIPv4 } from 'node:net'
 import type { NetworkInterfaceInfo } from 'node:os'
 import { NatmapperError } from '../errors.js'
+import { isIpv6Literal } from '../net/address.js'
 
 /**
  * Where a UPnP client may connect. SSDP is unauthenticated UDP: anyone on the LAN (or a spoofer)
@@ -58,7 +59,7 @@ export function checkUpnpUrl (url: string, policy: UrlPolicy): URL {
   if (parsed.protocol !== 'http:') throw new UnsafeUrlError(url, 'not-http', `scheme ${parsed.protocol} is not http:`)
   if (parsed.username !== '' || parsed.password !== '') throw new UnsafeUrlError(url, 'credentials', 'it carries a user name or password')
   const host = hostOf(parsed)
-  if (!isIPv4(host) && !isIPv6(host)) throw new UnsafeUrlError(url, 'not-ip-literal', `host ${JSON.stringify(host)} is not an IP address (no DNS look-ups)`)
+  if (isIP(host) === 0) throw new UnsafeUrlError(url, 'not-ip-literal', `host ${JSON.stringify(host)} is not an IP address (no DNS look-ups)`)
   // WHATWG URL drops the default port, and refuses ports above 65535; port 0 still parses.
   if (parsed.port === '0') throw new UnsafeUrlError(url, 'bad-port', 'port 0')
   if (!isAllowedHost(host, policy)) {
@@ -98,7 +99,7 @@ export function isLocalResponder (address: string, policy: Pick<UrlPolicy, 'gate
  */
 export function repointUrl (url: string, host: string): string {
   const parsed = new URL(url)
-  parsed.hostname = isIPv6(host) ? `[${host}]` : host
+  parsed.hostname = isIpv6Literal(host) ? `[${host}]` : host
   return parsed.href
 }
 

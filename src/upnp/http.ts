@@ -49,6 +49,18 @@ export interface HttpResponse {
   durationMs: number
 }
 
+/**
+ * node:http is loaded on first use: most programs map through PCP or NAT-PMP and never speak
+ * HTTP. Loading it takes 20-30 ms in a fresh process, so UPnP discovery starts it while it waits
+ * for the SSDP answer (preloadHttp) instead of after.
+ */
+let httpModule: Promise<typeof import('node:http')> | undefined
+const loadHttp = async (): Promise<typeof import('node:http')> => await (httpModule ??= import('node:http'))
+
+export function preloadHttp (): void {
+  loadHttp().catch(() => { httpModule = undefined })
+}
+
 const USER_AGENT = `Node.js/${process.versions.node} UPnP/1.1 natmapper`
 
 /**
@@ -67,8 +79,7 @@ export async function sendHttpRequest (options: HttpRequestOptions): Promise<Htt
   if (isIP(hostOf(url)) === 0) throw new UsageError(`not an IP-literal host (no DNS look-ups): ${options.url}`)
   const label = `${options.method} ${url.href}`
   const body = options.body === undefined ? undefined : Buffer.from(options.body, 'utf8')
-  // Loaded on first use: most programs map through PCP or NAT-PMP and never speak HTTP.
-  const { request: httpRequest } = await import('node:http')
+  const { request: httpRequest } = await loadHttp()
   const startMs = clock.now()
 
   return await new Promise<HttpResponse>((resolve, reject) => {

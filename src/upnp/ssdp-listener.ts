@@ -1,8 +1,8 @@
 import { createSocket as createDgramSocket, type RemoteInfo, type Socket } from 'node:dgram'
 import { EventEmitter } from 'node:events'
-import { isIPv6 } from 'node:net'
 import { systemClock, type Clock } from '../clock.js'
 import { createLogger, type Logger } from '../log.js'
+import { isIpv6Literal } from '../net/address.js'
 import type { CreateSocket } from '../net/udp.js'
 import { SSDP_MULTICAST_ADDRESS, SSDP_PORT } from './codes.js'
 import type { SsdpNotify } from './ssdp-codec.js'
@@ -84,7 +84,7 @@ export class SsdpListener extends EventEmitter<SsdpListenerEvents> {
   static async start (options: SsdpListenerOptions = {}): Promise<SsdpListener> {
     const group = options.group ?? SSDP_MULTICAST_ADDRESS
     const multicast = isMulticast(group)
-    const type = isIPv6(group) ? 'udp6' : 'udp4'
+    const type = isIpv6Literal(group) ? 'udp6' : 'udp4'
     const socket = options.createSocket?.(type) ?? createDgramSocket({ type, reuseAddr: true })
     await bind(socket, multicast ? undefined : group, options.port ?? SSDP_PORT)
     if (multicast) {

@@ -1,9 +1,10 @@
 import type { RemoteInfo, Socket } from 'node:dgram'
 import { EventEmitter } from 'node:events'
-import { isIPv4, isIPv6 } from 'node:net'
+import { isIPv4 } from 'node:net'
 import { systemClock, type Clock, type TimerHandle } from '../clock.js'
 import { AbortError, TimeoutError } from '../errors.js'
 import { createLogger, type Logger } from '../log.js'
+import { isIpv6Literal } from '../net/address.js'
 import { defaultCreateSocket, type CreateSocket } from '../net/udp.js'
 import { DeviceType, SSDP_MULTICAST_ADDRESS, SSDP_PORT, ServiceType } from './codes.js'
 import { encodeMSearch, parseSsdpMessage, type SsdpMessage, type SsdpSearchResponse } from './ssdp-codec.js'
@@ -35,15 +36,18 @@ export interface SearchBurst {
 }
 
 /**
- * The IGD device types first, the WAN service types 200 ms later if no IGD has answered by then,
- * everything again at 1 s and 3 s (UDP gets lost; Wi-Fi multicast often does). Not all at once:
- * miniupnpd queues one delayed answer per M-SEARCH, and while ten of them are queued it serves
- * HTTP slowly (measured in the lab: the description GET after a ten-packet burst took 70-150 ms,
- * after a two- to four-packet burst 4-9 ms), so the burst itself would slow the discovery down.
+ * IGD:1 alone first: every IGD answers it, v2 devices included (UDA 1.1 §1.3.2 makes them answer
+ * lower versions; miniupnpc, libplum and tailscale search with it), and the description says
+ * which version the device is. The rest 200 ms later if no IGD has answered by then, everything
+ * again at 1 s and 3 s (UDP gets lost; Wi-Fi multicast often does). Not all at once: miniupnpd
+ * queues one delayed answer per M-SEARCH and sends them one after another, so each extra search
+ * in the first burst delays the first answer (measured in the lab: about 55 ms after a
+ * two-packet burst, 80 ms after four), and while ten of them are queued it serves HTTP slowly
+ * (the description GET after a ten-packet burst took 70-150 ms, after two to four 4-9 ms).
  */
 export const DEFAULT_SEARCH_SCHEDULE: readonly SearchBurst[] = [
-  { atMs: 0, searchTargets: IGD_SEARCH_TARGETS.slice(0, 2) },
-  { atMs: 200, searchTargets: IGD_SEARCH_TARGETS.slice(2) },
+  { atMs: 0, searchTargets: [DeviceType.InternetGatewayDevice1] },
+  { atMs: 200, searchTargets: IGD_SEARCH_TARGETS.filter((st) => st !== DeviceType.InternetGatewayDevice1) },
   { atMs: 1000, searchTargets: IGD_SEARCH_TARGETS },
   { atMs: 3000, searchTargets: IGD_SEARCH_TARGETS }
 ]
@@ -181,7 +185,7 @@ export class SsdpSearch extends EventEmitter<SsdpSearchEvents> {
     const targets = searchDestinations(options)
     // Bad input fails here, before a socket exists.
     for (const { searchTargets } of options.schedule ?? DEFAULT_SEARCH_SCHEDULE) for (const st of searchTargets) encodeMSearch({ searchTarget: st, mx: options.mx ?? 1 })
-    const family = targets.some((t) => isIPv6(t.address)) ? 'udp6' : 'udp4'
+    const family = targets.some((t) => isIpv6Literal(t.address)) ? 'udp6' : 'udp4'
     const socket = (options.createSocket ?? defaultCreateSocket)(family)
     await bind(socket, options.bindAddress, 0)
     try {
@@ -217,7 +221,10 @@ export class SsdpSearch extends EventEmitter<SsdpSearchEvents> {
     }
     if (parsed.kind !== 'search-response') return
     if (isIgdAnswer(parsed)) this.#heardIgd = true
-    if (this.#seen.has(parsed.location) || (parsed.usn !== undefined && this.#seen.has(`usn ${parsed.usn}`))) return
+    // A USN is a duplicate only from the same host: another host repeating the gateway's USN
+    // (a spoofer, or a second router built from the same image) must not hide the gateway's answer.
+    const usnKey = parsed.usn === undefined ? undefined : `usn ${rinfo.address} ${parsed.usn}`
+    if (this.#seen.has(parsed.location) || (usnKey !== undefined && this.#seen.has(usnKey))) return
     // Bounded work: each answer reported is a description fetch, and what is remembered to
     // drop duplicates grows with them. Past the caps new answers are counted and dropped.
     const fromGateway = this.#gateway !== undefined && rinfo.address === this.#gateway
@@ -229,7 +236,7 @@ export class SsdpSearch extends EventEmitter<SsdpSearchEvents> {
     this.#perHost.set(rinfo.address, fromHost + 1)
     if (!fromGateway) this.#fromOthers++
     this.#seen.add(parsed.location)
-    if (parsed.usn !== undefined) this.#seen.add(`usn ${parsed.usn}`)
+    if (usnKey !== undefined) this.#seen.add(usnKey)
     const elapsedMs = this.#clock.now() - this.#startMs
     this.#logger('answer from %s:%d after %d ms: %s (ST %s, SERVER %s)', from.address, from.port, Math.round(elapsedMs), parsed.location, parsed.st, parsed.server)
     this.emit('answer', { response: parsed, from, elapsedMs })
@@ -315,7 +322,7 @@ export function isMulticast (address: string): boolean {
     const first = Number(address.split('.')[0])
     return first >= 224 && first <= 239
   }
-  return isIPv6(address) && address.toLowerCase().startsWith('ff')
+  return isIpv6Literal(address) && address.toLowerCase().startsWith('ff')
 }
 
 function isLoopback (address: string): boolean {

@@ -21,6 +21,12 @@ function saxes (): { SaxesParser: typeof SaxesParserType } {
   return saxesModule
 }
 
+/** Loads saxes now, while the caller waits for the network anyway (UPnP discovery's SSDP wait). */
+export function preloadXmlParser (): void {
+  // A failure shows, with its reason, when a description is parsed.
+  try { saxes() } catch {}
+}
+
 /** One element: names with and without prefix, the namespace its prefix is bound to, direct text. */
 export interface XmlElement {
   readonly name: string
