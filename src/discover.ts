@@ -4,7 +4,7 @@ import { AbortError, GatewayRefusedError, NatmapperError, TimeoutError, UsageErr
 import type { Gateway, MappingMethod } from './gateway.js'
 import { createLogger, type Logger } from './log.js'
 import { NAT, type AnnouncementSource, type NatOptions } from './nat.js'
-import { AnnouncementListener } from './net/announcements.js'
+import { AnnouncementListener, type Announcement } from './net/announcements.js'
 import { findDefaultGateway } from './net/default-gateway.js'
 import { localAddressToward, type CreateSocket } from './net/udp.js'
 import { NatPmpClient } from './natpmp/client.js'
@@ -293,18 +293,49 @@ async function pickBest<T> (probes: Array<{ method: MappingMethod, settled: Prom
 export async function discoverNAT (options: DiscoverNatOptions = {}): Promise<NAT> {
   const found = await discoverGateway(options)
   const { gateway } = found
-  const announcements = await listenForAnnouncements(gateway, options)
+  // Binding the listener (and finding the interface to join its group on) takes a few ms that
+  // the first mapping need not wait for: the router announces nothing while it is up.
+  const announcements = whenReady(listenForAnnouncements(gateway, options).catch((err: unknown) => {
+    (options.logger ?? createLogger('discover'))('cannot listen for announcements (%s); recovery will rely on renewals', (err as Error).message)
+    return undefined
+  }))
   const rediscoverOptions = { ...options, announcements: false as const }
   return new NAT(gateway, {
     ...pick(options, ['lifetimeSeconds', 'requestTimeoutMs', 'closeTimeoutMs', 'random', 'clock', 'logger']),
     ...(found.externalAddress === undefined ? {} : { externalAddress: found.externalAddress }),
     ...(found.notPublicReason === undefined ? {} : { notPublicReason: found.notPublicReason }),
-    ...(announcements === undefined ? {} : { announcements }),
+    announcements,
     rediscover: async (signal) => (await discoverGateway({ ...rediscoverOptions, signal })).gateway,
     ...(options.gateway === undefined
       ? { watchRoute: { lookup: async () => (await findDefaultGateway()).gateway, intervalMs: 10_000 } }
       : {})
   })
+}
+
+/** An announcement source that is still starting: handlers are passed on once it has. */
+function whenReady (starting: Promise<AnnouncementSource | undefined>): AnnouncementSource {
+  const handlers: Array<(announcement: Announcement) => void> = []
+  let source: AnnouncementSource | undefined
+  let closed = false
+  void starting.then((started) => {
+    if (started === undefined) return
+    if (closed) {
+      started.close()
+      return
+    }
+    source = started
+    for (const handler of handlers) started.on('announcement', handler)
+  })
+  return {
+    on: (_event, handler) => {
+      if (source === undefined) handlers.push(handler)
+      else source.on('announcement', handler)
+    },
+    close: () => {
+      closed = true
+      source?.close()
+    }
+  }
 }
 
 /**

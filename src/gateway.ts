@@ -21,6 +21,13 @@ export interface MapRequest {
   lifetimeSeconds: number
   /** Shown in the router's table where the protocol carries it (UPnP). */
   description?: string
+  /**
+   * Resolve as soon as the gateway has granted the mapping, and run the follow-up check some
+   * clients make (UPnP reads a new mapping back, where routers are known to lie about it) in
+   * the background: pendingCheckOf() then gives its outcome. For callers that keep the mapping
+   * and can act on that outcome later, as the manager does; others get the checked mapping.
+   */
+  deferCheck?: boolean
 }
 
 /**
@@ -107,6 +114,25 @@ export function attachUncertainMapping<E> (err: E, mapping: PortMapping): E {
 /** The mapping an error from map() or renew() may have left behind (see attachUncertainMapping). */
 export function uncertainMappingOf (err: unknown): PortMapping | undefined {
   return err instanceof Error ? (err as { uncertainMapping?: PortMapping }).uncertainMapping : undefined
+}
+
+const pendingChecks = new WeakMap<PortMapping, Promise<PortMapping>>()
+
+/** Marks `mapping` as granted but still being checked (see MapRequest.deferCheck). */
+export function attachPendingCheck (mapping: PortMapping, check: Promise<PortMapping>): PortMapping {
+  check.catch(() => {})
+  pendingChecks.set(mapping, check)
+  return mapping
+}
+
+/**
+ * The background check of a mapping returned under MapRequest.deferCheck, if one runs: it
+ * resolves with the mapping as the gateway really holds it (`mapping` itself when it was found
+ * as made, a new one when the client had to make it again another way) and rejects when it
+ * could not be made to work (whatever the check found wrong has then been removed).
+ */
+export function pendingCheckOf (mapping: PortMapping): Promise<PortMapping> | undefined {
+  return pendingChecks.get(mapping)
 }
 
 /** Renew at half the granted lifetime, as RFC 6886 §3.3 and RFC 6887 §11.2.1 ask. */

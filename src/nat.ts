@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events'
 import { systemClock, type Clock, type TimerHandle } from './clock.js'
 import { AbortError, ClosedError, GatewayRefusedError, NoResponseError, UsageError } from './errors.js'
-import { renewAtMs, uncertainMappingOf, type Gateway, type MappingMethod, type PortMapping, type TransportProtocol } from './gateway.js'
+import { pendingCheckOf, renewAtMs, uncertainMappingOf, type Gateway, type MappingMethod, type PortMapping, type TransportProtocol } from './gateway.js'
 import { createLogger, type Logger } from './log.js'
 import { classifyAddress, notPublicReason, type AddressClass } from './net/address-class.js'
 import type { Announcement } from './net/announcements.js'
@@ -86,6 +86,8 @@ interface Entry {
   /** The next verification (see Gateway.verify), and the one in flight. */
   verifyTimer: TimerHandle | undefined
   verifying: Promise<void> | undefined
+  /** The background check of a new mapping (MapRequest.deferCheck), while it runs. */
+  checking: Promise<void> | undefined
   /** The request in flight, shared by concurrent callers. */
   pending: Promise<void> | undefined
   failures: number
@@ -209,7 +211,7 @@ export class NAT extends EventEmitter<NatEvents> {
     const key = `${proto}/${internalPort}`
     let entry = this.#entries.get(key)
     if (entry === undefined) {
-      entry = { key, protocol: proto, internalPort, options, mapping: undefined, madeOn: undefined, timer: undefined, verifyTimer: undefined, verifying: undefined, pending: undefined, failures: 0, uncertain: undefined }
+      entry = { key, protocol: proto, internalPort, options, mapping: undefined, madeOn: undefined, timer: undefined, verifyTimer: undefined, verifying: undefined, checking: undefined, pending: undefined, failures: 0, uncertain: undefined }
       this.#entries.set(key, entry)
       this.#logger('keeping %s %d mapped', proto, internalPort)
       this.#refresh(entry, options.signal)
@@ -272,7 +274,9 @@ export class NAT extends EventEmitter<NatEvents> {
             ...(previous !== undefined
               ? { suggestedExternalPort: previous.externalPort }
               : entry.options.externalPort === undefined ? {} : { suggestedExternalPort: entry.options.externalPort }),
-            ...(entry.options.description === undefined ? {} : { description: entry.options.description })
+            ...(entry.options.description === undefined ? {} : { description: entry.options.description }),
+            // addMapping returns once the mapping is granted; a read-back runs after (#followCheck).
+            deferCheck: true
           }, callOptions)
         if (!this.#isLive(entry)) {
           // Removed or closed while the request was in flight: undo it.
@@ -292,6 +296,8 @@ export class NAT extends EventEmitter<NatEvents> {
         this.emit(previous === undefined ? 'mapped' : 'renewed', toEvent(mapping))
         this.#schedule(entry, renewAtMs(mapping) - this.#clock.now())
         this.#scheduleVerify(entry)
+        const check = pendingCheckOf(mapping)
+        if (check !== undefined) this.#followCheck(entry, gateway, mapping, check)
       } catch (err) {
         const error = err as Error
         // A first attempt that may have been applied although it failed (no answer): remember
@@ -391,6 +397,43 @@ export class NAT extends EventEmitter<NatEvents> {
     entry.verifyTimer.unref?.()
   }
 
+  /**
+   * The outcome of a new mapping's background check (UPnP read-back): the gateway holds it as
+   * made (nothing to do), holds it another way the client had to make it (a permanent lease, equal
+   * ports: this is the mapping now), or could not be made to keep it (lost; retried later).
+   */
+  #followCheck (entry: Entry, gateway: Gateway, mapping: PortMapping, check: Promise<PortMapping>): void {
+    const run = async (): Promise<void> => {
+      let checked: PortMapping
+      try {
+        checked = await check
+      } catch (err) {
+        if (!this.#isLive(entry) || entry.mapping !== mapping) return
+        const error = err as Error
+        entry.mapping = undefined
+        entry.madeOn = undefined
+        entry.failures++
+        this.#logger('%s %d: %s', entry.protocol, entry.internalPort, error.message)
+        this.emit('lost', { protocol: entry.protocol, internalPort: entry.internalPort, reason: error })
+        if (this.listenerCount('error') > 0) this.emit('error', error)
+        this.#schedule(entry, retryDelayMs(entry, error))
+        return
+      }
+      if (checked === mapping) return
+      if (!this.#isLive(entry) || entry.mapping !== mapping) {
+        // Removed, closed or renewed meanwhile: what the check made is kept by no one.
+        if (entry.mapping !== checked) await gateway.unmap(checked, { timeoutMs: this.#requestTimeoutMs }).catch(() => {})
+        return
+      }
+      entry.mapping = checked
+      this.emit('mapped', toEvent(checked))
+      this.#schedule(entry, renewAtMs(checked) - this.#clock.now())
+      this.#scheduleVerify(entry)
+    }
+    const checking: Promise<void> = run().finally(() => { if (entry.checking === checking) entry.checking = undefined })
+    entry.checking = checking
+  }
+
   /** After a success: an uncertain earlier attempt on another port is deleted, one on this port was overwritten. */
   #settleUncertain (entry: Entry, mapping: PortMapping): void {
     const uncertain = entry.uncertain
@@ -416,6 +459,7 @@ export class NAT extends EventEmitter<NatEvents> {
     this.#clearTimers(entry)
     await entry.verifying
     await entry.pending?.catch(() => {})
+    await entry.checking
     const { mapping, madeOn } = entry
     entry.mapping = undefined
     if (mapping === undefined || madeOn === undefined) {

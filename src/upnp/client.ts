@@ -1,7 +1,7 @@
 import { isIPv4 } from 'node:net'
 import { systemClock, type Clock } from '../clock.js'
 import { AbortError, ClosedError, GatewayRefusedError, NatmapperError, NoResponseError, RemoteProtocolError, TimeoutError, UsageError } from '../errors.js'
-import { attachUncertainMapping, type CallOptions, type Gateway, type ListedMapping, type MapRequest, type PortMapping, type TransportProtocol } from '../gateway.js'
+import { attachPendingCheck, attachUncertainMapping, type CallOptions, type Gateway, type ListedMapping, type MapRequest, type PortMapping, type TransportProtocol } from '../gateway.js'
 import { createLogger, type Logger } from '../log.js'
 import {
   decodeGetGenericPortMappingEntry, encodeGetGenericPortMappingEntry,
@@ -217,7 +217,11 @@ export class UpnpClient implements Gateway {
         conflict = err as Error
         continue
       }
-      return await this.#readBack(mapping, internalClient, externalAddress, context)
+      if (!this.#needsReadBack(mapping)) return mapping
+      if (request.deferCheck !== true) return await this.#readBack(mapping, internalClient, externalAddress, context)
+      // The caller's signal is for this call, which ends here; the check has its own deadline.
+      const checkContext = this.#context(options.timeoutMs === undefined ? {} : { timeoutMs: options.timeoutMs })
+      return attachPendingCheck(mapping, this.#readBack(mapping, internalClient, externalAddress, checkContext))
     }
     throw conflict!
   }
@@ -307,7 +311,7 @@ export class UpnpClient implements Gateway {
   async #readBack (added: PortMapping, internalClient: string, externalAddress: string, context: ExchangeContext): Promise<PortMapping> {
     let mapping = added
     for (let round = 0; ; round++) {
-      if (this.#addsCheckedOut && mapping.externalPort === mapping.internalPort) return mapping
+      if (!this.#needsReadBack(mapping)) return mapping
       let state: EntryState
       try {
         state = await this.#entryState(mapping, internalClient, context)
@@ -325,14 +329,16 @@ export class UpnpClient implements Gateway {
         throw new RemoteProtocolError(`the router accepted ${what} but lists it for another host`)
       }
       if (round > 0) {
-        // The second way did not work either: take it away rather than leave a broken entry.
-        if (state === 'wrong-port') await this.unmap(mapping, { signal: context.signal }).catch(() => {})
+        // The second way did not work either: take it away rather than leave a broken entry (a
+        // router that says it has none may still hold a permanent one; 714 costs nothing).
+        await this.unmap(mapping, { signal: context.signal }).catch(() => {})
         throw new RemoteProtocolError(state === 'missing'
           ? `the router accepted ${what}, even as a permanent lease, but does not keep it (GetSpecificPortMappingEntry finds no entry)`
           : `the router forwards ${what} to another internal port than ${mapping.internalPort}, even with equal ports; the mapping was removed`)
       }
       if (state === 'missing') {
         if (session.leaseSeconds === 0 || this.#permanentOnly) {
+          await this.unmap(mapping, { signal: context.signal }).catch(() => {})
           throw new RemoteProtocolError(`the router accepted ${what} but does not keep it (GetSpecificPortMappingEntry finds no entry)`)
         }
         this.#logger('%s: gone at once after a leased add (old DD-WRT, tailscale#18196): adding it with a permanent lease', what)
@@ -355,6 +361,10 @@ export class UpnpClient implements Gateway {
       mapping = await this.#add(mapping.protocol, mapping.internalPort, mapping.internalPort, session.requestedLifetimeSeconds,
         session.description, internalClient, externalAddress, context, { exactPort: true })
     }
+  }
+
+  #needsReadBack (mapping: PortMapping): boolean {
+    return !this.#addsCheckedOut || mapping.externalPort !== mapping.internalPort
   }
 
   async #entryState (mapping: PortMapping, internalClient: string | undefined, context: ExchangeContext): Promise<EntryState> {

@@ -189,7 +189,7 @@ test(`a flood of distinct answers from the gateway: at most ${MAX_ANSWERS_PER_HO
   const heapBefore = process.memoryUsage().heapUsed
   const { error } = await mustFail(responder, { requestTimeoutMs: 300 })
   assert.ok(error instanceof TimeoutError, String(error))
-  assert.ok(responder.searches >= 2, 'answered every search of the schedule')
+  assert.ok(responder.searches >= 1, 'answered the search (one IGD type: the later bursts are skipped once an IGD answered)')
   assert.ok(stalling.connections <= MAX_ANSWERS_PER_HOST, `${stalling.connections} fetches`)
   const grownMiB = (process.memoryUsage().heapUsed - heapBefore) / 1024 / 1024
   ctx.diagnostic(`${responder.searches} searches answered with 5000 answers each; ${stalling.connections} fetches; heap +${grownMiB.toFixed(1)} MiB`)
