@@ -1,5 +1,5 @@
 import { isIP } from 'node:net'
-import { systemClock, type Clock } from './clock.js'
+import { systemClock, type Clock, type TimerHandle } from './clock.js'
 import { AbortError, GatewayRefusedError, NatmapperError, TimeoutError, UsageError } from './errors.js'
 import type { Gateway, MappingMethod } from './gateway.js'
 import { createLogger, type Logger } from './log.js'
@@ -81,8 +81,14 @@ export interface DiscoveredGateway {
 const RANK: MappingMethod[] = ['pcp', 'natpmp', 'upnp']
 /** How long PCP and NAT-PMP may take before UPnP discovery starts anyway. */
 const UPNP_HEAD_START_MS = 25
-/** Once a lower-ranked protocol has answered, how long a better one may still take. */
-const BETTER_ANSWER_GRACE_MS = 300
+/**
+ * Until when, counted from the start of discovery, a better-ranked protocol may still answer
+ * once a lower-ranked one has. PCP and NAT-PMP servers answer within milliseconds; a router
+ * that drops their port without an ICMP error stays silent for good, and UPnP, which answers
+ * after 100 ms or more, must not then wait a fixed time more. A request lost on the way is
+ * retransmitted only at 250 ms (RFC 6886 §3.1), after this: UPnP is used then, which works too.
+ */
+const BETTER_ANSWER_GRACE_MS = 150
 /**
  * Each probe gives up this long before the whole discovery does, so that when nothing answers
  * the error names each protocol's own reason (no answer, garbage, refused) rather than an abort.
@@ -212,7 +218,9 @@ export async function discoverGateway (options: DiscoverOptions = {}): Promise<D
   })
   for (const s of settled) s.catch(() => {})
 
-  const winner = await pickBest(probes.map((p, i) => ({ method: p.method, settled: settled[i]! })), signal)
+  const graceEndsAtMs = startMs + BETTER_ANSWER_GRACE_MS
+  const graceLeftMs = (): number => Math.max(0, graceEndsAtMs - clock.now())
+  const winner = await pickBest(probes.map((p, i) => ({ method: p.method, settled: settled[i]! })), signal, clock, graceLeftMs)
   const report = (): ProbeResult[] => [...RANK].flatMap((m) => results.get(m) ?? [])
   if (winner === undefined) {
     if (options.signal?.aborted === true) throw new AbortError(options.signal.reason)
@@ -233,7 +241,9 @@ export async function discoverGateway (options: DiscoverOptions = {}): Promise<D
   if (options.waitForAll === true) {
     await Promise.allSettled(settled)
   } else if (winner.method === 'pcp' && natpmpIndex !== -1 && !results.has('natpmp')) {
-    await Promise.race([settled[natpmpIndex]!.catch(() => {}), delay(BETTER_ANSWER_GRACE_MS)])
+    let waitTimer: TimerHandle | undefined
+    await Promise.race([settled[natpmpIndex]!.catch(() => {}), new Promise<void>((resolve) => { waitTimer = clock.setTimeout(resolve, graceLeftMs()) })])
+    if (waitTimer !== undefined) clock.clearTimeout(waitTimer)
   }
   done.abort()
   const natpmp = results.get('natpmp')
@@ -246,12 +256,13 @@ export async function discoverGateway (options: DiscoverOptions = {}): Promise<D
 
 /**
  * Resolves with the best-ranked probe that succeeded, as soon as no better-ranked probe can
- * still succeed, or BETTER_ANSWER_GRACE_MS after a worse one succeeded. Undefined if all fail.
+ * still succeed, or once the grace (graceLeftMs) is over after a worse one succeeded. Undefined
+ * if all fail.
  */
-async function pickBest<T> (probes: Array<{ method: MappingMethod, settled: Promise<T> }>, signal: AbortSignal): Promise<{ method: MappingMethod, value: T } | undefined> {
+async function pickBest<T> (probes: Array<{ method: MappingMethod, settled: Promise<T> }>, signal: AbortSignal, clock: Clock, graceLeftMs: () => number): Promise<{ method: MappingMethod, value: T } | undefined> {
   const state = probes.map(() => ({ done: false, value: undefined as T | undefined }))
   return await new Promise((resolve) => {
-    let graceTimer: ReturnType<typeof setTimeout> | undefined
+    let graceTimer: TimerHandle | undefined
     const decide = (force: boolean): boolean => {
       for (let i = 0; i < probes.length; i++) {
         const s = state[i]!
@@ -260,13 +271,13 @@ async function pickBest<T> (probes: Array<{ method: MappingMethod, settled: Prom
           continue
         }
         if (s.value !== undefined) {
-          clearTimeout(graceTimer)
+          if (graceTimer !== undefined) clock.clearTimeout(graceTimer)
           resolve({ method: probes[i]!.method, value: s.value })
           return true
         }
       }
       if (state.every((s) => s.done) || force) {
-        clearTimeout(graceTimer)
+        if (graceTimer !== undefined) clock.clearTimeout(graceTimer)
         resolve(undefined)
         return true
       }
@@ -277,7 +288,7 @@ async function pickBest<T> (probes: Array<{ method: MappingMethod, settled: Prom
         .finally(() => {
           if (decide(false)) return
           if (state.some((s) => s.value !== undefined) && graceTimer === undefined) {
-            graceTimer = setTimeout(() => { decide(true) }, BETTER_ANSWER_GRACE_MS)
+            graceTimer = clock.setTimeout(() => { decide(true) }, graceLeftMs())
           }
         })
     })
@@ -411,10 +422,6 @@ function pick<T extends object, K extends keyof T> (object: T, keys: K[]): Parti
   const out: Partial<Pick<T, K>> = {}
   for (const key of keys) if (object[key] !== undefined) out[key] = object[key]
   return out
-}
-
-async function delay (ms: number): Promise<void> {
-  await new Promise<void>((resolve) => { setTimeout(resolve, ms) })
 }
 
 /** "MiniUPnPd IGD v2, WANIPConnection:2" for reports. */

@@ -28,7 +28,7 @@ test('a NAT-PMP-only gateway is found with NAT-PMP', async (ctx) => {
   const found = await discoverGateway({ gateway: sim.address, port: sim.port, methods: ['pcp', 'natpmp'] })
   ctx.after(() => { found.gateway.close() })
   assert.equal(found.gateway.method, 'natpmp')
-  assert.equal(found.probes.find((p) => p.method === 'pcp')?.ok, false)
+  assert.notEqual(found.probes.find((p) => p.method === 'pcp')?.ok, true, 'PCP never answered')
 })
 
 test('discoverNAT gives a NAT with method, gateway address and external address', async (ctx) => {
@@ -108,4 +108,29 @@ test('UPnP waits for PCP and NAT-PMP: a PCP gateway never sees an M-SEARCH; a UP
   ctx.after(() => { upnpOnly.gateway.close() })
   assert.equal(upnpOnly.gateway.method, 'upnp')
   assert.ok(igd.count('ssdp') > 0)
+})
+
+test('PCP and NAT-PMP silent (a router that drops port 5351 without an ICMP error): UPnP answers and is taken 150 ms after the start, not a fixed wait after its answer', async (ctx) => {
+  const { startIgd } = await import('./upnp/setup.js')
+  const { FakeClock } = await import('../src/testing/fake-clock.js')
+  const igd = await startIgd(ctx)
+  const sim = await gatewayFor(ctx)
+  sim.faults.silent = true
+  const clock = new FakeClock()
+  let done = false
+  const pending = discoverGateway({
+    gateway: sim.address, port: sim.port, ssdpTarget: igd.ssdpMulticastTarget, ssdpGatewayPort: igd.ssdpUnicastTarget.port, clock
+  }).finally(() => { done = true })
+  ctx.after(async () => { (await pending).gateway.close() })
+  // UPnP starts after its 25 ms head start and answers on loopback; the better protocols keep the grace.
+  const { waitFor } = await import('./helpers/wait.js')
+  await waitFor(() => igd.count('http', 'GetExternalIPAddress') === 1, 'UPnP to answer')
+  await new Promise((resolve) => setTimeout(resolve, 20))
+  assert.equal(done, false, 'PCP may still answer within the grace')
+  await clock.advance(149)
+  assert.equal(done, false)
+  await clock.advance(1)
+  const found = await pending
+  assert.equal(found.gateway.method, 'upnp')
+  assert.notEqual(found.probes.find((p) => p.method === 'pcp')?.ok, true, 'PCP never answered')
 })

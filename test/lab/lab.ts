@@ -581,6 +581,10 @@ class LabImpl implements Lab {
       `link set ${i.wan} up`
     ])
     await must('ip', ['netns', 'exec', gw, 'sysctl', '-qw', 'net.ipv4.ip_forward=1'])
+    // Each run of a client in a test or benchmark is a first contact, as on a home network. The
+    // kernel's ICMP rate limit (one error a second per host after a burst of six) would otherwise
+    // turn "port unreachable" into silence after a few runs in a row from the same lan host.
+    await must('ip', ['netns', 'exec', gw, 'sysctl', '-qw', 'net.ipv4.icmp_ratelimit=0'])
     // The layout LAB.md describes; miniupnpd only adds rules to the three empty chains.
     await must('ip', ['netns', 'exec', gw, 'nft', '-f', '-'], {
       input: `table inet miniupnpd {
