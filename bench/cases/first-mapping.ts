@@ -182,7 +182,7 @@ export async function firstMapping (ctx: BenchContext): Promise<Section> {
     id: 1,
     title: 'Time to first mapping, in-process (discovery + one TCP mapping)',
     goal: 'full router ≥ 25× faster than the peer (natmapper 5 ms); UPnP-only router ≥ 1.5× faster (SSDP answers take ~50 ms, the floor).',
-    method: `one fresh Node process per sample inside the lab's lan namespace; timed with performance.now() from the first library call to the granted mapping (imports and process start-up excluded); ${ctx.reps} samples per contender, alternating; a fresh port per sample; the DNAT rule is checked on the router after each mapping, then each tool deletes its mapping and the table is checked again. Router requests are counted from miniupnpd's -d log between the start and the result.`,
+    method: `one fresh Node process per sample inside the lab's lan namespace, natmapper as published (the dist/ bundle); timed with performance.now() from the first library call to the granted mapping (imports and process start-up excluded); ${ctx.reps} samples per contender, alternating; a fresh port per sample; the DNAT rule is checked on the router after each mapping, then each tool deletes its mapping and the table is checked again. Router requests are counted from miniupnpd's -d log between the start and the result.`,
     columns: ['contender', 'router', 'median (min–max, n)', 'of which discovery', 'router requests (median)', 'peer ÷ natmapper', 'cleanup by the tool'],
     rows,
     verdicts,

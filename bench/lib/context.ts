@@ -11,7 +11,10 @@ export interface BenchContext {
 }
 
 export const repoRoot = fileURLToPath(new URL('../../../', import.meta.url))
-export const cliPath = fileURLToPath(new URL('../../src/cli/bin.js', import.meta.url))
+/** What `npx natmapper` runs: the published bundle that `npm install` builds (npm run build). */
+export const cliPath = fileURLToPath(new URL('../../../dist/cli/bin.js', import.meta.url))
+/** The library as published (dist/index.js, bundled), for the runners that time a cold process. */
+export const distIndexUrl = new URL('../../../dist/index.js', import.meta.url).href
 
 /** Fresh ports: every sample maps a port no earlier sample used, so nothing stale can answer for it. */
 export class PortPool {

@@ -13,6 +13,7 @@
  *            so the timed round shows the protocol's cost without first-call compilation
  */
 import type { Gateway as PeerGateway } from '@achingbrain/nat-port-mapper'
+import { distIndexUrl } from '../lib/context.js'
 import { command, describe, fatal, parseArgs, send } from './io.js'
 
 const args = parseArgs(process.argv.slice(2))
@@ -23,7 +24,8 @@ const timeoutMs = Number(args.timeout ?? 10_000)
 const warm = args.warm === '1'
 
 async function natmapper (methods: Array<'pcp' | 'natpmp' | 'upnp'> | undefined): Promise<void> {
-  const { discoverNAT } = await import('../../src/index.js')
+  // The published bundle, as an application gets it; its types are those of src/.
+  const { discoverNAT } = await import(distIndexUrl) as typeof import('../../src/index.js')
   if (warm) {
     const nat = await discoverNAT({ timeout: timeoutMs, ...(methods === undefined ? {} : { methods }) })
     nat.on('error', () => {})

@@ -1,13 +1,6 @@
-import { readFileSync } from 'node:fs'
+import { requireBuiltin } from '../builtin.js'
 import { UsageError } from '../errors.js'
-import { demoHelp, runDemo } from './demo.js'
-import { discoverHelp, runDiscover } from './discover.js'
-import { doctorHelp, runDoctor } from './doctor.js'
-import { externalIpHelp, runExternalIp } from './external-ip.js'
-import { listHelp, runList } from './list.js'
-import { mapHelp, runMap } from './map.js'
 import { createOutput } from './output.js'
-import { runUnmap, unmapHelp } from './unmap.js'
 
 export const mainHelp = `Usage: natmapper <command> [options]
 
@@ -33,14 +26,20 @@ Environment: NODE_DEBUG=natmapper logs every exchange with the router on stderr;
 turns colour off.
 `
 
-const commands: Record<string, { run: (argv: string[]) => Promise<number>, help: string }> = {
-  discover: { run: runDiscover, help: discoverHelp },
-  map: { run: runMap, help: mapHelp },
-  unmap: { run: runUnmap, help: unmapHelp },
-  list: { run: runList, help: listHelp },
-  'external-ip': { run: runExternalIp, help: externalIpHelp },
-  doctor: { run: runDoctor, help: doctorHelp },
-  demo: { run: runDemo, help: demoHelp }
+interface Command { run: (argv: string[]) => Promise<number>, help: string }
+
+/**
+ * Each command's module is loaded when it runs: a process start of `natmapper map` then compiles
+ * the mapping code only, not the demo's simulated routers or the doctor's report.
+ */
+const commands: Record<string, () => Promise<Command>> = {
+  discover: async () => { const m = await import('./discover.js'); return { run: m.runDiscover, help: m.discoverHelp } },
+  map: async () => { const m = await import('./map.js'); return { run: m.runMap, help: m.mapHelp } },
+  unmap: async () => { const m = await import('./unmap.js'); return { run: m.runUnmap, help: m.unmapHelp } },
+  list: async () => { const m = await import('./list.js'); return { run: m.runList, help: m.listHelp } },
+  'external-ip': async () => { const m = await import('./external-ip.js'); return { run: m.runExternalIp, help: m.externalIpHelp } },
+  doctor: async () => { const m = await import('./doctor.js'); return { run: m.runDoctor, help: m.doctorHelp } },
+  demo: async () => { const m = await import('./demo.js'); return { run: m.runDemo, help: m.demoHelp } }
 }
 
 export async function main (argv: string[]): Promise<number> {
@@ -49,16 +48,17 @@ export async function main (argv: string[]): Promise<number> {
   try {
     if (command === undefined || command === '-h' || command === '--help' || command === 'help') {
       const topic = command === 'help' ? rest[0] : undefined
-      process.stdout.write(topic !== undefined && commands[topic] !== undefined ? commands[topic].help : mainHelp)
+      const load = topic === undefined ? undefined : commands[topic]
+      process.stdout.write(load !== undefined ? (await load()).help : mainHelp)
       return command === undefined ? 2 : 0
     }
     if (command === '-v' || command === '--version') {
       process.stdout.write(`${version()}\n`)
       return 0
     }
-    const entry = commands[command]
-    if (entry === undefined) throw new UsageError(`unknown command ${JSON.stringify(command)}; see natmapper --help`)
-    return await entry.run(rest)
+    const load = commands[command]
+    if (load === undefined) throw new UsageError(`unknown command ${JSON.stringify(command)}; see natmapper --help`)
+    return await (await load()).run(rest)
   } catch (err) {
     createOutput({ json: false, verbose }).error(err)
     return err instanceof UsageError || (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS') === true ? 2 : 1
@@ -66,10 +66,11 @@ export async function main (argv: string[]): Promise<number> {
 }
 
 function version (): string {
-  // dist/cli/main.js and build/src/cli/main.js sit two and three levels below package.json.
-  for (const up of ['../../package.json', '../../../package.json']) {
+  // The code runs from dist/cli/bin.js or a bundle chunk in dist/chunks/ (one or two levels
+  // below the package root), or from build/src/cli/ in the tests (three).
+  for (const up of ['../package.json', '../../package.json', '../../../package.json']) {
     try {
-      const pkg = JSON.parse(readFileSync(new URL(up, import.meta.url), 'utf8')) as { name?: string, version?: string }
+      const pkg = JSON.parse(requireBuiltin<typeof import('node:fs')>('node:fs').readFileSync(new URL(up, import.meta.url), 'utf8')) as { name?: string, version?: string }
       if (pkg.name === 'natmapper' && pkg.version !== undefined) return pkg.version
     } catch {}
   }

@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs'
+import { requireBuiltin } from '../builtin.js'
 import { NatmapperError } from '../errors.js'
 
 /**
@@ -90,7 +90,7 @@ async function run (command: string, args: string[]): Promise<string> {
 
 function readProcNetRoute (): string {
   try {
-    return readFileSync('/proc/net/route', 'utf8')
+    return requireBuiltin<typeof import('node:fs')>('node:fs').readFileSync('/proc/net/route', 'utf8')
   } catch {
     return ''
   }
