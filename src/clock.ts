@@ -17,8 +17,14 @@ export interface TimerHandle {
   unref?(): void
 }
 
+// process.hrtime, not performance.now: the performance global loads perf_hooks on first use, a
+// millisecond or two of a fresh process's first mapping. Counted from module load, as
+// performance.now counts from process start, so that values stay small and sums of times exact
+// enough (an expiry minus its grant time gives back the lifetime).
+const origin = process.hrtime.bigint()
+
 export const systemClock: Clock = {
-  now: () => performance.now(),
+  now: () => Number(process.hrtime.bigint() - origin) / 1e6,
   setTimeout: (callback, delayMs) => setTimeout(callback, delayMs),
   clearTimeout: (handle) => { clearTimeout(handle as ReturnType<typeof setTimeout>) }
 }

@@ -1,11 +1,25 @@
-import { createSocket as createDgramSocket, type RemoteInfo, type Socket, type SocketType } from 'node:dgram'
+import { createSocket as createDgramSocket, type RemoteInfo, type Socket, type SocketOptions, type SocketType } from 'node:dgram'
+import { isIP } from 'node:net'
 import type { Clock } from '../clock.js'
 import { AbortError, NoResponseError, TimeoutError } from '../errors.js'
 import { isIpv6Literal } from './address.js'
 
 export type CreateSocket = (type: SocketType) => Socket
 
-export const defaultCreateSocket: CreateSocket = (type) => createDgramSocket({ type })
+/**
+ * Every address natmapper sends to is an IP literal (the gateway, the SSDP group), so the
+ * socket's look-up only hands it back: no DNS can ever happen, and node:dns is not loaded.
+ */
+const literalLookup = (address: string, family: number, callback: (err: Error | null, address: string, family: number) => void): void => {
+  if (isIP(address) === 0) callback(Object.assign(new Error(`not an IP address: ${address}`), { code: 'ENOTFOUND' }), address, family)
+  else callback(null, address, family)
+}
+
+export function createUdpSocket (options: SocketOptions): Socket {
+  return createDgramSocket({ ...options, lookup: literalLookup as unknown as SocketOptions['lookup'] })
+}
+
+export const defaultCreateSocket: CreateSocket = (type) => createUdpSocket({ type })
 
 /**
  * Opens a UDP socket connected to the gateway. Connecting matters twice over: the kernel then
@@ -19,10 +33,13 @@ export async function openConnectedSocket (createSocket: CreateSocket, address: 
   await new Promise<void>((resolve, reject) => {
     const onError = (err: Error): void => { reject(err) }
     socket.once('error', onError)
-    socket.connect(port, address, () => {
+    // A failed look-up reaches the callback as its argument (the typings say it takes none).
+    const onConnect = (err?: Error): void => {
       socket.off('error', onError)
-      resolve()
-    })
+      if (err === undefined || err === null) resolve()
+      else reject(err)
+    }
+    socket.connect(port, address, onConnect as () => void)
   })
   // Errors are delivered to whichever exchange is waiting; without a listener an ICMP error
   // between exchanges would crash the process.
@@ -136,11 +153,12 @@ export async function exchange<T> (options: ExchangeOptions<T>): Promise<T> {
  * route and source address without sending anything.
  */
 export async function localAddressToward (address: string): Promise<string> {
-  const socket = createDgramSocket(isIpv6Literal(address) ? 'udp6' : 'udp4')
+  const socket = createUdpSocket({ type: isIpv6Literal(address) ? 'udp6' : 'udp4' })
   try {
     await new Promise<void>((resolve, reject) => {
       socket.once('error', reject)
-      socket.connect(9, address, () => { resolve() })
+      const onConnect = (err?: Error): void => { if (err === undefined || err === null) resolve(); else reject(err) }
+      socket.connect(9, address, onConnect as () => void)
     })
     return socket.address().address
   } finally {

@@ -1,9 +1,9 @@
-import { createSocket as createDgramSocket, type RemoteInfo, type Socket } from 'node:dgram'
+import type { RemoteInfo, Socket } from 'node:dgram'
 import { EventEmitter } from 'node:events'
 import { systemClock, type Clock } from '../clock.js'
 import { createLogger, type Logger } from '../log.js'
 import { isIpv6Literal } from '../net/address.js'
-import type { CreateSocket } from '../net/udp.js'
+import { createUdpSocket, type CreateSocket } from '../net/udp.js'
 import { SSDP_MULTICAST_ADDRESS, SSDP_PORT } from './codes.js'
 import type { SsdpNotify } from './ssdp-codec.js'
 import { bind, isMulticast, readSsdpDatagram, type SsdpTarget } from './ssdp.js'
@@ -85,7 +85,7 @@ export class SsdpListener extends EventEmitter<SsdpListenerEvents> {
     const group = options.group ?? SSDP_MULTICAST_ADDRESS
     const multicast = isMulticast(group)
     const type = isIpv6Literal(group) ? 'udp6' : 'udp4'
-    const socket = options.createSocket?.(type) ?? createDgramSocket({ type, reuseAddr: true })
+    const socket = options.createSocket?.(type) ?? createUdpSocket({ type, reuseAddr: true })
     await bind(socket, multicast ? undefined : group, options.port ?? SSDP_PORT)
     if (multicast) {
       try {

@@ -85,3 +85,19 @@ describe('ipToBytes16 and bytes16ToIp', () => {
     }), { numRuns: 5_000 })
   })
 })
+
+test('UDP sockets never look a name up: an IP literal is used as is, a name fails with ENOTFOUND at once', async () => {
+  const { createUdpSocket, openConnectedSocket } = await import('../../src/net/udp.js')
+  const socket = createUdpSocket({ type: 'udp4' })
+  try {
+    const err = await openConnectedSocket(() => socket, 'localhost', 9).then(() => new Error('connected') as NodeJS.ErrnoException, (e: NodeJS.ErrnoException) => e)
+    assert.equal(err.code, 'ENOTFOUND')
+    assert.match(err.message, /not an IP address: localhost/)
+  } finally {
+    socket.close()
+  }
+  const literal = createUdpSocket({ type: 'udp4' })
+  await new Promise<void>((resolve) => { literal.connect(9, '127.0.0.1', resolve) })
+  assert.equal(literal.remoteAddress().address, '127.0.0.1')
+  literal.close()
+})
