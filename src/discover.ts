@@ -10,8 +10,7 @@ import { localAddressToward, type CreateSocket } from './net/udp.js'
 import { NatPmpClient } from './natpmp/client.js'
 import { NatPmpResultCode } from './natpmp/codes.js'
 import { PcpClient } from './pcp/client.js'
-import { UpnpClient } from './upnp/client.js'
-import { SsdpListener } from './upnp/ssdp-listener.js'
+import type { UpnpClient } from './upnp/client.js'
 import type { SsdpTarget } from './upnp/ssdp.js'
 
 /**
@@ -176,6 +175,9 @@ export async function discoverGateway (options: DiscoverOptions = {}): Promise<D
       result: (async () => {
         await headStart
         if (signal.aborted) throw new AbortError(signal.reason)
+        // Loaded only now: most of natmapper's code is UPnP, and a process whose gateway speaks
+        // PCP or NAT-PMP never needs it (the CLI's `map --once` starts that much faster).
+        const { UpnpClient } = await import('./upnp/client.js')
         const client = await UpnpClient.discover({
           gateway: address,
           signal,
@@ -372,6 +374,7 @@ async function listenForAnnouncements (gateway: Gateway, options: DiscoverNatOpt
   // A gateway on loopback is a simulated one: joining the real SSDP group would reach nothing.
   if (where === false || (where === undefined && isLoopbackAddress(gateway.address))) return undefined
   try {
+    const { SsdpListener } = await import('./upnp/ssdp-listener.js')
     const listener = await SsdpListener.start({
       ...where,
       interfaceAddress,
@@ -382,7 +385,7 @@ async function listenForAnnouncements (gateway: Gateway, options: DiscoverNatOpt
     listener.on('warning', (err) => { logger('SSDP listener: %s', err.message) })
     // The router as discovery last saw it. A byebye, or an alive with another BOOTID or
     // LOCATION, means it restarted (miniupnpd sends both; LAB.md): the mappings are gone.
-    const selection = gateway instanceof UpnpClient ? gateway.selection : undefined
+    const selection = (gateway as Partial<Pick<UpnpClient, 'selection'>>).selection
     let known = { bootId: selection?.bootId, location: selection?.location, down: false }
     return {
       on: (_event, handler) => {
