@@ -1,8 +1,9 @@
 import { EventEmitter } from 'node:events'
 import { systemClock, type Clock, type TimerHandle } from './clock.js'
-import { AbortError, ClosedError, GatewayRefusedError, NoResponseError, UsageError } from './errors.js'
+import { AbortError, ClosedError, NoResponseError, UsageError } from './errors.js'
 import { pendingCheckOf, renewAtMs, uncertainMappingOf, type Gateway, type MappingMethod, type PortMapping, type TransportProtocol } from './gateway.js'
 import { createLogger, type Logger } from './log.js'
+import { isNotAuthorized, retryDelayMs } from './nat-retry.js'
 import { classifyAddress, notPublicReason, type AddressClass } from './net/address-class.js'
 import type { Announcement } from './net/announcements.js'
 
@@ -95,23 +96,6 @@ interface Entry {
   uncertain: { mapping: PortMapping, gateway: Gateway } | undefined
 }
 
-/** Retry waits after a failed request, before the mapping's own renewal time applies. */
-const RETRY_BASE_MS = 5_000
-const RETRY_MAX_MS = 5 * 60_000
-/**
- * After "connection refused" the first retry comes soon (rediscovery may have found the gateway
- * meanwhile), then they back off like any other failure: a gateway that is gone for good must
- * not get a request per mapping every second (quirk 41: tailscale#4237, #1001).
- */
-const REFUSED_RETRY_BASE_MS = 1_000
-/**
- * A refusal that means "not for this host" (PCP and NAT-PMP NOT_AUTHORIZED, UPnP 606: a
- * FRITZ!Box without "permit independent port sharing", miniupnpd's deny rules; quirk 23,
- * tailscale#13145) is a setting on the router, not a passing state: retried rarely, and said
- * once (see #disabled), not at every retry.
- */
-const DISABLED_RETRY_BASE_MS = 15 * 60_000
-const DISABLED_RETRY_MAX_MS = 4 * 3600_000
 /** Rediscoveries at most this often, doubling while they keep failing, up to the maximum (quirk 41). */
 const REDISCOVERY_MIN_INTERVAL_MS = 15_000
 const REDISCOVERY_MAX_INTERVAL_MS = 30 * 60_000
@@ -333,7 +317,7 @@ export class NAT extends EventEmitter<NatEvents> {
         // Try once more right at expiry, so a mapping that cannot be renewed is reported lost
         // when it ends rather than at the next back-off step.
         const untilExpiryMs = entry.mapping === undefined ? Infinity : entry.mapping.expiresAtMs - this.#clock.now()
-        this.#schedule(entry, Math.min(retryDelayMs(entry, error), untilExpiryMs))
+        this.#schedule(entry, Math.min(retryDelayMs(entry.failures, error), untilExpiryMs))
       }
     }
     entry.pending = run().finally(() => { entry.pending = undefined })
@@ -416,7 +400,7 @@ export class NAT extends EventEmitter<NatEvents> {
         this.#logger('%s %d: %s', entry.protocol, entry.internalPort, error.message)
         this.emit('lost', { protocol: entry.protocol, internalPort: entry.internalPort, reason: error })
         if (this.listenerCount('error') > 0) this.emit('error', error)
-        this.#schedule(entry, retryDelayMs(entry, error))
+        this.#schedule(entry, retryDelayMs(entry.failures, error))
         return
       }
       if (checked === mapping) return
@@ -597,32 +581,6 @@ export class NAT extends EventEmitter<NatEvents> {
     }
     void check()
   }
-}
-
-/**
- * A refusal that carries its own lifetime (PCP NO_RESOURCES and friends, RFC 6887 §7.4) is
- * retried after it; a refused connection soon, since rediscovery may have found the gateway;
- * anything else backs off exponentially.
- */
-function retryDelayMs (entry: Entry, error: Error): number {
-  const backOff = (baseMs: number, maxMs: number): number => Math.min(baseMs * 2 ** Math.min(entry.failures - 1, 30), maxMs)
-  const lifetimeMs = error instanceof GatewayRefusedError && error.lifetimeSeconds !== undefined ? error.lifetimeSeconds * 1000 : 0
-  if (isNotAuthorized(error)) return Math.max(lifetimeMs, backOff(DISABLED_RETRY_BASE_MS, DISABLED_RETRY_MAX_MS))
-  // RFC 6887 §7.4: a short-lifetime error (NO_RESOURCES, NETWORK_FAILURE, USER_EX_QUOTA) holds
-  // for the lifetime in the reply; asking again sooner only gets the same answer (quirk 25).
-  if (lifetimeMs > 0) return lifetimeMs
-  if (error instanceof NoResponseError) return backOff(REFUSED_RETRY_BASE_MS, RETRY_MAX_MS)
-  return backOff(RETRY_BASE_MS, RETRY_MAX_MS)
-}
-
-/**
- * PCP and NAT-PMP NOT_AUTHORIZED (2; RFC 6887 §7.4 lists it among the long-lifetime errors),
- * UPnP 606 Action not authorized: the router will not map for this host until someone changes
- * its settings (quirk 23).
- */
-function isNotAuthorized (error: Error): boolean {
-  if (!(error instanceof GatewayRefusedError)) return false
-  return error.protocol === 'upnp' ? error.resultCode === 606 : error.resultCode === 2
 }
 
 function toEvent (mapping: PortMapping): MappingEvent {
