@@ -166,9 +166,10 @@ export async function discoverGateway (options: DiscoverOptions = {}): Promise<D
     // a search (router load; quirk 41 of the reference list).
     // Settles only if every other probe failed (an answer leaves it pending for ever).
     const othersFailed = Promise.all(probes.map(async (p) => { await p.result.then(async () => { await new Promise(() => {}) }, () => {}) }))
+    // Unref'd: when PCP answers first, a pending head start must not hold a CLI process open.
     const headStart = Promise.race([
       othersFailed,
-      new Promise<void>((resolve) => { setTimeout(resolve, UPNP_HEAD_START_MS) })
+      new Promise<void>((resolve) => { setTimeout(resolve, UPNP_HEAD_START_MS).unref() })
     ])
     probes.push({
       method: 'upnp',

@@ -166,6 +166,9 @@ export async function discoverIgd (options: UpnpDiscoverOptions = {}): Promise<I
             pending--
             running--
             pump()
+            // Decided already: a settle timer now would only hold the process open (250 ms
+            // more for every `natmapper map --once --protocol upnp`).
+            if (settled) return
             if (settleOver) {
               conclude()
               return

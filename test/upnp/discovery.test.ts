@@ -153,3 +153,12 @@ test('nobody answers: TimeoutError at the deadline, on the injected clock; abort
   controller.abort()
   await assert.rejects(aborted, AbortError)
 })
+
+test('a finished discovery leaves no timer behind (a settle timer would hold a CLI process open for 250 ms)', async (ctx) => {
+  const clock = new FakeClock()
+  const igd = await startIgd(ctx, { externalAddress: PUBLIC })
+  const selection = await discoverIgd(discoverOptions(igd, { clock, settleMs: 250 }))
+  assert.equal(selection.rank, 0)
+  await new Promise((resolve) => setImmediate(resolve))
+  assert.equal(clock.pendingTimers, 0)
+})
