@@ -3,7 +3,7 @@
 // Node's ESM loader costs about a millisecond per module in a fresh process (resolution,
 // package scope look-ups, a file read, a compile): the 60 modules of src/ took 55-80 ms to
 // import, one bundle 22-35 ms (BENCHMARKS.md, benchmark 6). The entry points keep the paths of
-// `exports` and `bin`; code they share goes into dist/chunks/, so natmapper and
+// `exports` and `bin`; code they share goes into dist/chunks/, so natmapper, natmapper/upnp and
 // natmapper/testing share one copy of each class (instanceof works across them).
 import { execFileSync } from 'node:child_process'
 import { rmSync } from 'node:fs'
@@ -18,7 +18,7 @@ execFileSync(process.execPath, [require.resolve('typescript/bin/tsc'), '-p', joi
 const { build } = await import('esbuild')
 await build({
   absWorkingDir: root,
-  entryPoints: { index: 'src/index.ts', 'testing/index': 'src/testing/index.ts', 'cli/bin': 'src/cli/bin.ts' },
+  entryPoints: { index: 'src/index.ts', 'upnp/index': 'src/upnp/index.ts', 'testing/index': 'src/testing/index.ts', 'cli/bin': 'src/cli/bin.ts' },
   outdir: 'dist',
   bundle: true,
   splitting: true,

@@ -20,12 +20,8 @@ export { discoverNAT, discoverGateway, openGateway, type DiscoverOptions, type D
 export { classifyAddress, notPublicReason, type AddressClass } from './net/address-class.js'
 export { NatPmpClient, type NatPmpClientOptions } from './natpmp/client.js'
 export { PcpClient, type PcpClientOptions } from './pcp/client.js'
-export { UpnpClient, NoExternalAddressError, type UpnpClientOptions, type UpnpClientTuning, type UpnpService } from './upnp/client.js'
-export { discoverIgd, type UpnpDiscoverOptions, type IgdSelection } from './upnp/discovery.js'
-export { SsdpSearch, findIgd, type SsdpTarget, type SsdpAnswer, type SsdpSearchOptions, type SearchBurst } from './upnp/ssdp.js'
-export { SsdpListener, type SsdpListenerOptions, type SsdpListenerEvents, type SsdpNotification, type SsdpRestart } from './upnp/ssdp-listener.js'
-export { UnsafeUrlError, type UnsafeUrlReason } from './upnp/guard.js'
-export { ConnectionResetError } from './upnp/http.js'
+// The UPnP client and its parts are in natmapper/upnp (src/upnp/index.ts): discoverNAT loads
+// them only for a gateway that speaks nothing else.
 export { findDefaultGateway, NoDefaultGatewayError, type DefaultRoute } from './net/default-gateway.js'
 export { AnnouncementListener, type Announcement, type AnnouncementListenerOptions } from './net/announcements.js'
 export { mappingToJSON, mappingFromJSON } from './mapping-json.js'

@@ -1,0 +1,12 @@
+/**
+ * natmapper/upnp: the UPnP IGD client and its parts, for callers that use them directly.
+ * discoverNAT and discoverGateway load them by themselves when a gateway speaks only UPnP; they
+ * are a separate entry point so that `import 'natmapper'` does not load them (they are most of
+ * natmapper's code).
+ */
+export { UpnpClient, NoExternalAddressError, type UpnpClientOptions, type UpnpClientTuning, type UpnpService } from './client.js'
+export { discoverIgd, type UpnpDiscoverOptions, type IgdSelection } from './discovery.js'
+export { SsdpSearch, findIgd, type SsdpTarget, type SsdpAnswer, type SsdpSearchOptions, type SearchBurst } from './ssdp.js'
+export { SsdpListener, type SsdpListenerOptions, type SsdpListenerEvents, type SsdpNotification, type SsdpRestart } from './ssdp-listener.js'
+export { UnsafeUrlError, type UnsafeUrlReason } from './guard.js'
+export { ConnectionResetError } from './http.js'
