@@ -177,18 +177,19 @@ export async function discoverGateway (options: DiscoverOptions = {}): Promise<D
         await headStart
         if (signal.aborted) throw new AbortError(signal.reason)
         // Loaded only now: most of natmapper's code is UPnP, and a process whose gateway speaks
-        // PCP or NAT-PMP never needs it (the CLI's `map --once` starts that much faster).
-        const { UpnpClient } = await import('./upnp/client.js')
-        const client = await UpnpClient.discover({
-          gateway: address,
-          signal,
-          timeoutMs: probeTimeoutMs(),
-          clock,
-          ssdpTarget: options.ssdpTarget,
-          ssdpGatewayPort: options.ssdpGatewayPort,
-          createSocket: options.createSocket,
-          logger: options.logger
-        })
+        // PCP or NAT-PMP never needs it. The M-SEARCH goes out first, with the SSDP code alone;
+        // the rest loads while the router takes its 50 ms or more to answer.
+        const { startIgdSearch } = await import('./upnp/search.js')
+        const search = { gateway: address, clock, ssdpTarget: options.ssdpTarget, ssdpGatewayPort: options.ssdpGatewayPort, createSocket: options.createSocket, logger: options.logger }
+        const started = await startIgdSearch(search)
+        let UpnpClient: typeof import('./upnp/client.js').UpnpClient
+        try {
+          ({ UpnpClient } = await import('./upnp/client.js'))
+        } catch (err) {
+          started.search.close()
+          throw err
+        }
+        const client = await UpnpClient.discover({ ...search, started, signal, timeoutMs: probeTimeoutMs() })
         const found = client.selection?.externalAddress
         const detail = describeIgd(client)
         if (found?.ok === false) {

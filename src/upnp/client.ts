@@ -158,7 +158,8 @@ export class UpnpClient implements Gateway {
       maxPortAttempts: options.maxPortAttempts,
       verifyIntervalMs: options.verifyIntervalMs,
       refreshByDeleteAdd: options.refreshByDeleteAdd,
-      rediscover: async (signal) => await discoverIgd({ ...options, gateway: selection.gateway, signal })
+      // A new search each time: the one discovery was given (options.started) is closed.
+      rediscover: async (signal) => await discoverIgd({ ...options, started: undefined, gateway: selection.gateway, signal })
     })
   }
 

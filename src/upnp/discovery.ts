@@ -1,18 +1,16 @@
-import { networkInterfaces, type NetworkInterfaceInfo } from 'node:os'
 import { systemClock, type Clock, type TimerHandle } from '../clock.js'
 import { AbortError, RemoteProtocolError, TimeoutError } from '../errors.js'
 import { createLogger, type Logger } from '../log.js'
-import { findDefaultGateway } from '../net/default-gateway.js'
-import type { CreateSocket } from '../net/udp.js'
 import {
   decodeGetExternalIPAddress, decodeGetStatusInfo, encodeGetExternalIPAddress, encodeGetStatusInfo,
   type ExternalAddressResult, type StatusInfo
 } from './actions.js'
 import { fetchDescription, soapCall, type ExchangeContext } from './control.js'
 import { findWanServices, parseDescription, type UpnpRootDevice, type WanServiceCandidate } from './description.js'
-import { checkUpnpUrl, isLocalResponder, isPublicIpv4, localSubnetFor, repointUrl, UnsafeUrlError, type UrlPolicy } from './guard.js'
+import { checkUpnpUrl, isPublicIpv4, repointUrl, UnsafeUrlError, type UrlPolicy } from './guard.js'
 import { preloadHttp } from './http.js'
-import { isIgdAnswer, SsdpSearch, type SearchBurst, type SsdpAnswer, type SsdpTarget } from './ssdp.js'
+import { startIgdSearch, type IgdSearchOptions, type StartedIgdSearch } from './search.js'
+import { isIgdAnswer, type SsdpAnswer, type SsdpTarget } from './ssdp.js'
 import { preloadXmlParser } from './xml.js'
 
 /**
@@ -22,17 +20,9 @@ import { preloadXmlParser } from './xml.js'
  * tailscale 250 ms): on miniupnpd that is its ~50 ms SSDP delay plus three LAN round trips.
  */
 
-export interface UpnpDiscoverOptions {
-  /** The gateway's address; found from the default route when absent. */
-  gateway?: string | undefined
-  /** Where the multicast M-SEARCH goes (default 239.255.255.250:1900); false for none. */
-  ssdpTarget?: SsdpTarget | false | undefined
-  /** The gateway's SSDP port for the unicast M-SEARCH. Default 1900. */
-  ssdpGatewayPort?: number | undefined
-  /** The local address multicast leaves from. */
-  multicastInterface?: string | undefined
-  /** What to search for and when; default DEFAULT_SEARCH_SCHEDULE (ssdp.ts). */
-  searchSchedule?: readonly SearchBurst[] | undefined
+export interface UpnpDiscoverOptions extends IgdSearchOptions {
+  /** A search already sent (startIgdSearch); the search options are then not used. */
+  started?: StartedIgdSearch | undefined
   signal?: AbortSignal | undefined
   /** Upper bound for the whole discovery. Default 3000 ms. */
   timeoutMs?: number | undefined
@@ -43,11 +33,6 @@ export interface UpnpDiscoverOptions {
   settleMs?: number | undefined
   /** Per HTTP exchange. Default 3000 ms (miniupnpc's). */
   requestTimeoutMs?: number | undefined
-  /** The local interfaces, for the gateway's subnet (see guard.ts). Default os.networkInterfaces(). */
-  interfaces?: NodeJS.Dict<NetworkInterfaceInfo[]> | undefined
-  clock?: Clock | undefined
-  createSocket?: CreateSocket | undefined
-  logger?: Logger | undefined
 }
 
 /** What discovery found: the service to control and how it got there. */
@@ -88,21 +73,11 @@ export async function discoverIgd (options: UpnpDiscoverOptions = {}): Promise<I
   const logger = options.logger ?? createLogger('upnp')
   const startMs = clock.now()
   const timeoutMs = options.timeoutMs ?? 3000
-  if (signal?.aborted === true) throw new AbortError(signal.reason)
-  const gateway = options.gateway ?? (await findDefaultGateway()).gateway
-  const subnet = localSubnetFor(gateway, options.interfaces ?? networkInterfaces())
-  const base = { gateway, subnet }
-  const search = await SsdpSearch.start({
-    gateway,
-    gatewayPort: options.ssdpGatewayPort,
-    multicast: options.ssdpTarget,
-    multicastInterface: options.multicastInterface,
-    schedule: options.searchSchedule,
-    acceptFrom: (address) => isLocalResponder(address, base),
-    clock,
-    createSocket: options.createSocket,
-    logger
-  })
+  if (signal?.aborted === true) {
+    options.started?.search.close()
+    throw new AbortError(signal.reason)
+  }
+  const { search, gateway, subnet } = options.started ?? await startIgdSearch({ ...options, clock, logger })
   // The answer takes 50 ms or more (miniupnpd waits 50 ms before it sends one); what reading it
   // needs is loaded meanwhile, one module per turn of the event loop so that an answer arriving
   // sooner waits for one load at most.
@@ -179,7 +154,7 @@ export async function discoverIgd (options: UpnpDiscoverOptions = {}): Promise<I
             }, options.settleMs ?? 250)
           })
       }
-      search.on('answer', (answer) => {
+      const onAnswer = (answer: SsdpAnswer): void => {
         if (!isIgdAnswer(answer.response)) {
           logger('skipping %s: ST %s is no IGD', answer.response.location, answer.response.st)
           return
@@ -189,7 +164,10 @@ export async function discoverIgd (options: UpnpDiscoverOptions = {}): Promise<I
         const firstOther = answer.from.address === gateway ? queue.findIndex((a) => a.from.address !== gateway) : -1
         queue.splice(firstOther === -1 ? queue.length : firstOther, 0, answer)
         pump()
-      })
+      }
+      // What a search started earlier (options.started) heard before now, then the rest.
+      for (const answer of search.answers) onAnswer(answer)
+      search.on('answer', onAnswer)
     })
   } finally {
     search.close()

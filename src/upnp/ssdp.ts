@@ -129,6 +129,8 @@ export class SsdpSearch extends EventEmitter<SsdpSearchEvents> {
   received = 0
   /** New answers dropped because their host, or all hosts together, had reached the cap. */
   overCap = 0
+  /** Every answer reported so far (bounded by the caps), for a reader that comes late. */
+  readonly answers: SsdpAnswer[] = []
   readonly #socket: Socket
   readonly #clock: Clock
   readonly #logger: Logger
@@ -239,7 +241,9 @@ export class SsdpSearch extends EventEmitter<SsdpSearchEvents> {
     if (usnKey !== undefined) this.#seen.add(usnKey)
     const elapsedMs = this.#clock.now() - this.#startMs
     this.#logger('answer from %s:%d after %d ms: %s (ST %s, SERVER %s)', from.address, from.port, Math.round(elapsedMs), parsed.location, parsed.st, parsed.server)
-    this.emit('answer', { response: parsed, from, elapsedMs })
+    const answer = { response: parsed, from, elapsedMs }
+    this.answers.push(answer)
+    this.emit('answer', answer)
   }
 
   #warn (err: Error): void {

@@ -162,3 +162,15 @@ test('a finished discovery leaves no timer behind (a settle timer would hold a C
   await new Promise((resolve) => setImmediate(resolve))
   assert.equal(clock.pendingTimers, 0)
 })
+
+test('a search started before discovery (the M-SEARCH sent while the rest of the UPnP code loads): answers heard meanwhile are used', async (ctx) => {
+  const { startIgdSearch } = await import('../../src/upnp/search.js')
+  const igd = await startIgd(ctx, { externalAddress: PUBLIC })
+  const options = discoverOptions(igd)
+  const started = await startIgdSearch(options)
+  await waitFor(() => started.search.answers.length > 0, 'an answer before discoverIgd is called')
+  const selection = await discoverIgd({ ...options, started })
+  assert.equal(selection.rank, 0)
+  assert.equal(selection.location, igd.descriptionUrl)
+  assert.equal(igd.count('ssdp'), 2, 'no second search')
+})
