@@ -166,11 +166,16 @@ export async function discoverGateway (options: DiscoverOptions = {}): Promise<D
     // a search (router load; quirk 41 of the reference list).
     // Settles only if every other probe failed (an answer leaves it pending for ever).
     const othersFailed = Promise.all(probes.map(async (p) => { await p.result.then(async () => { await new Promise(() => {}) }, () => {}) }))
-    // Unref'd: when PCP answers first, a pending head start must not hold a CLI process open.
-    const headStart = Promise.race([
-      othersFailed,
-      new Promise<void>((resolve) => { setTimeout(resolve, UPNP_HEAD_START_MS).unref() })
-    ])
+    // The timer holds the process while nothing else does (answered probes leave their sockets
+    // unref'd), and goes when discovery ends, so that it does not hold a finished CLI either.
+    const headStart = new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, UPNP_HEAD_START_MS)
+      void othersFailed.then(() => { resolve() })
+      signal.addEventListener('abort', () => {
+        clearTimeout(timer)
+        resolve()
+      }, { once: true })
+    })
     probes.push({
       method: 'upnp',
       result: (async () => {

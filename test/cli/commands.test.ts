@@ -32,6 +32,21 @@ test('discover --json: the protocols that answered, the external address, public
   assert.equal(typeof report.protocols.pcp.ms, 'number')
 })
 
+test('discover --json with every protocol: once PCP and NAT-PMP have answered, the process still waits for UPnP and prints (it exited 13, "unsettled top-level await", when nothing held the event loop)', async (ctx) => {
+  const { flags } = await router(ctx, { externalAddress: '11.0.0.3' })
+  // A silent SSDP "group" on loopback: UPnP gets no answer and ends at the timeout.
+  const { createSocket } = await import('node:dgram')
+  const silent = createSocket('udp4')
+  await new Promise<void>((resolve) => { silent.bind(0, '127.0.0.1', resolve) })
+  ctx.after(() => { silent.close() })
+  const result = await runCli(['discover', '--json', '--timeout', '1500', '--ssdp-target', `127.0.0.1:${silent.address().port}`, ...flags])
+  assert.equal(result.code, 0, `exit ${String(result.code)}: ${result.stderr}`)
+  const report = JSON.parse(result.stdout) as Record<string, any>
+  assert.equal(report.method, 'pcp')
+  assert.equal(report.protocols.natpmp.ok, true)
+  assert.equal(report.protocols.upnp.ok, false)
+})
+
 test('discover behind a carrier-grade NAT never says public, and says why in plain words', async (ctx) => {
   const { flags, sim } = await router(ctx, { externalAddress: '100.64.1.2', pcp: false })
   const json = JSON.parse((await runCli(['discover', '--json', '--protocol', 'natpmp', ...flags])).stdout) as Record<string, any>
