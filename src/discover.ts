@@ -315,7 +315,7 @@ export async function discoverNAT (options: DiscoverNatOptions = {}): Promise<NA
   const { gateway } = found
   // Binding the listener (and finding the interface to join its group on) takes a few ms that
   // the first mapping need not wait for: the router announces nothing while it is up.
-  const announcements = whenReady(listenForAnnouncements(gateway, options).catch((err: unknown) => {
+  const announcementsFor = (g: Gateway): AnnouncementSource => whenReady(listenForAnnouncements(g, options).catch((err: unknown) => {
     (options.logger ?? createLogger('discover'))('cannot listen for announcements (%s); recovery will rely on renewals', (err as Error).message)
     return undefined
   }))
@@ -324,7 +324,8 @@ export async function discoverNAT (options: DiscoverNatOptions = {}): Promise<NA
     ...pick(options, ['lifetimeSeconds', 'requestTimeoutMs', 'closeTimeoutMs', 'random', 'clock', 'logger']),
     ...(found.externalAddress === undefined ? {} : { externalAddress: found.externalAddress }),
     ...(found.notPublicReason === undefined ? {} : { notPublicReason: found.notPublicReason }),
-    announcements,
+    announcements: announcementsFor(gateway),
+    announcementsFor,
     rediscover: async (signal) => (await discoverGateway({ ...rediscoverOptions, signal })).gateway,
     ...(options.gateway === undefined
       ? { watchRoute: { lookup: async () => (await findDefaultGateway()).gateway, intervalMs: 10_000 } }

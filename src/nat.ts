@@ -31,6 +31,11 @@ export interface NatOptions {
   notPublicReason?: string
   /** Gateway announcements (PCP ANNOUNCE, NAT-PMP address packets, SSDP alive); the NAT closes it. */
   announcements?: AnnouncementSource
+  /**
+   * Opens the announcement source for a gateway found by rediscovery (which may have another
+   * address or protocol); the NAT closes the previous one. discoverNAT passes it.
+   */
+  announcementsFor?: (gateway: Gateway) => AnnouncementSource | undefined
   /** Returns the current default gateway; when it changes, the gateway is discovered again. */
   watchRoute?: { lookup: () => Promise<string | undefined>, intervalMs: number }
   /** Random numbers in [0, 1) for the RFCs' random wait; tests pass a fixed one. */
@@ -124,7 +129,8 @@ export class NAT extends EventEmitter<NatEvents> {
   readonly #closeTimeoutMs: number
   readonly #rediscoverGateway: NatOptions['rediscover']
   readonly #random: () => number
-  readonly #announcements: AnnouncementSource | undefined
+  #announcements: AnnouncementSource | undefined
+  readonly #announcementsFor: NatOptions['announcementsFor']
   readonly #entries = new Map<string, Entry>()
   #externalAddress: string | undefined
   #notPublicReason: string | undefined
@@ -156,8 +162,8 @@ export class NAT extends EventEmitter<NatEvents> {
     this.#notPublicReason = options.notPublicReason
     if (options.externalAddress !== undefined) this.#learnExternalAddress(options.externalAddress, false)
     this.#watchGateway(gateway)
-    this.#announcements = options.announcements
-    this.#announcements?.on('announcement', (a) => { this.#onAnnouncement(a) })
+    this.#announcementsFor = options.announcementsFor
+    this.#listenTo(options.announcements)
     if (options.watchRoute !== undefined) this.#watchRoute(options.watchRoute)
   }
 
@@ -478,6 +484,12 @@ export class NAT extends EventEmitter<NatEvents> {
     }
   }
 
+  #listenTo (source: AnnouncementSource | undefined): void {
+    this.#announcements?.close()
+    this.#announcements = source
+    source?.on('announcement', (a) => { if (this.#announcements === source) this.#onAnnouncement(a) })
+  }
+
   #onAnnouncement (announcement: Announcement): void {
     if (this.#closed !== undefined) return
     switch (announcement.kind) {
@@ -556,6 +568,8 @@ export class NAT extends EventEmitter<NatEvents> {
         this.#rediscoveryFailures = 0
         previous.onReset = undefined
         previous.close()
+        // Announcements come from the gateway's address, to the group its protocol uses.
+        if (this.#announcementsFor !== undefined) this.#listenTo(this.#announcementsFor(gateway))
         this.emit('gateway-changed', { previous: previous.address, address: gateway.address, method: gateway.method, reason })
         this.#recoverAll('new gateway', false, false)
       } catch (err) {

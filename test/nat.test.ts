@@ -7,8 +7,8 @@ import { SimulatedPmpGateway } from '../src/testing/pmp-gateway.js'
 import { FakeClock } from '../src/testing/fake-clock.js'
 import { ClosedError, UsageError } from '../src/errors.js'
 import { PcpResultCode } from '../src/pcp/codes.js'
-import type { MappingEvent } from '../src/nat.js'
-import { AnnouncementListener } from '../src/net/announcements.js'
+import type { AnnouncementSource, MappingEvent } from '../src/nat.js'
+import { AnnouncementListener, type Announcement } from '../src/net/announcements.js'
 import { waitFor } from './helpers/wait.js'
 
 async function setup (ctx: TestContext, method: 'pcp' | 'natpmp' = 'pcp') {
@@ -239,6 +239,48 @@ test('repeated "connection refused" rediscovers the gateway and re-applies the m
   await waitFor(() => second.mappings().length === 1, 'mapping on the new gateway')
   assert.equal(second.mappings()[0]?.externalPort, 42000)
   assert.match(changes[0] ?? '', /refused/)
+})
+
+test('after a gateway change, announcements are heard from the new gateway: the old source is closed, a new one opened for it', async (ctx) => {
+  const clock = new FakeClock()
+  const first = await SimulatedPmpGateway.start({ clock })
+  const second = await SimulatedPmpGateway.start({ clock })
+  type Handler = (a: Announcement) => void
+  const sources: Array<{ gateway: string, handlers: Handler[], closed: boolean }> = []
+  const sourceFor = (gateway: string): AnnouncementSource => {
+    const source = { gateway, handlers: [] as Handler[], closed: false }
+    sources.push(source)
+    return { on: (_event, handler) => { source.handlers.push(handler) }, close: () => { source.closed = true } }
+  }
+  const firstClient = new PcpClient({ gateway: first.address, port: first.port, clock })
+  const nat = new NAT(firstClient, {
+    clock,
+    random: () => 0,
+    announcements: sourceFor('first'),
+    announcementsFor: (g) => sourceFor(g === firstClient ? 'first' : 'second'),
+    rediscover: async () => new PcpClient({ gateway: second.address, port: second.port, clock })
+  })
+  const changes: string[] = []
+  nat.on('gateway-changed', (e) => changes.push(e.reason))
+  nat.on('error', () => {})
+  ctx.after(async () => { await nat.close(); await second.close() })
+  await nat.addMapping('tcp', 4001)
+  await first.close()
+  await clock.advance(3600_000)
+  await clock.advance(1_000)
+  await waitFor(() => changes.length === 1, 'gateway-changed')
+  await waitFor(() => second.mappings().length === 1, 'mapped on the new gateway')
+  assert.deepEqual(sources.map((s) => [s.gateway, s.closed]), [['first', true], ['second', false]])
+  // An announcement through the old source is not acted on; one through the new source is.
+  const before = second.requestCount
+  for (const handler of sources[0]!.handlers) handler({ kind: 'pcp', epochSeconds: 0 } as Announcement)
+  await clock.advance(60_000)
+  assert.equal(second.requestCount, before, 'nothing sent for the old gateway\'s announcement')
+  for (const handler of sources[1]!.handlers) handler({ kind: 'pcp', epochSeconds: 0 } as Announcement)
+  await clock.advance(60_000)
+  await waitFor(() => second.requestCount > before, 'the mapping made again after the new gateway\'s announcement')
+  await nat.close()
+  assert.equal(sources[1]!.closed, true, 'close() closes the current source')
 })
 
 test('a change of default route rediscovers the gateway', async (ctx) => {
