@@ -7,6 +7,7 @@
  */
 import type { Gateway as PeerGateway } from '@achingbrain/nat-port-mapper'
 import { command, describe, fatal, parseArgs, send } from './io.js'
+import { openPeerGateway } from './peer.js'
 
 const args = parseArgs(process.argv.slice(2))
 const port = Number(args.port)
@@ -40,18 +41,9 @@ async function natmapper (): Promise<void> {
 }
 
 async function peer (kind: 'upnp' | 'pmp'): Promise<void> {
-  const { upnpNat, pmpNat } = await import('@achingbrain/nat-port-mapper')
   let gateway: PeerGateway | undefined
   try {
-    if (kind === 'upnp') {
-      for await (const found of upnpNat().findGateways({ signal: AbortSignal.timeout(5000) })) {
-        gateway = found
-        break
-      }
-      if (gateway === undefined) throw new Error('no IGDv2 gateway found')
-    } else {
-      gateway = pmpNat(args.gateway!)
-    }
+    gateway = await openPeerGateway(kind, args.gateway, 5000)
     const mapping = await gateway.map(port, args.client!, { protocol: 'tcp', signal: AbortSignal.timeout(5000) })
     send({ type: 'mapped', ok: true, method: kind, externalPort: mapping.externalPort })
   } catch (err) {

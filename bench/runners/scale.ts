@@ -6,8 +6,8 @@
  * --tool=natmapper|peer-pmp|peer-upnp --first=N --count=N --gateway=IP --client=IP --limit=ms
  * [--gateway-port=N]   natmapper only: a simulated gateway's port (the peer's NAT-PMP always uses 5351)
  */
-import type { Gateway as PeerGateway } from '@achingbrain/nat-port-mapper'
 import { command, describe, fatal, parseArgs, send } from './io.js'
+import { openPeerGateway } from './peer.js'
 
 const args = parseArgs(process.argv.slice(2))
 const first = Number(args.first ?? 20000)
@@ -57,18 +57,7 @@ async function natmapper (): Promise<void> {
 }
 
 async function peer (kind: 'upnp' | 'pmp'): Promise<void> {
-  const { upnpNat, pmpNat } = await import('@achingbrain/nat-port-mapper')
-  let gateway: PeerGateway | undefined
-  if (kind === 'upnp') {
-    for await (const found of upnpNat().findGateways({ signal: AbortSignal.timeout(5000) })) {
-      gateway = found
-      break
-    }
-    if (gateway === undefined) throw new Error('no IGDv2 gateway found')
-  } else {
-    gateway = pmpNat(args.gateway!)
-  }
-  const g = gateway
+  const g = await openPeerGateway(kind, args.gateway, 5000)
   send({ type: 'ready', method: kind, ...memory() })
   const signal = AbortSignal.timeout(limitMs)
   await phase('mapped', async () => {

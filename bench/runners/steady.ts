@@ -11,6 +11,7 @@ import { mock } from 'node:test'
 import type { Gateway as PeerGateway } from '@achingbrain/nat-port-mapper'
 import { activeNetworkHandles, settleWhile } from '../lib/settle.js'
 import { command, describe, fatal, parseArgs, send } from './io.js'
+import { openPeerGateway } from './peer.js'
 
 const args = parseArgs(process.argv.slice(2))
 const port = Number(args.port)
@@ -19,17 +20,7 @@ const horizonMs = hours * 3600_000
 const TICK_MS = 30_000
 
 async function peer (kind: 'upnp' | 'pmp'): Promise<void> {
-  const { upnpNat, pmpNat } = await import('@achingbrain/nat-port-mapper')
-  let gateway: PeerGateway | undefined
-  if (kind === 'upnp') {
-    for await (const found of upnpNat().findGateways({ signal: AbortSignal.timeout(10_000) })) {
-      gateway = found
-      break
-    }
-    if (gateway === undefined) throw new Error('no IGDv2 gateway found')
-  } else {
-    gateway = pmpNat(args.gateway!)
-  }
+  const gateway = await openPeerGateway(kind, args.gateway, 10_000)
   // From here on the peer's timers and Date run on virtual time; its refresh timer is set by map().
   mock.timers.enable({ apis: ['setTimeout', 'Date'], now: Date.now() })
   const g = gateway as PeerGateway & { queue?: unknown[] }

@@ -3,15 +3,10 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { existsSync } from 'node:fs'
-import { join } from 'node:path'
-import { fileURLToPath } from 'node:url'
-import type { ChildProcess } from 'node:child_process'
+import { bin, startCli, waitUntil } from './cli.js'
 import { requireLab, withLab } from './lab.js'
-import type { Lab, LabProtocol } from './lab.js'
+import type { LabProtocol } from './lab.js'
 
-// build/test/lab/cli-map.test.js -> the repository root
-const repoRoot = fileURLToPath(new URL('../../../', import.meta.url))
-const bin = join(repoRoot, 'build', 'src', 'cli', 'bin.js')
 
 interface MappedEvent {
   event: 'mapped'
@@ -21,56 +16,6 @@ interface MappedEvent {
   externalPort: number
   method: string
   lifetime: number
-}
-
-interface CliRun {
-  child: ChildProcess
-  events: Array<Record<string, unknown>>
-  stdout: () => string
-  stderr: () => string
-  exit: Promise<{ code: number | null, signal: NodeJS.Signals | null }>
-  exited: () => boolean
-}
-
-function startCli (lab: Lab, args: string[]): CliRun {
-  const child = lab.spawn('lan', process.execPath, [bin, ...args], { cwd: repoRoot })
-  const events: Array<Record<string, unknown>> = []
-  let stdout = ''
-  let stderr = ''
-  let pending = ''
-  let done = false
-  child.stdout?.setEncoding('utf8').on('data', (d: string) => {
-    stdout += d
-    pending += d
-    const lines = pending.split('\n')
-    pending = lines.pop() ?? ''
-    for (const line of lines) {
-      if (line.trim() === '') continue
-      let value: unknown
-      try {
-        value = JSON.parse(line)
-      } catch {
-        value = { event: 'not-json', line }
-      }
-      events.push(value as Record<string, unknown>)
-    }
-  })
-  child.stderr?.setEncoding('utf8').on('data', (d: string) => { stderr += d })
-  const exit = new Promise<{ code: number | null, signal: NodeJS.Signals | null }>((resolve) => {
-    child.once('exit', (code, signal) => {
-      done = true
-      resolve({ code, signal })
-    })
-  })
-  return { child, events, stdout: () => stdout, stderr: () => stderr, exit, exited: () => done }
-}
-
-async function waitUntil (check: () => boolean, timeoutMs: number, what: string): Promise<void> {
-  const deadline = performance.now() + timeoutMs
-  while (!check()) {
-    if (performance.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`)
-    await new Promise((resolve) => setTimeout(resolve, 20))
-  }
 }
 
 function assertMapped (event: Record<string, unknown> | undefined, expected: {

@@ -5,54 +5,21 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { existsSync } from 'node:fs'
-import { join } from 'node:path'
-import { fileURLToPath } from 'node:url'
-import type { ChildProcess } from 'node:child_process'
+import { bin, startCli, waitUntil, type CliRun } from './cli.js'
 import { requireLab, withLab } from './lab.js'
 import type { Lab } from './lab.js'
 
-const repoRoot = fileURLToPath(new URL('../../../', import.meta.url))
-const bin = join(repoRoot, 'build', 'src', 'cli', 'bin.js')
 const LIFETIME_S = 6
 const METHODS = ['pcp', 'natpmp', 'upnp'] as const
 
-interface Cli {
-  child: ChildProcess
-  events: Array<Record<string, unknown>>
-  stderr: () => string
-  exit: Promise<{ code: number | null, signal: NodeJS.Signals | null }>
-}
-
-function startMap (lab: Lab, method: string): Cli {
-  const child = lab.spawn('lan', process.execPath, [bin, 'map', '7001/tcp', '7002/udp', '--json', '--protocol', method, '--lifetime', String(LIFETIME_S)], { cwd: repoRoot })
-  const events: Array<Record<string, unknown>> = []
-  let pending = ''
-  let stderr = ''
-  child.stdout?.setEncoding('utf8').on('data', (d: string) => {
-    pending += d
-    const lines = pending.split('\n')
-    pending = lines.pop() ?? ''
-    for (const line of lines) if (line.trim() !== '') events.push(JSON.parse(line) as Record<string, unknown>)
-  })
-  child.stderr?.setEncoding('utf8').on('data', (d: string) => { stderr += d })
-  const exit = new Promise<{ code: number | null, signal: NodeJS.Signals | null }>((resolve) => {
-    child.once('exit', (code, signal) => { resolve({ code, signal }) })
-  })
-  return { child, events, stderr: () => stderr, exit }
+function startMap (lab: Lab, method: string): CliRun {
+  return startCli(lab, ['map', '7001/tcp', '7002/udp', '--json', '--protocol', method, '--lifetime', String(LIFETIME_S)])
 }
 
 const sleep = async (ms: number): Promise<void> => { await new Promise((resolve) => setTimeout(resolve, ms)) }
 const between = (min: number, max: number): number => Math.round(min + Math.random() * (max - min))
 
-async function until (check: () => boolean, timeoutMs: number, what: string): Promise<void> {
-  const deadline = performance.now() + timeoutMs
-  while (!check()) {
-    if (performance.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`)
-    await sleep(20)
-  }
-}
-
-async function exited (cli: Cli, withinMs: number): Promise<{ code: number | null, signal: NodeJS.Signals | null }> {
+async function exited (cli: CliRun, withinMs: number): Promise<{ code: number | null, signal: NodeJS.Signals | null }> {
   const timeout = new Promise<never>((_resolve, reject) => {
     setTimeout(() => { reject(new Error(`the CLI did not exit within ${withinMs} ms; stderr: ${cli.stderr()}`)) }, withinMs).unref()
   })
@@ -97,7 +64,7 @@ for (const method of METHODS) {
       // 2. SIGINT around a renewal (at half the lease).
       {
         const cli = startMap(lab, method)
-        await until(() => cli.events.filter((e) => e.event === 'mapped').length === 2, 10_000, 'both mapped')
+        await waitUntil(() => cli.events.filter((e) => e.event === 'mapped').length === 2, 10_000, 'both mapped')
         const atMs = between(LIFETIME_S * 500 - 300, LIFETIME_S * 500 + 300)
         await sleep(atMs)
         cli.child.kill('SIGINT')
@@ -110,7 +77,7 @@ for (const method of METHODS) {
       // 3. A second SIGINT during close: exit 130 at once; what was not deleted goes with its lease.
       {
         const cli = startMap(lab, method)
-        await until(() => cli.events.filter((e) => e.event === 'mapped').length === 2, 10_000, 'both mapped')
+        await waitUntil(() => cli.events.filter((e) => e.event === 'mapped').length === 2, 10_000, 'both mapped')
         cli.child.kill('SIGINT')
         const atMs = between(0, 30)
         await sleep(atMs)
@@ -128,7 +95,7 @@ for (const method of METHODS) {
       // 4. SIGKILL at a random point after mapping: no cleanup at all; the leases end.
       {
         const cli = startMap(lab, method)
-        await until(() => cli.events.filter((e) => e.event === 'mapped').length >= 1, 10_000, 'mapped')
+        await waitUntil(() => cli.events.filter((e) => e.event === 'mapped').length >= 1, 10_000, 'mapped')
         const atMs = between(0, 2000)
         await sleep(atMs)
         cli.child.kill('SIGKILL')
