@@ -1,12 +1,12 @@
 import { isIP } from 'node:net'
+import { announcementsFrom } from './announcement-sources.js'
 import { systemClock, type Clock, type TimerHandle } from './clock.js'
 import { AbortError, GatewayRefusedError, NatmapperError, TimeoutError, UsageError } from './errors.js'
 import type { Gateway, MappingMethod } from './gateway.js'
 import { createLogger, type Logger } from './log.js'
 import { NAT, type AnnouncementSource, type NatOptions } from './nat.js'
-import { AnnouncementListener, type Announcement } from './net/announcements.js'
 import { findDefaultGateway } from './net/default-gateway.js'
-import { localAddressToward, type CreateSocket } from './net/udp.js'
+import type { CreateSocket } from './net/udp.js'
 import { NatPmpClient } from './natpmp/client.js'
 import { NatPmpResultCode } from './natpmp/codes.js'
 import { PcpClient } from './pcp/client.js'
@@ -315,10 +315,7 @@ export async function discoverNAT (options: DiscoverNatOptions = {}): Promise<NA
   const { gateway } = found
   // Binding the listener (and finding the interface to join its group on) takes a few ms that
   // the first mapping need not wait for: the router announces nothing while it is up.
-  const announcementsFor = (g: Gateway): AnnouncementSource => whenReady(listenForAnnouncements(g, options).catch((err: unknown) => {
-    (options.logger ?? createLogger('discover'))('cannot listen for announcements (%s); recovery will rely on renewals', (err as Error).message)
-    return undefined
-  }))
+  const announcementsFor = (g: Gateway): AnnouncementSource => announcementsFrom(g, options)
   const rediscoverOptions = { ...options, announcements: false as const }
   return new NAT(gateway, {
     ...pick(options, ['lifetimeSeconds', 'requestTimeoutMs', 'closeTimeoutMs', 'random', 'clock', 'logger']),
@@ -331,91 +328,6 @@ export async function discoverNAT (options: DiscoverNatOptions = {}): Promise<NA
       ? { watchRoute: { lookup: async () => (await findDefaultGateway()).gateway, intervalMs: 10_000 } }
       : {})
   })
-}
-
-/** An announcement source that is still starting: handlers are passed on once it has. */
-function whenReady (starting: Promise<AnnouncementSource | undefined>): AnnouncementSource {
-  const handlers: Array<(announcement: Announcement) => void> = []
-  let source: AnnouncementSource | undefined
-  let closed = false
-  void starting.then((started) => {
-    if (started === undefined) return
-    if (closed) {
-      started.close()
-      return
-    }
-    source = started
-    for (const handler of handlers) started.on('announcement', handler)
-  })
-  return {
-    on: (_event, handler) => {
-      if (source === undefined) handlers.push(handler)
-      else source.on('announcement', handler)
-    },
-    close: () => {
-      closed = true
-      source?.close()
-    }
-  }
-}
-
-/**
- * What the gateway multicasts when it restarts: PCP ANNOUNCE and NAT-PMP address packets on
- * 224.0.0.1:5350, SSDP NOTIFY on 239.255.255.250:1900 for UPnP. Either listener degrades to
- * renewal-driven recovery, with a log line, when its port or group cannot be had.
- */
-async function listenForAnnouncements (gateway: Gateway, options: DiscoverNatOptions): Promise<AnnouncementSource | undefined> {
-  const logger = options.logger ?? createLogger('discover')
-  // Join groups on the interface that reaches the gateway (multi-homed hosts).
-  const interfaceAddress = await localAddressToward(gateway.address)
-  if (gateway.method !== 'upnp') {
-    if (options.announcements === false) return undefined
-    return await AnnouncementListener.start({
-      gateway: gateway.address,
-      interfaceAddress,
-      ...options.announcements,
-      ...(options.logger === undefined ? {} : { logger: options.logger }),
-      ...(options.createSocket === undefined ? {} : { createSocket: options.createSocket })
-    })
-  }
-  const where = options.ssdpListen
-  // A gateway on loopback is a simulated one: joining the real SSDP group would reach nothing.
-  if (where === false || (where === undefined && isLoopbackAddress(gateway.address))) return undefined
-  try {
-    const { SsdpListener } = await import('./upnp/ssdp-listener.js')
-    const listener = await SsdpListener.start({
-      ...where,
-      interfaceAddress,
-      acceptFrom: (address) => address === gateway.address,
-      ...(options.logger === undefined ? {} : { logger: options.logger }),
-      ...(options.createSocket === undefined ? {} : { createSocket: options.createSocket })
-    })
-    listener.on('warning', (err) => { logger('SSDP listener: %s', err.message) })
-    // The router as discovery last saw it. A byebye, or an alive with another BOOTID or
-    // LOCATION, means it restarted (miniupnpd sends both; LAB.md): the mappings are gone.
-    const selection = (gateway as Partial<Pick<UpnpClient, 'selection'>>).selection
-    let known = { bootId: selection?.bootId, location: selection?.location, down: false }
-    return {
-      on: (_event, handler) => {
-        listener.on('byebye', () => { known = { ...known, down: true } })
-        listener.on('alive', ({ notify }) => {
-          const bootId = notify.bootId ?? known.bootId
-          const location = notify.location ?? known.location
-          if (!known.down && bootId === known.bootId && location === known.location) return
-          known = { bootId, location, down: false }
-          handler({ kind: 'ssdp', bootId, location })
-        })
-      },
-      close: () => { listener.close() }
-    }
-  } catch (err) {
-    logger('cannot listen for SSDP announcements (%s); recovery will rely on renewals', (err as Error).message)
-    return undefined
-  }
-}
-
-function isLoopbackAddress (address: string): boolean {
-  return address.startsWith('127.') || address === '::1'
 }
 
 /**
