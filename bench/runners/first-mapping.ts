@@ -14,7 +14,7 @@
  */
 import type { Gateway as PeerGateway } from '@achingbrain/nat-port-mapper'
 import { distIndexUrl } from '../lib/context.js'
-import { command, describe, fatal, parseArgs, send } from './io.js'
+import { command, describe, parseArgs, runTool, send } from './io.js'
 
 const args = parseArgs(process.argv.slice(2))
 const port = Number(args.port)
@@ -110,15 +110,10 @@ async function peerPmp (): Promise<void> {
   send({ type: 'cleaned', ms: performance.now() - c0, errors })
 }
 
-try {
-  switch (args.tool) {
-    case 'natmapper': await natmapper(undefined); break
-    case 'natmapper-upnp': await natmapper(['upnp']); break
-    case 'peer-upnp': await peerUpnp(); break
-    case 'peer-pmp': await peerPmp(); break
-    default: throw new Error(`unknown --tool=${String(args.tool)}`)
-  }
-} catch (err) {
-  fatal(err)
-}
+await runTool(args.tool, {
+  natmapper: async () => { await natmapper(undefined) },
+  'natmapper-upnp': async () => { await natmapper(['upnp']) },
+  'peer-upnp': async () => { await peerUpnp() },
+  'peer-pmp': async () => { await peerPmp() }
+})
 process.exit(0)

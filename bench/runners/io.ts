@@ -40,3 +40,17 @@ export function parseArgs (argv: string[]): Record<string, string> {
   }
   return out
 }
+
+/**
+ * Runs the tool that `--tool=` names; an unknown name or a throw is reported as fatal (exit 1).
+ * Resolves when the tool has finished; the runner then exits.
+ */
+export async function runTool (tool: string | undefined, tools: Record<string, () => Promise<void>>): Promise<void> {
+  try {
+    const run = tool === undefined ? undefined : tools[tool]
+    if (run === undefined) throw new Error(`unknown --tool=${String(tool)}`)
+    await run()
+  } catch (err) {
+    fatal(err)
+  }
+}

@@ -6,7 +6,7 @@
  * --tool=natmapper|peer-upnp|peer-pmp --port=N --gateway=IP --client=IP [--random=0|rfc]
  */
 import type { Gateway as PeerGateway } from '@achingbrain/nat-port-mapper'
-import { command, describe, fatal, parseArgs, send } from './io.js'
+import { command, describe, parseArgs, runTool, send } from './io.js'
 import { openPeerGateway } from './peer.js'
 
 const args = parseArgs(process.argv.slice(2))
@@ -55,14 +55,9 @@ async function peer (kind: 'upnp' | 'pmp'): Promise<void> {
   send({ type: 'cleaned' })
 }
 
-try {
-  switch (args.tool) {
-    case 'natmapper': await natmapper(); break
-    case 'peer-upnp': await peer('upnp'); break
-    case 'peer-pmp': await peer('pmp'); break
-    default: throw new Error(`unknown --tool=${String(args.tool)}`)
-  }
-} catch (err) {
-  fatal(err)
-}
+await runTool(args.tool, {
+  natmapper: async () => { await natmapper() },
+  'peer-upnp': async () => { await peer('upnp') },
+  'peer-pmp': async () => { await peer('pmp') }
+})
 process.exit(0)

@@ -6,7 +6,7 @@
  * --tool=natmapper|peer-pmp|peer-upnp --first=N --count=N --gateway=IP --client=IP --limit=ms
  * [--gateway-port=N]   natmapper only: a simulated gateway's port (the peer's NAT-PMP always uses 5351)
  */
-import { command, describe, fatal, parseArgs, send } from './io.js'
+import { command, describe, parseArgs, runTool, send } from './io.js'
 import { openPeerGateway } from './peer.js'
 
 const args = parseArgs(process.argv.slice(2))
@@ -71,15 +71,10 @@ async function peer (kind: 'upnp' | 'pmp'): Promise<void> {
   send({ type: 'errors', errors: [], total: 0 })
 }
 
-try {
-  switch (args.tool) {
-    case 'natmapper': await natmapper(); break
-    case 'peer-upnp': await peer('upnp'); break
-    case 'peer-pmp': await peer('pmp'); break
-    default: throw new Error(`unknown --tool=${String(args.tool)}`)
-  }
-} catch (err) {
-  fatal(err)
-}
+await runTool(args.tool, {
+  natmapper: async () => { await natmapper() },
+  'peer-upnp': async () => { await peer('upnp') },
+  'peer-pmp': async () => { await peer('pmp') }
+})
 clearInterval(sampler)
 process.exit(0)

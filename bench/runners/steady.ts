@@ -10,7 +10,7 @@
 import { mock } from 'node:test'
 import type { Gateway as PeerGateway } from '@achingbrain/nat-port-mapper'
 import { activeNetworkHandles, settleWhile } from '../lib/settle.js'
-import { command, describe, fatal, parseArgs, send } from './io.js'
+import { command, describe, parseArgs, runTool, send } from './io.js'
 import { openPeerGateway } from './peer.js'
 
 const args = parseArgs(process.argv.slice(2))
@@ -45,13 +45,8 @@ async function peer (kind: 'upnp' | 'pmp'): Promise<void> {
   send({ type: 'cleaned' })
 }
 
-try {
-  switch (args.tool) {
-    case 'peer-upnp': await peer('upnp'); break
-    case 'peer-pmp': await peer('pmp'); break
-    default: throw new Error(`unknown --tool=${String(args.tool)}`)
-  }
-} catch (err) {
-  fatal(err)
-}
+await runTool(args.tool, {
+  'peer-upnp': async () => { await peer('upnp') },
+  'peer-pmp': async () => { await peer('pmp') }
+})
 process.exit(0)
