@@ -37,6 +37,11 @@
  *   "PCP request received", "HTTP REQUEST from", "SSDP M-SEARCH from"), which `countRequests` counts.
  * - Its DNAT rules stay in nftables after it exits (SIGTERM), so a "reboot" flushes the chains by hand.
  * - `enable_natpmp` switches NAT-PMP and PCP together; `http_port=0` picks a new free port at every start.
+ * - It also sends every log line to syslog. With no /dev/log (this machine runs no syslog daemon) glibc
+ *   falls back to writing the line to /dev/console, which took 2.5–3 ms a line here: a PCP MAP, which logs
+ *   several, then took 13–60 ms instead of 2–5, and the lab wrote to the machine's console. A real router
+ *   hands the line to its syslog daemon, so the router runs with /dev/null bound over /dev/console, in
+ *   the private mount namespace `ip netns exec` gives it; stderr keeps the whole log.
  */
 import { spawn as spawnProcess, spawnSync } from 'node:child_process'
 import type { ChildProcess } from 'node:child_process'
@@ -190,7 +195,7 @@ const LAB_ROOT = '/tmp/natmapper-lab'
 const PREFIX_PATTERN = /^(nm[0-9a-z]{5})-(lan|gw|wan|probe)$/
 const OWNER_SUFFIX = '.owner.json'
 const SBIN_DIRS = ['/usr/local/sbin', '/usr/sbin', '/sbin']
-const TOOLS = ['ip', 'nft', 'sysctl', 'miniupnpd', 'upnpc', 'natpmpc']
+const TOOLS = ['ip', 'nft', 'sysctl', 'mount', 'miniupnpd', 'upnpc', 'natpmpc']
 const NFT_CHAINS = ['prerouting_miniupnpd', 'postrouting_miniupnpd', 'miniupnpd']
 
 const LAN = { subnet: '192.168.77.0/24', client: '192.168.77.2', gateway: '192.168.77.1' }
@@ -297,7 +302,7 @@ export function labPreflight (): Promise<string[]> {
     const missing = TOOLS.filter((t) => findTool(t) === undefined)
     if (missing.length > 0) {
       reasons.push(`missing commands: ${missing.join(', ')} ` +
-        '(Debian/Ubuntu packages: iproute2 nftables procps miniupnpd-nftables miniupnpc natpmpc)')
+        '(Debian/Ubuntu packages: iproute2 nftables procps mount miniupnpd-nftables miniupnpc natpmpc)')
     }
     if (reasons.length > 0) return reasons
     // Probe: can we create a namespace and a nat chain in it?
@@ -650,7 +655,8 @@ class LabImpl implements Lab {
     const configFile = join(this.dir, 'miniupnpd.conf')
     await writeFile(configFile, this.config())
     const from = this.log.length
-    const router = this.start('gw', 'miniupnpd', ['-f', configFile, '-d', '-P', join(this.dir, 'miniupnpd.pid')])
+    // `exec`, so that the signals stopRouter sends reach miniupnpd itself (LAB.md).
+    const router = this.start('gw', 'sh', ['-c', 'mount --bind /dev/null /dev/console && exec miniupnpd "$@"', 'sh', '-f', configFile, '-d', '-P', join(this.dir, 'miniupnpd.pid')])
     this.router = router
     const append = (d: string): void => { this.log += d }
     router.child.stdout?.setEncoding('utf8').on('data', append)
