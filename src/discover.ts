@@ -11,6 +11,7 @@ import { NatPmpClient } from './natpmp/client.js'
 import { NatPmpResultCode } from './natpmp/codes.js'
 import { PcpClient } from './pcp/client.js'
 import type { UpnpClient } from './upnp/client.js'
+import { startIgdSearch } from './upnp/search.js'
 import type { SsdpTarget } from './upnp/ssdp.js'
 
 /**
@@ -181,10 +182,10 @@ export async function discoverGateway (options: DiscoverOptions = {}): Promise<D
       result: (async () => {
         await headStart
         if (signal.aborted) throw new AbortError(signal.reason)
-        // Loaded only now: most of natmapper's code is UPnP, and a process whose gateway speaks
-        // PCP or NAT-PMP never needs it. The M-SEARCH goes out first, with the SSDP code alone;
-        // the rest loads while the router takes its 50 ms or more to answer.
-        const { startIgdSearch } = await import('./upnp/search.js')
+        // The SSDP code is loaded with the rest of discovery, so that the M-SEARCH goes out as
+        // soon as PCP and NAT-PMP have failed. The rest of the UPnP code (most of natmapper),
+        // which a process whose gateway speaks PCP or NAT-PMP never needs, loads only now,
+        // while the router takes its 50 ms or more to answer.
         const search = { gateway: address, clock, ssdpTarget: options.ssdpTarget, ssdpGatewayPort: options.ssdpGatewayPort, createSocket: options.createSocket, logger: options.logger }
         const started = await startIgdSearch(search)
         let UpnpClient: typeof import('./upnp/client.js').UpnpClient
