@@ -50,6 +50,13 @@ export interface DiscoverOptions {
   ssdpTarget?: SsdpTarget | false
   /** The gateway's SSDP port for the unicast M-SEARCH (default 1900); for simulated gateways. */
   ssdpGatewayPort?: number
+  /**
+   * Return from UPnP discovery without asking the gateway for its external address when its
+   * description offers a single WAN service; the address is then asked alongside the first
+   * mapping (see UpnpDiscoverOptions.deferExternalAddress), and the result has no
+   * externalAddress or notPublicReason from UPnP. discoverNAT does this.
+   */
+  deferExternalAddress?: boolean
   clock?: Clock
   createSocket?: CreateSocket
   logger?: Logger
@@ -195,7 +202,7 @@ export async function discoverGateway (options: DiscoverOptions = {}): Promise<D
           started.search.close()
           throw err
         }
-        const client = await UpnpClient.discover({ ...search, started, signal, timeoutMs: probeTimeoutMs() })
+        const client = await UpnpClient.discover({ ...search, started, signal, timeoutMs: probeTimeoutMs(), deferExternalAddress: options.deferExternalAddress })
         const found = client.selection?.externalAddress
         const detail = describeIgd(client)
         if (found?.ok === false) {
@@ -312,7 +319,8 @@ async function pickBest<T> (probes: Array<{ method: MappingMethod, settled: Prom
  * changes.
  */
 export async function discoverNAT (options: DiscoverNatOptions = {}): Promise<NAT> {
-  const found = await discoverGateway(options)
+  // The NAT asks for the address itself (askExternalAddress), alongside the first mapping.
+  const found = await discoverGateway({ deferExternalAddress: true, ...options })
   const { gateway } = found
   // Binding the listener (and finding the interface to join its group on) takes a few ms that
   // the first mapping need not wait for: the router announces nothing while it is up.
@@ -322,6 +330,7 @@ export async function discoverNAT (options: DiscoverNatOptions = {}): Promise<NA
     ...pick(options, ['lifetimeSeconds', 'requestTimeoutMs', 'closeTimeoutMs', 'random', 'clock', 'logger']),
     ...(found.externalAddress === undefined ? {} : { externalAddress: found.externalAddress }),
     ...(found.notPublicReason === undefined ? {} : { notPublicReason: found.notPublicReason }),
+    askExternalAddress: found.externalAddress === undefined && found.notPublicReason === undefined && gateway.method === 'upnp',
     announcements: announcementsFor(gateway),
     announcementsFor,
     rediscover: async (signal) => (await discoverGateway({ ...rediscoverOptions, signal })).gateway,

@@ -21,6 +21,11 @@ export interface NatOptions {
   externalAddress?: string
   /** Why the gateway cannot give a public mapping, if discovery already knows (e.g. no external address). */
   notPublicReason?: string
+  /**
+   * Ask the gateway for its external address at once, in the background, when discovery did not
+   * (discoverNAT leaves a UPnP gateway's to this: see DiscoverOptions.deferExternalAddress).
+   */
+  askExternalAddress?: boolean
   /** Gateway announcements (PCP ANNOUNCE, NAT-PMP address packets, SSDP alive); the NAT closes it. */
   announcements?: AnnouncementSource
   /**

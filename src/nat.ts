@@ -98,6 +98,7 @@ export class NAT extends EventEmitter<NatEvents> {
     this.#verifyIntervalMs = options.verifyIntervalMs
     this.#notPublicReason = options.notPublicReason
     if (options.externalAddress !== undefined) this.#learnExternalAddress(options.externalAddress, false)
+    else if (options.askExternalAddress === true) this.#askExternalAddress()
     this.#watchGateway(gateway)
     this.#announcementsFor = options.announcementsFor
     this.#listenTo(options.announcements)
@@ -400,6 +401,20 @@ export class NAT extends EventEmitter<NatEvents> {
       this.#logger('could not delete %s %d: %s', entry.protocol, entry.internalPort, (err as Error).message)
       if (this.listenerCount('error') > 0) this.emit('error', err as Error)
     }
+  }
+
+  /**
+   * The first mapping's add waits for the same request (UPnP clients share an ask in flight).
+   * An answer with no usable address is the double-NAT sign that discovery would have reported.
+   */
+  #askExternalAddress (): void {
+    const gateway = this.#gateway
+    gateway.externalAddress({ timeoutMs: this.#requestTimeoutMs }).then((address) => {
+      if (this.#closed === undefined && this.#gateway === gateway) this.#learnExternalAddress(address, true)
+    }, (err: Error & { code?: string }) => {
+      this.#logger('external address: %s', err.message)
+      if (err.code === 'NATMAPPER_NO_EXTERNAL_ADDRESS' && this.#externalAddress === undefined) this.#notPublicReason ??= err.message
+    })
   }
 
   #learnExternalAddress (address: string, emit: boolean): void {

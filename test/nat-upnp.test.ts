@@ -44,3 +44,51 @@ test('a UPnP router that restarts on another HTTP port: its ssdp:alive brings th
   await nat.close()
   assert.deepEqual(igd.mappings(), [], 'close deleted both on the restarted router')
 })
+
+/** discoverNAT for `igd` alone, over loopback, with no listener. */
+async function discoverUpnp (igd: Awaited<ReturnType<typeof startIgd>>): Promise<Awaited<ReturnType<typeof discoverNAT>>> {
+  return await discoverNAT({
+    gateway: igd.address,
+    methods: ['upnp'],
+    ssdpTarget: igd.ssdpMulticastTarget,
+    ssdpGatewayPort: igd.ssdpUnicastTarget.port,
+    ssdpListen: false,
+    timeout: 3000
+  })
+}
+
+test('discoverNAT on UPnP asks the external address after discovery, in the background: known without a mapping, asked once with the first one', async (ctx) => {
+  const igd = await startIgd(ctx, { externalAddress: '198.51.100.30' })
+  igd.quirks.httpDelayMs = 20
+  const nat = await discoverUpnp(igd)
+  ctx.after(async () => { await nat.close() })
+  const events: string[] = []
+  nat.on('external-address', (e) => events.push(e.address))
+  await nat.addMapping('tcp', 4001)
+  assert.deepEqual(nat.getMapping('tcp', 4001), { address: '198.51.100.30', port: 4001 })
+  assert.equal(nat.externalAddress, '198.51.100.30')
+  assert.deepEqual(events, ['198.51.100.30'])
+  assert.equal(igd.count('http', 'GetExternalIPAddress'), 1, 'the NAT\'s ask and the first add shared one request')
+  assert.equal(igd.maxConcurrentHttp, 2, 'the first add did not wait for it')
+
+  const idle = await startIgd(ctx, { externalAddress: '198.51.100.31' })
+  const quiet = await discoverUpnp(idle)
+  ctx.after(async () => { await quiet.close() })
+  assert.equal(quiet.externalAddress, undefined, 'not yet asked when discoverNAT returns')
+  await waitFor(() => quiet.externalAddress === '198.51.100.31', 'the external address without any mapping')
+})
+
+test('discoverNAT on a UPnP gateway with no external address (miniupnpd behind a reserved WAN address): notPublicReason, and nothing left on the router', async (ctx) => {
+  const igd = await startIgd(ctx, { externalAddress: '' })
+  const nat = await discoverUpnp(igd)
+  ctx.after(async () => { await nat.close() })
+  const errors: Error[] = []
+  nat.on('error', (err) => errors.push(err))
+  await nat.addMapping('tcp', 4001)
+  assert.equal(nat.getMapping('tcp', 4001), undefined)
+  assert.match(nat.notPublicReason ?? '', /double NAT/)
+  assert.match(errors[0]?.message ?? '', /no public external address/)
+  assert.deepEqual(igd.mappings(), [], 'the add made alongside the address was taken back')
+  await nat.close()
+  assert.deepEqual(igd.mappings(), [])
+})

@@ -152,6 +152,9 @@ export class SimulatedIgd {
 
   /** Every request, in order. */
   readonly requests: IgdRequest[] = []
+  /** The most HTTP requests that were being handled at once (with httpDelayMs, it shows what a client sends together). */
+  maxConcurrentHttp = 0
+  #httpInFlight = 0
   externalAddress: string
   notifyTargets: SsdpTarget[]
   readonly igdVersion: 1 | 2
@@ -298,6 +301,8 @@ export class SimulatedIgd {
 
   #listen (server: Server): void {
     server.on('request', (req, res) => {
+      this.maxConcurrentHttp = Math.max(this.maxConcurrentHttp, ++this.#httpInFlight)
+      res.once('close', () => { this.#httpInFlight-- })
       const chunks: Buffer[] = []
       req.on('data', (chunk: Buffer) => chunks.push(chunk))
       req.on('end', () => {

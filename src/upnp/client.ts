@@ -183,6 +183,12 @@ export class UpnpClient implements Gateway {
    * NoExternalAddressError. A private or CGNAT address is returned: mappings work one NAT up.
    */
   async externalAddress (options: CallOptions = {}): Promise<string> {
+    // Asks made while one is in flight share it: the manager's first ask and a first add run together.
+    this.#pendingExternalAddress ??= this.#askExternalAddress(options).finally(() => { this.#pendingExternalAddress = undefined })
+    return await this.#pendingExternalAddress
+  }
+
+  async #askExternalAddress (options: CallOptions): Promise<string> {
     const result = await this.#call(encodeGetExternalIPAddress, decodeGetExternalIPAddress, this.#context(options))
     if (!result.ok) {
       this.#externalAddress = undefined
@@ -195,9 +201,21 @@ export class UpnpClient implements Gateway {
   async map (request: MapRequest, options: CallOptions = {}): Promise<PortMapping> {
     checkRequest(request)
     const context = this.#context(options)
-    // Learn the address before adding anything: a permanent mapping made and then forgotten
-    // because the next call failed leaks on the router (MikroTik filled up: tailscale#10602).
-    const externalAddress = await this.#knownExternalAddress(options)
+    let externalAddress = this.#internalClient === undefined ? undefined : this.#externalAddress
+    // A permanent mapping made and then forgotten because the next call failed leaks on the
+    // router (MikroTik filled up: tailscale#10602). So an unknown address is learnt before any
+    // add, except where a failure can leave nothing for good behind: then GetExternalIPAddress
+    // runs alongside a leased add, a round trip sooner, and the add is taken back if the address
+    // is unusable. The overlap ends before any permanent lease is asked for (see #add).
+    let addressing: Promise<string> | undefined
+    if (externalAddress === undefined) {
+      if (this.#internalClient === undefined || this.#permanentOnly || request.lifetimeSeconds === 0) {
+        externalAddress = await this.#knownExternalAddress(options)
+      } else {
+        addressing = this.#knownExternalAddress(options)
+        addressing.catch(() => {})
+      }
+    }
     const internalClient = this.#internalClient
     if (internalClient === undefined) throw new RemoteProtocolError('could not learn our LAN address from the connection to the router')
     const description = request.description ?? 'natmapper'
@@ -206,7 +224,7 @@ export class UpnpClient implements Gateway {
       const port = candidatePort(request, internalClient, attempt)
       let mapping: PortMapping
       try {
-        mapping = await this.#add(request.protocol, request.internalPort, port, request.lifetimeSeconds, description, internalClient, externalAddress, context)
+        mapping = await this.#add(request.protocol, request.internalPort, port, request.lifetimeSeconds, description, internalClient, externalAddress, context, { beforePermanent: addressing })
       } catch (err) {
         // No answer does not mean no mapping: say which one it may be, for the caller to delete (quirk 11).
         if (isUncertain(err)) {
@@ -218,11 +236,13 @@ export class UpnpClient implements Gateway {
         conflict = err as Error
         continue
       }
+      const address = externalAddress ?? await this.#addressFor(mapping, addressing!, options)
+      if (mapping.externalAddress !== address) mapping = { ...mapping, externalAddress: address }
       if (!this.#needsReadBack(mapping)) return mapping
-      if (request.deferCheck !== true) return await this.#readBack(mapping, internalClient, externalAddress, context)
+      if (request.deferCheck !== true) return await this.#readBack(mapping, internalClient, address, context)
       // The caller's signal is for this call, which ends here; the check has its own deadline.
       const checkContext = this.#context(options.timeoutMs === undefined ? {} : { timeoutMs: options.timeoutMs })
-      return attachPendingCheck(mapping, this.#readBack(mapping, internalClient, externalAddress, checkContext))
+      return attachPendingCheck(mapping, this.#readBack(mapping, internalClient, address, checkContext))
     }
     throw conflict!
   }
@@ -384,12 +404,32 @@ export class UpnpClient implements Gateway {
 
   async #knownExternalAddress (options: CallOptions): Promise<string> {
     if (this.#externalAddress !== undefined && this.#internalClient !== undefined) return this.#externalAddress
-    this.#pendingExternalAddress ??= this.externalAddress(options).finally(() => { this.#pendingExternalAddress = undefined })
-    return await this.#pendingExternalAddress
+    return await this.externalAddress(options)
   }
 
+  /**
+   * The address asked for alongside the add that made `mapping`. When there is none to be had,
+   * the mapping is deleted before the error is passed on; if even that fails, the error carries
+   * the mapping for the manager to delete later (quirk 11).
+   */
+  async #addressFor (mapping: PortMapping, addressing: Promise<string>, options: CallOptions): Promise<string> {
+    try {
+      return await addressing
+    } catch (err) {
+      this.#logger('%s %d: no external address (%s): deleting external port %d again', mapping.protocol, mapping.internalPort, (err as Error).message, mapping.externalPort)
+      try {
+        await this.unmap(mapping, options.signal === undefined ? {} : { signal: options.signal })
+      } catch {
+        throw attachUncertainMapping(err, mapping)
+      }
+      throw err
+    }
+  }
+
+  /** `how.beforePermanent`: what must succeed before a permanent lease may be asked for (see map). */
   async #add (protocol: TransportProtocol, internalPort: number, externalPort: number, lifetimeSeconds: number, description: string,
-    internalClient: string, externalAddress: string, context: ExchangeContext, how: { exactPort?: boolean } = {}): Promise<PortMapping> {
+    internalClient: string, externalAddress: string | undefined, context: ExchangeContext,
+    how: { exactPort?: boolean, beforePermanent?: Promise<unknown> | undefined } = {}): Promise<PortMapping> {
     const v2 = this.#service.igdVersion === 2
     const asked = this.#permanentOnly ? 0 : v2 ? Math.min(lifetimeSeconds, IGD2_MAX_LEASE_SECONDS) : lifetimeSeconds
     let lease = asked
@@ -406,6 +446,7 @@ export class UpnpClient implements Gateway {
         // lease 0 is something else (a full table: miniupnp#92), not retried.
         if (lease === 0 || !isRefused(err, UpnpErrorCode.OnlyPermanentLeasesSupported, UpnpErrorCode.InvalidArgs)) throw err
         this.#logger('lease %d s refused (%s): asking for a permanent lease', lease, (err as Error).message)
+        await how.beforePermanent
         lease = 0
       }
     }
@@ -428,7 +469,7 @@ export class UpnpClient implements Gateway {
     return args.externalPort
   }
 
-  #mapping (protocol: TransportProtocol, internalPort: number, externalPort: number, externalAddress: string,
+  #mapping (protocol: TransportProtocol, internalPort: number, externalPort: number, externalAddress: string | undefined,
     requestedLifetimeSeconds: number, leaseSeconds: number, description: string): PortMapping {
     const grantedAtMs = this.#clock.now()
     const v2 = this.#service.igdVersion === 2

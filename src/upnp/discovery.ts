@@ -33,6 +33,13 @@ export interface UpnpDiscoverOptions extends IgdSearchOptions {
   settleMs?: number | undefined
   /** Per HTTP exchange. Default 3000 ms (miniupnpc's). */
   requestTimeoutMs?: number | undefined
+  /**
+   * Take a lone WAN service in the gateway's own description without asking GetExternalIPAddress
+   * first: the selection then has no externalAddress, and the client asks for it alongside its
+   * first add (UpnpClient.map), a round trip sooner. discoverNAT does this; reports (natmapper
+   * discover, doctor) do not, since they show the address.
+   */
+  deferExternalAddress?: boolean | undefined
 }
 
 /** What discovery found: the service to control and how it got there. */
@@ -53,7 +60,11 @@ export interface IgdSelection {
   /** Our address on the router's LAN, from the TCP connections to it. */
   readonly internalClient: string | undefined
   readonly policy: UrlPolicy
-  /** 0 best: connected with a public address; 1 with a private one; 2 connected, no address; 3 an address but not connected; 4 neither. */
+  /**
+   * 0 best: connected with a public address; 1 with a private one; 2 connected, no address; 3 an
+   * address but not connected; 4 neither. A lone service of the gateway not asked about
+   * (deferExternalAddress) is 0: nothing in its description competes with it.
+   */
   readonly rank: number
   readonly timings: { readonly ssdpMs: number, readonly descriptionMs: number, readonly probeMs: number, readonly totalMs: number }
 }
@@ -128,7 +139,7 @@ export async function discoverIgd (options: UpnpDiscoverOptions = {}): Promise<I
         }
       }
       const start = (answer: SsdpAnswer): void => {
-        evaluate(answer, { gateway, subnet, clock, logger, startMs, requestTimeoutMs: options.requestTimeoutMs ?? 3000, signal: inFlight.signal })
+        evaluate(answer, { gateway, subnet, clock, logger, startMs, requestTimeoutMs: options.requestTimeoutMs ?? 3000, signal: inFlight.signal, deferExternalAddress: options.deferExternalAddress === true })
           .then((selection) => {
             logger('%s: %s, rank %d', selection.location, selection.service.serviceType, selection.rank)
             if (best === undefined || compare(selection, best) < 0) best = selection
@@ -189,6 +200,7 @@ interface EvaluateContext {
   startMs: number
   requestTimeoutMs: number
   signal: AbortSignal
+  deferExternalAddress: boolean
 }
 
 /** Fetches one answer's description and picks its best service. */
@@ -227,15 +239,20 @@ async function evaluate (answer: SsdpAnswer, c: EvaluateContext): Promise<IgdSel
   }
   const probeStartMs = c.clock.now()
   // One candidate needs no comparing, but its external address is wanted anyway (the mapping
-  // needs it, and it is checked before any permanent mapping is made: tailscale#10602).
+  // needs it, and it is checked before any permanent mapping is made: tailscale#10602), here or,
+  // when deferred, by the client alongside its first add.
   const withStatus = candidates.length > 1
-  const probes = await Promise.all(candidates.slice(0, MAX_PROBED).map(async (candidate, index) => {
+  const deferred = c.deferExternalAddress && candidates.length === 1 && answer.from.address === c.gateway
+  const probe = async (candidate: WanServiceCandidate, index: number): Promise<{ candidate: WanServiceCandidate, status: StatusInfo | undefined, address: ExternalAddressResult | undefined, index: number, rank: number }> => {
     const [status, address] = await Promise.all([
       withStatus ? soapCall(context, candidate.controlURL, encodeGetStatusInfo(candidate.serviceType), decodeGetStatusInfo).catch(() => undefined) : undefined,
       soapCall(context, candidate.controlURL, encodeGetExternalIPAddress(candidate.serviceType), decodeGetExternalIPAddress).catch(() => undefined)
     ])
     return { candidate, status, address, index, rank: rankOf(status, address) }
-  }))
+  }
+  const probes = deferred
+    ? [{ candidate: candidates[0]!, status: undefined, address: undefined, index: 0, rank: 0 }]
+    : await Promise.all(candidates.slice(0, MAX_PROBED).map(probe))
   probes.sort((a, b) => a.rank - b.rank || a.index - b.index)
   const chosen = probes[0]!
   const nowMs = c.clock.now()
