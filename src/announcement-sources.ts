@@ -8,12 +8,15 @@ import type { UpnpClient } from './upnp/client.js'
 
 /**
  * The announcement source discoverNAT gives the NAT for a gateway: what it multicasts when it
- * restarts. Returned at once and bound in the background: binding the listener (and finding the
- * interface to join its group on) takes a few ms that the first mapping need not wait for, since
- * the router announces nothing while it is up.
+ * restarts. Returned at once and bound in the background, from the next turn of the event loop:
+ * binding the listener (and finding the interface to join its group on) takes a few ms that the
+ * first mapping need not wait for, since the router announces nothing while it is up. Started
+ * at once, its first socket call ran before discoverNAT returned; from the next turn, it runs
+ * while the first mapping request is on its way.
  */
 export function announcementsFrom (gateway: Gateway, options: DiscoverNatOptions): AnnouncementSource {
-  return whenReady(listen(gateway, options).catch((err: unknown) => {
+  const nextTurn = new Promise<void>((resolve) => { setImmediate(resolve) })
+  return whenReady(nextTurn.then(async () => await listen(gateway, options)).catch((err: unknown) => {
     (options.logger ?? createLogger('discover'))('cannot listen for announcements (%s); recovery will rely on renewals', (err as Error).message)
     return undefined
   }))
