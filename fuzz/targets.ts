@@ -21,6 +21,7 @@ import {
   parseSoapResponse
 } from '../src/upnp/soap.js'
 import { MAX_SSDP_MESSAGE_BYTES, encodeMSearch, encodeNotify, encodeSsdpResponse, parseSsdpMessage } from '../src/upnp/ssdp-codec.js'
+import { HttpResponseParser, MAX_HEADER_SECTION_BYTES, type HttpParseEnd } from '../src/upnp/http-codec.js'
 import { fromHex } from '../test/fixtures/packets/hex.js'
 import { malformedNatPmpRequests, malformedNatPmpResponses, natPmpRequests, natPmpResponses } from '../test/fixtures/packets/natpmp.js'
 import { malformedPcpRequests, malformedPcpResponses, pcpRequests, pcpResponses } from '../test/fixtures/packets/pcp.js'
@@ -655,6 +656,153 @@ const ssdpTarget: FuzzTarget<Uint8Array> = {
 }
 
 // ---------------------------------------------------------------------------------------------
+// HTTP responses
+
+/** The body cap of the fuzzed parser: MAX_SOAP_BYTES, the cap of most exchanges. */
+const HTTP_MAX_BODY = 64 * 1024
+
+const HTTP_STATUS_LINES = [
+  'HTTP/1.1 200 OK', 'HTTP/1.0 200 OK', 'HTTP/1.1 500 Internal Server Error', 'HTTP/1.1 200', 'HTTP/1.1 200 ', 'HTTP/1.1 404 Not Found',
+  'HTTP/1.1 302 Found', 'HTTP/1.1 204 No Content', 'HTTP/1.1 304 Not Modified', 'HTTP/1.1 401 Unauthorized', 'HTTP/1.1\t200\tOK',
+  'HTTP/1.1 999 Odd', 'HTTP/1.1 099 x', 'HTTP/1.1 20 OK', 'HTTP/2 200', 'HTTP/1.2 200 OK', 'http/1.1 200 ok', ' HTTP/1.1 200 OK', 'HTTP/1.1', ''
+]
+const HTTP_INTERIM = ['', 'HTTP/1.1 100 Continue\r\n\r\n', 'HTTP/1.1 102 Processing\r\nX: y\r\n\r\n', 'HTTP/1.1 100 Continue\n\n\r\n', 'HTTP/1.1 101 Switching Protocols\r\n\r\n']
+const HTTP_NAMES = [
+  'Content-Type', 'CONTENT-TYPE', 'Server', 'SERVER', 'Date', 'EXT', 'Connection', 'Content-Length', 'content-length', 'Transfer-Encoding',
+  'transfer-encoding', 'Content Length', 'Content-Length ', ' Server', 'X-Junk', '__proto__', 'constructor', 'é', '', 'a:b'
+]
+const HTTP_VALUES = [
+  'text/xml; charset="utf-8"', 'close', 'keep-alive', 'chunked', 'Chunked', 'gzip, chunked', 'chunked, gzip', 'identity', 'chunked, chunked',
+  '0', '1', '5', ' 5 ', '5, 5', '5, 6', '05', '-1', '+5', '0x5', '99999999999999999999', '', 'Router \u0001 firmware', 'OpenWRT/18.06 UPnP/1.1 MiniUPnPd/2.1',
+  'Thu, 01 Jan 1970 00:00:00 GMT', '\u00ff\u00fe'
+]
+const HTTP_EOLS = ['\r\n', '\n']
+
+/** A body, split into chunks at the given cuts, each chunk-size line with the given decoration. */
+function chunked (body: Uint8Array, cuts: number[], decorations: string[], trailer: string): Uint8Array {
+  const points = [...new Set(cuts.map((c) => c % (body.length + 1)))].sort((a, b) => a - b)
+  const parts: Uint8Array[] = []
+  let from = 0
+  points.push(body.length)
+  points.forEach((to, k) => {
+    if (to <= from) return
+    const decoration = decorations[k % Math.max(1, decorations.length)] ?? ''
+    parts.push(utf8.encode(`${decoration.startsWith('0') ? '0' : ''}${(to - from).toString(16)}${decoration.replace(/^0/, '')}\r\n`), body.subarray(from, to), utf8.encode('\r\n'))
+    from = to
+  })
+  parts.push(utf8.encode(`0\r\n${trailer}\r\n`))
+  return concat(...parts)
+}
+
+/**
+ * Whole replies in every framing: Content-Length (right or wrong), chunked (with extensions,
+ * leading zeros, trailers), close-delimited; after interim responses or not; then maybe junk.
+ */
+const httpStructured: fc.Arbitrary<Uint8Array> = fc.record({
+  interim: fc.constantFrom(...HTTP_INTERIM),
+  status: fc.oneof({ weight: 4, arbitrary: fc.constantFrom(...HTTP_STATUS_LINES.slice(0, 11)) }, { weight: 1, arbitrary: fc.constantFrom(...HTTP_STATUS_LINES) }),
+  fields: fc.array(fc.tuple(fc.constantFrom(...HTTP_NAMES), fc.constantFrom(': ', ':', ' : ', ':\t'), fc.oneof(fc.constantFrom(...HTTP_VALUES), fieldText(30)), fc.boolean()), { maxLength: 6 }),
+  eol: fc.constantFrom(...HTTP_EOLS),
+  body: fc.oneof(fc.constantFrom(...xmlFixtures.slice(0, 8)), fieldText(200)).map((text) => utf8.encode(text)),
+  framing: fc.constantFrom('length', 'length', 'chunked', 'chunked', 'close', 'length-short', 'length-long'),
+  cuts: fc.array(fc.nat(), { maxLength: 8 }),
+  decorations: fc.array(fc.constantFrom('', ';ext', '; name="v"', ' ', '0', '\t;x=y'), { maxLength: 4 }),
+  trailer: fc.constantFrom('', 'X-Trailer: t\r\n', 'Expires: 0\r\nX: y\r\n'),
+  junk: fc.constantFrom('', 'TRAILING JUNK', 'HTTP/1.1 200 OK\r\n\r\n', '\u0000\u00ff')
+}).map((r) => {
+  const fields = r.fields.map(([name, separator, value, folded]) => `${name}${separator}${folded ? `${value}${r.eol} more` : value}${r.eol}`)
+  if (r.framing === 'chunked') fields.push(`Transfer-Encoding: chunked${r.eol}`)
+  else if (r.framing !== 'close') fields.push(`Content-Length: ${r.body.length + (r.framing === 'length-short' ? -1 : r.framing === 'length-long' ? 7 : 0)}${r.eol}`)
+  const head = utf8.encode(`${r.interim}${r.status}${r.eol}${fields.join('')}${r.eol}`)
+  const body = r.framing === 'chunked' ? chunked(r.body, r.cuts, r.decorations, r.trailer) : r.body
+  return concat(head, body, utf8.encode(r.junk))
+})
+
+/** Replies as routers send them, to be mutated. */
+const httpFixtures: Uint8Array[] = [
+  ...xmlFixtures.slice(0, 6).map((xml) => utf8.encode(`HTTP/1.1 200 OK\r\nContent-Type: text/xml; charset="utf-8"\r\nConnection: close\r\nContent-Length: ${utf8.encode(xml).length}\r\nServer: OpenWRT/18.06 UPnP/1.1 MiniUPnPd/2.1\r\nExt:\r\n\r\n${xml}`)),
+  ...xmlFixtures.slice(6, 10).map((xml) => chunked(utf8.encode(xml), [7, 100, 1000], ['', ';x'], '')).map((body) => concat(utf8.encode('HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Type: text/xml\r\n\r\n'), body)),
+  utf8.encode('HTTP/1.0 200 OK\nContent-Type: text/xml\n\n<root/>'),
+  utf8.encode('HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 500 Internal Server Error\r\nContent-Length: 4\r\n\r\nfail'),
+  utf8.encode('HTTP/1.1 200 OK\r\nServer: Router \u0001 firmware\r\nX-Fold: a\r\n b\r\nContent-Length: 2\r\n\r\nokJUNK'),
+  utf8.encode('SSH-2.0-OpenSSH_9.2\r\n')
+]
+
+function httpParse (bytes: Uint8Array): HttpParseEnd {
+  const parser = new HttpResponseParser({ maxBodyBytes: HTTP_MAX_BODY })
+  const progress = parser.push(bytes)
+  return progress.kind === 'complete' ? progress : parser.end()
+}
+
+/** The same bytes in pieces: one at a time (short inputs), and split at a few offsets. */
+function httpParseInPieces (bytes: Uint8Array, cuts: number[]): HttpParseEnd {
+  const parser = new HttpResponseParser({ maxBodyBytes: HTTP_MAX_BODY })
+  let from = 0
+  for (const to of [...cuts, bytes.length]) {
+    const progress = parser.push(bytes.subarray(from, to))
+    if (progress.kind === 'complete') return progress
+    from = to
+  }
+  return parser.end()
+}
+
+function checkHttp (value: unknown, input: Uint8Array): void {
+  const outcome = value as HttpParseEnd
+  if (outcome.kind === 'closed-early') {
+    assert.ok(['status-line', 'field-section', 'body'].includes(outcome.missing))
+  } else {
+    const { status, headers, body, version } = outcome.response
+    assert.ok(Number.isInteger(status) && status >= 200 && status <= 999, `status ${status}`)
+    assert.ok(version === 'HTTP/1.0' || version === 'HTTP/1.1')
+    assert.ok(body.length <= HTTP_MAX_BODY && body.length <= input.length, `body of ${body.length} bytes`)
+    for (const name of Object.keys(headers)) assert.ok(name !== '' && name === name.toLowerCase(), `field name ${JSON.stringify(name)}`)
+  }
+  // However the bytes arrive, the outcome is the same.
+  const n = input.length
+  const splits = [[Math.floor(n / 3), Math.floor((2 * n) / 3)], [1], [n - 1 < 0 ? 0 : n - 1]]
+  if (n <= 2048) splits.push(Array.from({ length: n }, (_, i) => i + 1).slice(0, -1))
+  for (const cuts of splits) assert.deepStrictEqual(httpParseInPieces(input, cuts), outcome, `pieces cut at ${cuts.length > 4 ? 'every byte' : cuts.join(', ')}`)
+}
+
+const httpHead = 'HTTP/1.1 200 OK\r\n'
+const chunkedHead = `${httpHead}Transfer-Encoding: chunked\r\n\r\n`
+
+const httpResponseTarget: FuzzTarget<Uint8Array> = {
+  name: 'http-response',
+  parser: 'HttpResponseParser',
+  allowed: [RemoteProtocolError],
+  input: fc.oneof(
+    { weight: 3, arbitrary: httpStructured },
+    { weight: 1, arbitrary: fc.uint8Array({ maxLength: 1200 }) },
+    { weight: 1, arbitrary: fc.string({ unit: asciiChar, maxLength: 600 }).map((text) => utf8.encode(`HTTP/1.1 200 OK\r\n${text}`)) },
+    { weight: 2, arbitrary: mutatedBytes(fc.oneof(fc.constantFrom(...httpFixtures), httpStructured), httpFixtures, MAX_HEADER_SECTION_BYTES + 16) },
+    { weight: 2, arbitrary: mutatedDatagram(fc.oneof(fc.constantFrom(...httpFixtures), httpStructured)) }
+  ),
+  // It reads a bounded prefix of any input: the header section, then at most HTTP_MAX_BODY of body.
+  limit: undefined,
+  shapes: [
+    { name: 'empty lines', build: (size) => textBytes(fill('', '\r\n', '', size)) },
+    { name: 'one long field line', build: (size) => textBytes(fill(`${httpHead}X-Long: `, 'a', '\r\n\r\n', size)) },
+    { name: 'many field lines', build: (size) => textBytes(fill(httpHead, 'X-Junk: yes\r\n', '\r\n', size)) },
+    { name: 'one field repeated', build: (size) => textBytes(fill(httpHead, 'Content-Length: 1\r\n', '\r\n', size)) },
+    { name: 'obs-fold lines', build: (size) => textBytes(fill(`${httpHead}X-Fold: a\r\n`, ' a\r\n', '\r\n', size)) },
+    { name: 'interim responses', build: (size) => textBytes(fill('', 'HTTP/1.1 100 Continue\r\n\r\n', '', size)) },
+    { name: 'one-byte chunks', build: (size) => textBytes(fill(chunkedHead, '1\r\na\r\n', '0\r\n\r\n', size)) },
+    { name: 'one-byte chunks, LF only', build: (size) => textBytes(fill(chunkedHead, '1\na\n', '0\n\n', size)) },
+    { name: 'chunk-size leading zeros', build: (size) => textBytes(fill(chunkedHead, '0', '1\r\na\r\n0\r\n\r\n', size)) },
+    { name: 'long chunk extension', build: (size) => textBytes(fill(`${chunkedHead}1;`, 'x', '\r\na\r\n0\r\n\r\n', size)) },
+    { name: 'many trailers', build: (size) => textBytes(fill(`${chunkedHead}1\r\na\r\n0\r\n`, 'X-T: y\r\n', '\r\n', size)) },
+    { name: 'close-delimited body', build: (size) => textBytes(fill(`${httpHead}\r\n`, 'x', '', size)) },
+    { name: 'Content-Length body', build: (size) => textBytes(fill(`${httpHead}Content-Length: ${HTTP_MAX_BODY}\r\n\r\n`, 'x', '', size)) },
+    { name: 'one byte repeated', build: (size) => new Uint8Array(size).fill(0x48) }
+  ],
+  parse: httpParse,
+  check: (value, input) => { checkHttp(value, input) },
+  size: (bytes) => bytes.length,
+  show: showBytes
+}
+
+// ---------------------------------------------------------------------------------------------
 // XML: device descriptions and SOAP
 
 const XML_NAMES = [
@@ -1216,6 +1364,7 @@ export const targets: ReadonlyArray<FuzzTarget<unknown>> = [
   pcpRequestTarget,
   pcpResponseTarget,
   ssdpTarget,
+  httpResponseTarget,
   descriptionTarget,
   soapResponseTarget,
   soapFaultTarget,
