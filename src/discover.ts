@@ -1,10 +1,10 @@
-import { isIP } from 'node:net'
 import { announcementsFrom } from './announcement-sources.js'
 import { systemClock, type Clock, type TimerHandle } from './clock.js'
 import { AbortError, GatewayRefusedError, NatmapperError, TimeoutError, UsageError } from './errors.js'
 import type { Gateway, MappingMethod } from './gateway.js'
 import { createLogger, type Logger } from './log.js'
 import { NAT, type AnnouncementSource, type NatOptions } from './nat.js'
+import { ipFamily } from './net/address.js'
 import { findDefaultGateway } from './net/default-gateway.js'
 import type { CreateSocket } from './net/udp.js'
 import { NatPmpClient } from './natpmp/client.js'
@@ -112,7 +112,7 @@ export async function discoverGateway (options: DiscoverOptions = {}): Promise<D
   const methods = options.methods ?? RANK
   for (const m of methods) if (!RANK.includes(m)) throw new UsageError(`unknown method ${JSON.stringify(m)}; expected pcp, natpmp or upnp`)
   // An IP literal only: a name would mean a DNS lookup, and the gateway is one hop away.
-  if (options.gateway !== undefined && isIP(options.gateway) === 0) {
+  if (options.gateway !== undefined && ipFamily(options.gateway) === 0) {
     throw new UsageError(`the gateway must be an IP address, not ${JSON.stringify(options.gateway)}`)
   }
   const timeoutMs = options.timeout ?? 10_000

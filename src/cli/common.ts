@@ -1,9 +1,9 @@
-import { isIP } from 'node:net'
 import type { ParseArgsConfig } from 'node:util'
 import type { DiscoverOptions } from '../discover.js'
 import { UsageError } from '../errors.js'
 import type { MappingMethod } from '../gateway.js'
 import { parseIntegerOption } from './ports.js'
+import { ipFamily } from '../net/address.js'
 
 /** Options every command that talks to the gateway understands. */
 export const gatewayOptionSpec = {
@@ -43,7 +43,7 @@ export function discoverOptionsFrom (values: GatewayFlags): DiscoverOptions & { 
   if (method !== undefined && !methods.includes(method)) {
     throw new UsageError(`--protocol must be one of ${methods.join(', ')}, not ${JSON.stringify(method)}`)
   }
-  if (values.gateway !== undefined && isIP(values.gateway) === 0) throw new UsageError(`--gateway must be an IP address, not ${JSON.stringify(values.gateway)}`)
+  if (values.gateway !== undefined && ipFamily(values.gateway) === 0) throw new UsageError(`--gateway must be an IP address, not ${JSON.stringify(values.gateway)}`)
   const port = parseIntegerOption('gateway-port', values['gateway-port'], 1, 65535)
   const timeout = parseIntegerOption('timeout', values.timeout, 1, 3_600_000)
   const ssdpTarget = values['ssdp-target'] === undefined ? undefined : parseIpPort('ssdp-target', values['ssdp-target'])
@@ -61,6 +61,6 @@ export function discoverOptionsFrom (values: GatewayFlags): DiscoverOptions & { 
 function parseIpPort (name: string, text: string): { address: string, port: number } {
   const match = /^(?:\[([^\]]+)\]|([^:]+)):(\d+)$/.exec(text)
   const address = match?.[1] ?? match?.[2]
-  if (address === undefined || isIP(address) === 0) throw new UsageError(`--${name} must be IP:PORT, not ${JSON.stringify(text)}`)
+  if (address === undefined || ipFamily(address) === 0) throw new UsageError(`--${name} must be IP:PORT, not ${JSON.stringify(text)}`)
   return { address, port: parseIntegerOption(name, match![3], 1, 65535)! }
 }

@@ -1,5 +1,4 @@
-import { isIPv4 } from 'node:net'
-import { ipToBytes16 } from './address.js'
+import { ipToBytes16, isIpv4Literal } from './address.js'
 
 /**
  * What kind of address a gateway reported as its external one. Anything but 'public' means
@@ -16,7 +15,7 @@ export type AddressClass =
   | 'reserved' // documentation, benchmarking, multicast, class E and other special-purpose ranges
 
 export function classifyAddress (address: string): AddressClass {
-  return isIPv4(address) ? classifyIpv4(address) : classifyIpv6(address)
+  return isIpv4Literal(address) ? classifyIpv4(address) : classifyIpv6(address)
 }
 
 function classifyIpv4 (address: string): AddressClass {

@@ -1,4 +1,4 @@
-import { isIP, isIPv4, isIPv6 } from 'node:net'
+import { isIPv6 } from 'node:net'
 import { UsageError } from '../errors.js'
 
 /**
@@ -8,7 +8,7 @@ import { UsageError } from '../errors.js'
  */
 
 export function ipv4ToBytes (address: string): Uint8Array {
-  if (!isIPv4(address)) throw new UsageError(`not an IPv4 address: ${JSON.stringify(address)}`)
+  if (!isIpv4Literal(address)) throw new UsageError(`not an IPv4 address: ${JSON.stringify(address)}`)
   return Uint8Array.from(address.split('.').map(Number))
 }
 
@@ -19,7 +19,7 @@ export function bytesToIpv4 (bytes: Uint8Array, offset = 0): string {
 /** 16 bytes for an IPv6 address, or the IPv4-mapped form for an IPv4 address. */
 export function ipToBytes16 (address: string): Uint8Array {
   const out = new Uint8Array(16)
-  if (isIPv4(address)) {
+  if (isIpv4Literal(address)) {
     out[10] = 0xff
     out[11] = 0xff
     out.set(ipv4ToBytes(address), 12)
@@ -77,15 +77,48 @@ export function bytes16ToIp (bytes: Uint8Array, offset = 0): string {
 }
 
 /**
+ * True for a dotted-quad IPv4 literal, exactly as node:net's isIPv4 (four decimal octets of at
+ * most 255, no leading zeros), without its regular expression: compiling it cost 0.5-0.9 ms of a
+ * fresh process on the path to the first datagram, and every address natmapper handles passes
+ * through here.
+ */
+export function isIpv4Literal (address: string): boolean {
+  let octets = 0
+  let digits = 0
+  let value = 0
+  for (let i = 0; i <= address.length; i++) {
+    const c = i === address.length ? 0x2e : address.charCodeAt(i)
+    if (c === 0x2e) {
+      // An empty octet, or one with a leading zero ("01").
+      if (digits === 0 || (digits > 1 && address.charCodeAt(i - digits) === 0x30)) return false
+      if (++octets > 4) return false
+      digits = 0
+      value = 0
+    } else if (c >= 0x30 && c <= 0x39) {
+      value = value * 10 + c - 0x30
+      if (++digits > 3 || value > 255) return false
+    } else {
+      return false
+    }
+  }
+  return octets === 4
+}
+
+/**
  * True for an IPv6 literal. Node's isIPv6 compiles a large regular expression on its first call,
- * about 14 ms in a fresh process; isIP tries the small IPv4 pattern first, so the usual IPv4
- * gateway never pays that.
+ * about 14 ms in a fresh process; an IPv4 literal, the usual gateway, never gets that far.
  */
 export function isIpv6Literal (address: string): boolean {
-  return isIP(address) === 6
+  return !isIpv4Literal(address) && address.includes(':') && isIPv6(address)
+}
+
+/** 4, 6 or 0, as node:net's isIP, paying for a regular expression only for IPv6 (see above). */
+export function ipFamily (address: string): 0 | 4 | 6 {
+  if (isIpv4Literal(address)) return 4
+  return isIpv6Literal(address) ? 6 : 0
 }
 
 /** The all-zeros address of the same family, which PCP asks for when an address is unknown. */
 export function unspecifiedFor (address: string): string {
-  return isIPv4(address) ? '0.0.0.0' : '::'
+  return isIpv4Literal(address) ? '0.0.0.0' : '::'
 }

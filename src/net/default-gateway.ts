@@ -29,18 +29,48 @@ export function parseProcNetRoute (text: string): DefaultRoute | undefined {
   const RTF_GATEWAY = 0x2
   let best: { route: DefaultRoute, metric: number } | undefined
   for (const line of text.split('\n').slice(1)) {
-    const cols = line.trim().split(/\s+/)
+    const cols = fields(line)
     if (cols.length < 8) continue
     const [iface, destination, gatewayHex, flagsHex, , , metricText, mask] = cols as [string, string, string, string, string, string, string, string]
     const flags = parseInt(flagsHex, 16)
     if (destination !== '00000000' || mask !== '00000000') continue
-    if ((flags & RTF_UP) === 0 || (flags & RTF_GATEWAY) === 0 || !/^[0-9A-Fa-f]{8}$/.test(gatewayHex)) continue
+    if ((flags & RTF_UP) === 0 || (flags & RTF_GATEWAY) === 0 || !isHex8(gatewayHex)) continue
     const value = parseInt(gatewayHex, 16)
     const gateway = [value & 0xff, (value >>> 8) & 0xff, (value >>> 16) & 0xff, value >>> 24].join('.')
     const metric = Number(metricText)
     if (best === undefined || metric < best.metric) best = { route: { gateway, interface: iface }, metric }
   }
   return best?.route
+}
+
+/**
+ * The whitespace-separated fields of a line. Without regular expressions, as isHex8: this runs
+ * before the first datagram of every process, where compiling them cost about 0.3 ms.
+ */
+function fields (line: string): string[] {
+  const out: string[] = []
+  let start = -1
+  for (let i = 0; i <= line.length; i++) {
+    const c = i === line.length ? 0x20 : line.charCodeAt(i)
+    const space = c === 0x20 || c === 0x09 || c === 0x0d
+    if (space && start !== -1) {
+      out.push(line.slice(start, i))
+      start = -1
+    } else if (!space && start === -1) {
+      start = i
+    }
+  }
+  return out
+}
+
+function isHex8 (text: string): boolean {
+  if (text.length !== 8) return false
+  for (let i = 0; i < 8; i++) {
+    const c = text.charCodeAt(i)
+    const lower = c | 0x20
+    if (!((c >= 0x30 && c <= 0x39) || (lower >= 0x61 && lower <= 0x66))) return false
+  }
+  return true
 }
 
 /** `route -n get default` on macOS/BSD: a "gateway: a.b.c.d" line, and "interface: en0". */

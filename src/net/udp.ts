@@ -1,8 +1,7 @@
 import { createSocket as createDgramSocket, type RemoteInfo, type Socket, type SocketOptions, type SocketType } from 'node:dgram'
-import { isIP } from 'node:net'
 import type { Clock } from '../clock.js'
 import { AbortError, NoResponseError, TimeoutError } from '../errors.js'
-import { isIpv6Literal } from './address.js'
+import { ipFamily, isIpv6Literal } from './address.js'
 
 export type CreateSocket = (type: SocketType) => Socket
 
@@ -11,7 +10,7 @@ export type CreateSocket = (type: SocketType) => Socket
  * socket's look-up only hands it back: no DNS can ever happen, and node:dns is not loaded.
  */
 const literalLookup = (address: string, family: number, callback: (err: Error | null, address: string, family: number) => void): void => {
-  if (isIP(address) === 0) callback(Object.assign(new Error(`not an IP address: ${address}`), { code: 'ENOTFOUND' }), address, family)
+  if (ipFamily(address) === 0) callback(Object.assign(new Error(`not an IP address: ${address}`), { code: 'ENOTFOUND' }), address, family)
   else callback(null, address, family)
 }
 

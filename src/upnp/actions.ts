@@ -1,8 +1,8 @@
-import { isIPv4 } from 'node:net'
 import { GatewayRefusedError, RemoteProtocolError, UsageError } from '../errors.js'
 import type { TransportProtocol } from '../gateway.js'
 import { UpnpErrorCode } from './codes.js'
 import { encodeSoapRequest, parseSoapResponse, type SoapRequest } from './soap.js'
+import { isIpv4Literal } from '../net/address.js'
 
 /**
  * Typed WANIPConnection / WANPPPConnection actions (IGD v1 and v2) over soap.ts. Each action has
@@ -105,7 +105,7 @@ export function decodeGetExternalIPAddress (xml: string, serviceType: string): E
 /** The checks decodeGetExternalIPAddress applies, for addresses learnt another way. */
 export function classifyExternalAddress (text: string): ExternalAddressResult {
   if (text === '') return { ok: false, reason: 'empty', text }
-  if (!isIPv4(text)) return { ok: false, reason: 'not-ipv4', text }
+  if (!isIpv4Literal(text)) return { ok: false, reason: 'not-ipv4', text }
   const [a, b] = text.split('.').map(Number) as [number, number]
   if (a === 0) return { ok: false, reason: 'unspecified', text }
   if (a === 127) return { ok: false, reason: 'loopback', text }
@@ -256,7 +256,7 @@ export function upnpProtocol (protocol: string): 'TCP' | 'UDP' {
 function mappingArgs (args: PortMappingArgs): Array<[string, string]> {
   const lease = args.leaseDurationSeconds
   if (!Number.isInteger(lease) || lease < 0 || lease > 0xffffffff) throw new UsageError(`lease duration must be an integer number of seconds from 0 to 2^32-1, got ${lease}`)
-  if (typeof args.internalClient !== 'string' || !isIPv4(args.internalClient)) {
+  if (typeof args.internalClient !== 'string' || !isIpv4Literal(args.internalClient)) {
     throw new UsageError(`internal client must be an IPv4 address, got ${JSON.stringify(args.internalClient)}`)
   }
   return [
@@ -271,7 +271,7 @@ function mappingArgs (args: PortMappingArgs): Array<[string, string]> {
 
 function keyArgs (key: PortMappingKey): Array<[string, string]> {
   const remoteHost = key.remoteHost ?? ''
-  if (remoteHost !== '' && !isIPv4(remoteHost)) throw new UsageError(`remote host must be '' or an IPv4 address, got ${JSON.stringify(remoteHost)}`)
+  if (remoteHost !== '' && !isIpv4Literal(remoteHost)) throw new UsageError(`remote host must be '' or an IPv4 address, got ${JSON.stringify(remoteHost)}`)
   return [
     ['NewRemoteHost', remoteHost],
     ['NewExternalPort', String(checkPort(key.externalPort, 'external port'))],

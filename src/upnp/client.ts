@@ -1,4 +1,3 @@
-import { isIPv4 } from 'node:net'
 import { systemClock, type Clock } from '../clock.js'
 import { AbortError, ClosedError, GatewayRefusedError, NatmapperError, NoResponseError, RemoteProtocolError, TimeoutError, UsageError } from '../errors.js'
 import { attachPendingCheck, attachUncertainMapping, type CallOptions, type Gateway, type ListedMapping, type MapRequest, type PortMapping, type TransportProtocol } from '../gateway.js'
@@ -16,6 +15,7 @@ import { discoverIgd, type IgdSelection, type UpnpDiscoverOptions } from './disc
 import type { Ipv4Subnet, UrlPolicy } from './guard.js'
 import { ConnectionResetError } from './http.js'
 import type { SoapRequest } from './soap.js'
+import { isIpv4Literal } from '../net/address.js'
 
 /** The gateway answered GetExternalIPAddress with no usable address. */
 export class NoExternalAddressError extends NatmapperError {
@@ -393,7 +393,7 @@ export class UpnpClient implements Gateway {
       decodeGetSpecificPortMappingEntry, context)
     if (entry === undefined) return 'missing'
     // Some routers list a name or nothing as the client; only another IPv4 address is another host.
-    if (internalClient !== undefined && isIPv4(entry.internalClient) && entry.internalClient !== internalClient) return 'wrong-client'
+    if (internalClient !== undefined && isIpv4Literal(entry.internalClient) && entry.internalClient !== internalClient) return 'wrong-client'
     return entry.internalPort === mapping.internalPort ? 'ok' : 'wrong-port'
   }
 

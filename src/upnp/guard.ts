@@ -1,7 +1,6 @@
-import { isIP, isIPv4 } from 'node:net'
 import type { NetworkInterfaceInfo } from 'node:os'
 import { NatmapperError } from '../errors.js'
-import { isIpv6Literal } from '../net/address.js'
+import { ipFamily, isIpv4Literal, isIpv6Literal } from '../net/address.js'
 
 /**
  * Where a UPnP client may connect. SSDP is unauthenticated UDP: anyone on the LAN (or a spoofer)
@@ -59,7 +58,7 @@ export function checkUpnpUrl (url: string, policy: UrlPolicy): URL {
   if (parsed.protocol !== 'http:') throw new UnsafeUrlError(url, 'not-http', `scheme ${parsed.protocol} is not http:`)
   if (parsed.username !== '' || parsed.password !== '') throw new UnsafeUrlError(url, 'credentials', 'it carries a user name or password')
   const host = hostOf(parsed)
-  if (isIP(host) === 0) throw new UnsafeUrlError(url, 'not-ip-literal', `host ${JSON.stringify(host)} is not an IP address (no DNS look-ups)`)
+  if (ipFamily(host) === 0) throw new UnsafeUrlError(url, 'not-ip-literal', `host ${JSON.stringify(host)} is not an IP address (no DNS look-ups)`)
   // WHATWG URL drops the default port, and refuses ports above 65535; port 0 still parses.
   if (parsed.port === '0') throw new UnsafeUrlError(url, 'bad-port', 'port 0')
   if (!isAllowedHost(host, policy)) {
@@ -111,7 +110,7 @@ function sameAddress (a: string, b: string): boolean {
 
 /** Dotted-quad IPv4 text as an unsigned 32-bit number, or undefined. */
 export function parseIpv4 (text: string): number | undefined {
-  if (!isIPv4(text)) return undefined
+  if (!isIpv4Literal(text)) return undefined
   return text.split('.').reduce((n, octet) => n * 256 + Number(octet), 0)
 }
 
@@ -132,7 +131,7 @@ export function inSubnet (address: string, subnet: Ipv4Subnet): boolean {
  * Pass `os.networkInterfaces()`.
  */
 export function localSubnetFor (gateway: string, interfaces: NodeJS.Dict<NetworkInterfaceInfo[]>): Ipv4Subnet | undefined {
-  if (!isIPv4(gateway)) return undefined
+  if (!isIpv4Literal(gateway)) return undefined
   let best: Ipv4Subnet | undefined
   for (const infos of Object.values(interfaces)) {
     for (const info of infos ?? []) {
@@ -170,6 +169,6 @@ const RESERVED_V4: ReadonlyArray<readonly [string, number]> = [
 
 /** True for an IPv4 address outside every reserved range; false for reserved ones and non-IPv4 text. */
 export function isPublicIpv4 (address: string): boolean {
-  if (!isIPv4(address)) return false
+  if (!isIpv4Literal(address)) return false
   return !RESERVED_V4.some(([network, prefixLength]) => inSubnet(address, { address: network, prefixLength }))
 }

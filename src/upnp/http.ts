@@ -1,8 +1,9 @@
-import { Socket, connect, isIP } from 'node:net'
+import { Socket, connect } from 'node:net'
 import { systemClock, type Clock } from '../clock.js'
 import { AbortError, NatmapperError, NoResponseError, RemoteProtocolError, TimeoutError, UsageError } from '../errors.js'
 import { hostOf } from './guard.js'
 import { HttpResponseParser, encodeHttpRequest, type HttpResponseMessage, type MissingPart } from './http-codec.js'
+import { ipFamily } from '../net/address.js'
 
 /**
  * The two HTTP exchanges of UPnP: GET the device description, POST a SOAP action, each on a TCP
@@ -102,7 +103,7 @@ export async function sendHttpRequest (options: HttpRequestOptions): Promise<Htt
   // guard.ts has checked where the URL points; these hold whatever the caller did.
   if (url.protocol !== 'http:') throw new UsageError(`not an http URL: ${options.url}`)
   const host = hostOf(url)
-  if (isIP(host) === 0) throw new UsageError(`not an IP-literal host (no DNS look-ups): ${options.url}`)
+  if (ipFamily(host) === 0) throw new UsageError(`not an IP-literal host (no DNS look-ups): ${options.url}`)
   const port = url.port === '' ? 80 : Number(url.port)
   if (port === 0) throw new UsageError(`port 0 cannot be connected to: ${options.url}`)
   const label = `${options.method} ${url.href}`

@@ -1,10 +1,9 @@
 import type { RemoteInfo, Socket } from 'node:dgram'
 import { EventEmitter } from 'node:events'
-import { isIPv4 } from 'node:net'
 import { systemClock, type Clock, type TimerHandle } from '../clock.js'
 import { AbortError, TimeoutError } from '../errors.js'
 import { createLogger, type Logger } from '../log.js'
-import { isIpv6Literal } from '../net/address.js'
+import { isIpv4Literal, isIpv6Literal } from '../net/address.js'
 import { defaultCreateSocket, type CreateSocket } from '../net/udp.js'
 import { DeviceType, SSDP_MULTICAST_ADDRESS, SSDP_PORT, ServiceType } from './codes.js'
 import { encodeMSearch, parseSsdpMessage, type SsdpMessage, type SsdpSearchResponse } from './ssdp-codec.js'
@@ -322,7 +321,7 @@ export async function bind (socket: Socket, address: string | undefined, port: n
 }
 
 export function isMulticast (address: string): boolean {
-  if (isIPv4(address)) {
+  if (isIpv4Literal(address)) {
     const first = Number(address.split('.')[0])
     return first >= 224 && first <= 239
   }
@@ -330,7 +329,7 @@ export function isMulticast (address: string): boolean {
 }
 
 function isLoopback (address: string): boolean {
-  return (isIPv4(address) && address.startsWith('127.')) || address === '::1'
+  return (isIpv4Literal(address) && address.startsWith('127.')) || address === '::1'
 }
 
 /**

@@ -1,9 +1,9 @@
 import { test, describe } from 'node:test'
 import assert from 'node:assert/strict'
-import { isIPv4, isIPv6 } from 'node:net'
+import { isIP, isIPv4, isIPv6 } from 'node:net'
 import fc from 'fast-check'
 import { UsageError } from '../../src/errors.js'
-import { bytes16ToIp, bytesToIpv4, ipToBytes16, ipv4ToBytes, isIpv4Mapped, unspecifiedFor } from '../../src/net/address.js'
+import { bytes16ToIp, bytesToIpv4, ipFamily, ipToBytes16, ipv4ToBytes, isIpv4Literal, isIpv4Mapped, isIpv6Literal, unspecifiedFor } from '../../src/net/address.js'
 
 const mapped = (a: number, b: number, c: number, d: number): number[] => [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, a, b, c, d]
 
@@ -100,4 +100,26 @@ test('UDP sockets never look a name up: an IP literal is used as is, a name fail
   await new Promise<void>((resolve) => { literal.connect(9, '127.0.0.1', resolve) })
   assert.equal(literal.remoteAddress().address, '127.0.0.1')
   literal.close()
+})
+
+describe('isIpv4Literal, isIpv6Literal and ipFamily agree with node:net without its regular expressions', () => {
+  const edge = ['0.0.0.0', '255.255.255.255', '256.0.0.1', '1.2.3', '1.2.3.4.5', '01.2.3.4', '1.2.3.04', '1.2.3.0', '00.1.2.3',
+    '1..2.3', '.1.2.3', '1.2.3.', '1.2.3.4 ', ' 1.2.3.4', '1.2.3.-4', '1.2.3.4%eth0', '1000.1.1.1', '999.1.1.1', '', '.', '...',
+    '::', '::1', '::ffff:1.2.3.4', 'fe80::1%eth0', '2001:db8::1', '1:2:3:4:5:6:7:8:9', 'localhost', 'router.lan', '1.2.3.4:80',
+    '١.٢.٣.٤', '1.2.3.4\n', '+1.2.3.4', '0x7f.0.0.1', '1e2.1.1.1']
+  test('edge cases', () => {
+    for (const text of edge) {
+      assert.equal(isIpv4Literal(text), isIPv4(text), text)
+      assert.equal(isIpv6Literal(text), isIPv6(text), text)
+      assert.equal(ipFamily(text), isIP(text), text)
+    }
+  })
+  test('random dotted strings and octets', () => {
+    const octet = fc.oneof(fc.integer({ min: 0, max: 300 }).map(String), fc.stringMatching(/^[0-9]{0,4}$/), fc.constantFrom('', '-1', '00', '010', 'a'))
+    fc.assert(fc.property(fc.array(octet, { minLength: 1, maxLength: 6 }), (parts) => {
+      const text = parts.join('.')
+      return isIpv4Literal(text) === isIPv4(text) && ipFamily(text) === isIP(text)
+    }), { numRuns: 20_000 })
+    fc.assert(fc.property(fc.string({ maxLength: 20 }), (text) => ipFamily(text) === isIP(text)), { numRuns: 20_000 })
+  })
 })

@@ -47,3 +47,11 @@ Network Destination        Netmask          Gateway       Interface  Metric
   assert.deepEqual(parseWindowsRoutePrint(text), { gateway: '192.168.8.1', interface: '192.168.8.100' })
   assert.equal(parseWindowsRoutePrint('Active Routes:\nNone\n'), undefined)
 })
+
+test('Linux: fields split on spaces and tabs alike; a gateway that is not 8 hex digits is skipped', () => {
+  const text = 'Iface Destination Gateway Flags RefCnt Use Metric Mask\n' +
+    '  eth1   00000000 \t0101A8C0  0003 0 0 5 00000000  \r\n' +
+    'eth2\t00000000\t0101A8G0\t0003\t0\t0\t1\t00000000\n' +
+    'eth3\t00000000\t\x11\x11\x11\x11\x11\x11\x11\x11\t0003\t0\t0\t1\t00000000\n'
+  assert.deepEqual(parseProcNetRoute(text), { gateway: '192.168.1.1', interface: 'eth1' })
+})
