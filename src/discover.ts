@@ -1,6 +1,6 @@
 import { announcementsFrom } from './announcement-sources.js'
 import { systemClock, type Clock, type TimerHandle } from './clock.js'
-import { AbortError, GatewayRefusedError, NatmapperError, TimeoutError, UsageError } from './errors.js'
+import { AbortError, GatewayRefusedError, NatmapperError, NoResponseError, TimeoutError, UsageError } from './errors.js'
 import type { Gateway, MappingMethod } from './gateway.js'
 import { createLogger, type Logger } from './log.js'
 import { NAT, type AnnouncementSource, type NatOptions } from './nat.js'
@@ -51,10 +51,13 @@ export interface DiscoverOptions {
   /** The gateway's SSDP port for the unicast M-SEARCH (default 1900); for simulated gateways. */
   ssdpGatewayPort?: number
   /**
-   * Return from UPnP discovery without asking the gateway for its external address when its
-   * description offers a single WAN service; the address is then asked alongside the first
-   * mapping (see UpnpDiscoverOptions.deferExternalAddress), and the result has no
-   * externalAddress or notPublicReason from UPnP. discoverNAT does this.
+   * Return as soon as the best protocol has answered, leaving the external address to be learnt
+   * afterwards (discoverNAT does this; reports and `waitForAll` do not). On a PCP gateway
+   * NAT-PMP is then asked only if PCP turns out unusable (natpmpAfterPcp), and the address comes
+   * with the first MAP reply; a UPnP gateway offering a single WAN service is taken without
+   * GetExternalIPAddress, which the client asks alongside its first add (see
+   * UpnpDiscoverOptions.deferExternalAddress). The result then has no externalAddress or
+   * notPublicReason from those protocols.
    */
   deferExternalAddress?: boolean
   clock?: Clock
@@ -88,6 +91,8 @@ export interface DiscoveredGateway {
 const RANK: MappingMethod[] = ['pcp', 'natpmp', 'upnp']
 /** How long PCP and NAT-PMP may take before UPnP discovery starts anyway. */
 const UPNP_HEAD_START_MS = 25
+/** How long PCP may take before NAT-PMP is asked anyway, in discoverNAT's quick discovery (natpmpAfterPcp). */
+const NATPMP_HEAD_START_MS = 25
 /**
  * Until when, counted from the start of discovery, a better-ranked protocol may still answer
  * once a lower-ranked one has. PCP and NAT-PMP servers answer within milliseconds; a router
@@ -151,6 +156,8 @@ async function probeGateway (options: DiscoverOptions, methods: MappingMethod[],
   const call = { signal, timeoutMs: probeTimeoutMs() }
 
   const probes: Probe[] = []
+  // Quick (discoverNAT): NAT-PMP only where PCP cannot be used (see natpmpAfterPcp).
+  const quick = options.deferExternalAddress === true && options.waitForAll !== true
   if (methods.includes('pcp')) {
     probes.push({
       method: 'pcp',
@@ -167,9 +174,12 @@ async function probeGateway (options: DiscoverOptions, methods: MappingMethod[],
     })
   }
   if (methods.includes('natpmp')) {
+    const pcp = probes.find((p) => p.method === 'pcp')
+    const clearance = quick && pcp !== undefined ? natpmpAfterPcp(pcp.result, signal) : undefined
     probes.push({
       method: 'natpmp',
       result: (async () => {
+        await clearance
         const client = new NatPmpClient({ ...common, ...(options.logger === undefined ? {} : { logger: options.logger }) })
         try {
           return { gateway: client, externalAddress: await client.externalAddress(call) }
@@ -275,7 +285,7 @@ async function probeGateway (options: DiscoverOptions, methods: MappingMethod[],
   const natpmpIndex = probes.findIndex((p) => p.method === 'natpmp')
   if (options.waitForAll === true) {
     await Promise.allSettled(settled)
-  } else if (winner.method === 'pcp' && natpmpIndex !== -1 && !results.has('natpmp')) {
+  } else if (!quick && winner.method === 'pcp' && natpmpIndex !== -1 && !results.has('natpmp')) {
     let waitTimer: TimerHandle | undefined
     await Promise.race([settled[natpmpIndex]!.catch(() => {}), new Promise<void>((resolve) => { waitTimer = clock.setTimeout(resolve, graceLeftMs()) })])
     if (waitTimer !== undefined) clock.clearTimeout(waitTimer)
@@ -286,6 +296,39 @@ async function probeGateway (options: DiscoverOptions, methods: MappingMethod[],
   const probeResults = report()
   logger('gateway %s speaks %s (%s)', address, winner.method, probeResults.map((r) => `${r.method} ${r.ok ? 'ok' : 'failed'} in ${Math.round(r.durationMs)} ms`).join(', '))
   return { gateway: winner.value.gateway, externalAddress, notPublicReason, probes: probeResults }
+}
+
+/** The NAT-PMP probe was not sent: PCP answered, or its refusal says NAT-PMP would be refused too. */
+class NotAskedError extends NatmapperError {
+  constructor (message: string, options?: ErrorOptions) {
+    super('NATMAPPER_NOT_ASKED', message, options)
+  }
+}
+
+/**
+ * When the NAT-PMP probe may go, in discoverNAT's quick discovery. PCP servers answer NAT-PMP
+ * too (RFC 6887 §9), on the same port, so asking both costs a PCP router a request and the
+ * client a second socket for nothing but the external address, which the first MAP reply
+ * carries anyway (the NAT asks for it after the first mapping otherwise). So NAT-PMP is asked
+ * when PCP turns out unusable (a NAT-PMP-only server's UNSUPP_VERSION, garbage, a refusal), or
+ * has not answered within the head start; not when PCP answered, nor when port 5351 refused
+ * PCP (ICMP port unreachable: NAT-PMP, on the same port, would be refused as well).
+ */
+async function natpmpAfterPcp (pcp: Promise<unknown>, signal: AbortSignal): Promise<void> {
+  let timer: ReturnType<typeof setTimeout> | undefined
+  try {
+    await new Promise<void>((resolve, reject) => {
+      timer = setTimeout(resolve, NATPMP_HEAD_START_MS)
+      timer.unref()
+      signal.addEventListener('abort', () => { reject(new AbortError(signal.reason)) }, { once: true })
+      pcp.then(() => { reject(new NotAskedError('not asked: PCP answered')) }, (err: unknown) => {
+        if (err instanceof NoResponseError) reject(new NotAskedError(`not asked: ${err.message}`, { cause: err }))
+        else resolve()
+      })
+    })
+  } finally {
+    clearTimeout(timer)
+  }
 }
 
 /**
@@ -336,7 +379,7 @@ async function pickBest<T> (probes: Array<{ method: MappingMethod, settled: Prom
  * changes.
  */
 export async function discoverNAT (options: DiscoverNatOptions = {}): Promise<NAT> {
-  // The NAT asks for the address itself (askExternalAddress), alongside the first mapping.
+  // The NAT learns the address from the first mapping, or asks for it (askExternalAddress).
   const found = await discoverGateway({ deferExternalAddress: true, ...options })
   const { gateway } = found
   // Binding the listener (and finding the interface to join its group on) takes a few ms that
@@ -347,7 +390,7 @@ export async function discoverNAT (options: DiscoverNatOptions = {}): Promise<NA
     ...pick(options, ['lifetimeSeconds', 'requestTimeoutMs', 'closeTimeoutMs', 'random', 'clock', 'logger']),
     ...(found.externalAddress === undefined ? {} : { externalAddress: found.externalAddress }),
     ...(found.notPublicReason === undefined ? {} : { notPublicReason: found.notPublicReason }),
-    askExternalAddress: found.externalAddress === undefined && found.notPublicReason === undefined && gateway.method === 'upnp',
+    askExternalAddress: found.externalAddress === undefined && found.notPublicReason === undefined,
     announcements: announcementsFor(gateway),
     announcementsFor,
     rediscover: async (signal) => (await discoverGateway({ ...rediscoverOptions, signal })).gateway,

@@ -22,8 +22,9 @@ export interface NatOptions {
   /** Why the gateway cannot give a public mapping, if discovery already knows (e.g. no external address). */
   notPublicReason?: string
   /**
-   * Ask the gateway for its external address at once, in the background, when discovery did not
-   * (discoverNAT leaves a UPnP gateway's to this: see DiscoverOptions.deferExternalAddress).
+   * Ask the gateway for its external address in the background, after the first mapping
+   * attempts, when discovery did not learn it (discoverNAT leaves it to the NAT on PCP and UPnP
+   * gateways: see DiscoverOptions.deferExternalAddress).
    */
   askExternalAddress?: boolean
   /** Gateway announcements (PCP ANNOUNCE, NAT-PMP address packets, SSDP alive); the NAT closes it. */

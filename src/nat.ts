@@ -3,7 +3,7 @@ import { systemClock, type Clock, type TimerHandle } from './clock.js'
 import { AbortError, ClosedError, NoResponseError, UsageError } from './errors.js'
 import { pendingCheckOf, renewAtMs, uncertainMappingOf, type Gateway, type MappingMethod, type PortMapping, type TransportProtocol } from './gateway.js'
 import { createLogger, type Logger } from './log.js'
-import { isNotAuthorized, retryDelayMs } from './nat-retry.js'
+import { isNotAuthorized, notPublicReasonOf, retryDelayMs } from './nat-retry.js'
 import { classifyAddress, notPublicReason, type AddressClass } from './net/address-class.js'
 import type { Announcement } from './net/announcements.js'
 import type { AddMappingOptions, AnnouncementSource, MappingEvent, NatEvents, NatOptions } from './nat-types.js'
@@ -228,6 +228,7 @@ export class NAT extends EventEmitter<NatEvents> {
         if (check !== undefined) this.#followCheck(entry, gateway, mapping, check)
       } catch (err) {
         const error = err as Error
+        if (this.#externalAddress === undefined) this.#notPublicReason ??= notPublicReasonOf(error)
         // A first attempt that may have been applied although it failed (no answer): remember
         // it, so that giving up on the port deletes it (quirk 11).
         const uncertain = uncertainMappingOf(error)
@@ -404,16 +405,26 @@ export class NAT extends EventEmitter<NatEvents> {
   }
 
   /**
-   * The first mapping's add waits for the same request (UPnP clients share an ask in flight).
-   * An answer with no usable address is the double-NAT sign that discovery would have reported.
+   * Asks the gateway for its external address in the background, once the mappings asked for in
+   * the same turn have had their first attempt: a PCP MAP reply carries the address, and a UPnP
+   * client asks alongside its first add, so an application that maps at once costs the router
+   * nothing more, and one that only reads the address gets it a round trip later. An answer
+   * with no usable address is the double-NAT sign that discovery would have reported.
    */
   #askExternalAddress (): void {
-    const gateway = this.#gateway
-    gateway.externalAddress({ timeoutMs: this.#requestTimeoutMs }).then((address) => {
-      if (this.#closed === undefined && this.#gateway === gateway) this.#learnExternalAddress(address, true)
-    }, (err: Error & { code?: string }) => {
-      this.#logger('external address: %s', err.message)
-      if (err.code === 'NATMAPPER_NO_EXTERNAL_ADDRESS' && this.#externalAddress === undefined) this.#notPublicReason ??= err.message
+    setImmediate(() => {
+      void (async () => {
+        await Promise.allSettled([...this.#entries.values()].map(async (entry) => { await entry.pending }))
+        const gateway = this.#gateway
+        if (this.#closed !== undefined || this.#externalAddress !== undefined || this.#notPublicReason !== undefined) return
+        try {
+          const address = await gateway.externalAddress({ timeoutMs: this.#requestTimeoutMs })
+          if (this.#closed === undefined && this.#gateway === gateway) this.#learnExternalAddress(address, true)
+        } catch (err) {
+          this.#logger('external address: %s', (err as Error).message)
+          if (this.#externalAddress === undefined) this.#notPublicReason ??= notPublicReasonOf(err)
+        }
+      })()
     })
   }
 

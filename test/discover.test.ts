@@ -4,6 +4,7 @@ import { createSocket } from 'node:dgram'
 import { discoverGateway, discoverNAT } from '../src/discover.js'
 import { SimulatedPmpGateway, type SimulatedPmpGatewayOptions } from '../src/testing/pmp-gateway.js'
 import { NatmapperError, TimeoutError } from '../src/errors.js'
+import { waitFor } from './helpers/wait.js'
 
 async function gatewayFor (ctx: TestContext, options: SimulatedPmpGatewayOptions = {}): Promise<SimulatedPmpGateway> {
   const gateway = await SimulatedPmpGateway.start(options)
@@ -31,25 +32,55 @@ test('a NAT-PMP-only gateway is found with NAT-PMP', async (ctx) => {
   assert.notEqual(found.probes.find((p) => p.method === 'pcp')?.ok, true, 'PCP never answered')
 })
 
-test('discoverNAT gives a NAT with method, gateway address and external address', async (ctx) => {
+test('discoverNAT on a PCP gateway costs it one request (the ANNOUNCE); the address comes with the first MAP, no NAT-PMP request', async (ctx) => {
   const sim = await gatewayFor(ctx)
   const nat = await discoverNAT({ gateway: sim.address, port: sim.port, methods: ['pcp', 'natpmp'], ...noAnnouncements })
   ctx.after(async () => { await nat.close() })
   assert.equal(nat.method, 'pcp')
   assert.equal(nat.gatewayAddress, '127.0.0.1')
-  assert.equal(nat.externalAddress, '11.0.0.1')
+  assert.equal(sim.requestCount, 1, 'the ANNOUNCE alone')
   assert.equal(nat.notPublicReason, undefined)
   await nat.addMapping('tcp', 4001)
   assert.deepEqual(nat.getMapping('tcp', 4001), { address: '11.0.0.1', port: 4001 })
+  assert.equal(nat.externalAddress, '11.0.0.1')
+  // The NAT's own ask comes after the first mapping and finds the address known.
+  await new Promise((resolve) => setTimeout(resolve, 20))
+  assert.equal(sim.requestCount, 2, 'ANNOUNCE and MAP only')
 })
 
-test('a gateway without an external address (NETWORK_FAILURE) is flagged as double NAT', async (ctx) => {
-  const sim = await gatewayFor(ctx)
-  sim.faults.externalAddressResult = 3
+test('discoverNAT on a PCP gateway with no mapping asked: the NAT asks the address itself (external-address event)', async (ctx) => {
+  const sim = await gatewayFor(ctx, { externalAddress: '11.0.0.9' })
   const nat = await discoverNAT({ gateway: sim.address, port: sim.port, methods: ['pcp', 'natpmp'], ...noAnnouncements })
   ctx.after(async () => { await nat.close() })
   assert.equal(nat.externalAddress, undefined)
-  assert.match(nat.notPublicReason ?? '', /double NAT/)
+  const event = await new Promise<{ address: string }>((resolve) => { nat.once('external-address', resolve) })
+  assert.equal(event.address, '11.0.0.9')
+  assert.equal(nat.externalAddress, '11.0.0.9')
+  assert.equal(sim.requestCount, 2, 'the ANNOUNCE, then one NAT-PMP address request')
+})
+
+test('a gateway without an external address (NETWORK_FAILURE) is flagged as double NAT: by discovery reports at once, by discoverNAT from the first MAP or its own ask', async (ctx) => {
+  const sim = await gatewayFor(ctx)
+  sim.faults.externalAddressResult = 3
+  const report = await discoverGateway({ gateway: sim.address, port: sim.port, methods: ['pcp', 'natpmp'] })
+  report.gateway.close()
+  assert.match(report.notPublicReason ?? '', /double NAT/)
+
+  const nat = await discoverNAT({ gateway: sim.address, port: sim.port, methods: ['pcp', 'natpmp'], ...noAnnouncements })
+  ctx.after(async () => { await nat.close() })
+  assert.equal(nat.externalAddress, undefined)
+  await waitFor(() => nat.notPublicReason !== undefined, 'the NAT\'s own ask')
+  assert.match(nat.notPublicReason ?? '', /NAT-PMP NETWORK_FAILURE.*double NAT/)
+})
+
+test('discoverNAT asks NAT-PMP only where PCP cannot be used: a NAT-PMP-only gateway still answers at once', async (ctx) => {
+  const sim = await gatewayFor(ctx, { pcp: false, externalAddress: '11.0.0.4' })
+  const started = Date.now()
+  const nat = await discoverNAT({ gateway: sim.address, port: sim.port, methods: ['pcp', 'natpmp'], ...noAnnouncements })
+  ctx.after(async () => { await nat.close() })
+  assert.equal(nat.method, 'natpmp')
+  assert.equal(nat.externalAddress, '11.0.0.4')
+  assert.ok(Date.now() - started < 1000)
 })
 
 test('nothing listening (ICMP unreachable): a clear error at once, naming each protocol', async () => {
@@ -133,4 +164,14 @@ test('PCP and NAT-PMP silent (a router that drops port 5351 without an ICMP erro
   const found = await pending
   assert.equal(found.gateway.method, 'upnp')
   assert.notEqual(found.probes.find((p) => p.method === 'pcp')?.ok, true, 'PCP never answered')
+})
+
+test('discoverNAT: a server that drops PCP without a word is asked NAT-PMP after the head start', async (ctx) => {
+  const sim = await gatewayFor(ctx, { externalAddress: '11.0.0.5' })
+  // Every version-2 datagram goes unanswered; NAT-PMP (version 0) is served as usual.
+  sim.faults.mangle = (answer, request) => request[0] === 2 ? undefined : answer
+  const nat = await discoverNAT({ gateway: sim.address, port: sim.port, methods: ['pcp', 'natpmp'], ...noAnnouncements })
+  ctx.after(async () => { await nat.close() })
+  assert.equal(nat.method, 'natpmp')
+  assert.equal(nat.externalAddress, '11.0.0.5')
 })

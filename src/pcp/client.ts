@@ -4,7 +4,7 @@ import { createLogger } from '../log.js'
 import { unspecifiedFor } from '../net/address.js'
 import { GatewaySocket, type PortControlClientOptions, type RequestOptions } from '../net/gateway-socket.js'
 import { decodeNatPmpResponse, encodeNatPmpRequest } from '../natpmp/codec.js'
-import { NatPmpResultCode } from '../natpmp/codes.js'
+import { NatPmpResultCode, natPmpResultName } from '../natpmp/codes.js'
 import { decodePcpResponse, encodePcpRequest, type PcpResponse } from './codec.js'
 import { IanaProtocol, PCP_SERVER_PORT, PCP_VERSION, PcpOpcode, PcpResultCode, pcpResultName } from './codes.js'
 import { randomNonce } from './nonce.js'
@@ -60,7 +60,7 @@ export class PcpClient implements Gateway {
       }
     }, options)
     if (response.opcode !== 'external-address') {
-      throw new GatewayRefusedError('pcp', response.resultCode, `NAT-PMP ${response.resultCode}`, 'external address unavailable')
+      throw new GatewayRefusedError('natpmp', response.resultCode, natPmpResultName(response.resultCode), 'external address unavailable (asked through the PCP server)')
     }
     this.#externalAddress = response.externalAddress
     return response.externalAddress

@@ -43,6 +43,8 @@ async function run (command: Command): Promise<unknown> {
     }
     case 'get':
       return { mapping: nat!.getMapping(command.protocol!, command.port!) ?? null }
+    case 'state':
+      return { method: nat!.method, externalAddress: nat!.externalAddress ?? null, notPublicReason: nat!.notPublicReason ?? null }
     case 'remove':
       await nat!.removeMapping(command.protocol!, command.port!)
       return { ms: ms() }
