@@ -2,6 +2,7 @@ import { systemClock, type Clock } from '../clock.js'
 import { AbortError, ClosedError, GatewayRefusedError, NatmapperError, NoResponseError, RemoteProtocolError, TimeoutError, UsageError } from '../errors.js'
 import { attachPendingCheck, attachUncertainMapping, type CallOptions, type Gateway, type ListedMapping, type MapRequest, type PortMapping, type TransportProtocol } from '../gateway.js'
 import { createLogger, type Logger } from '../log.js'
+import { isIpv4Literal } from '../net/address.js'
 import {
   decodeGetGenericPortMappingEntry, encodeGetGenericPortMappingEntry,
   decodeAddAnyPortMapping, decodeAddPortMapping, decodeDeletePortMapping, decodeGetExternalIPAddress,
@@ -15,7 +16,6 @@ import { discoverIgd, type IgdSelection, type UpnpDiscoverOptions } from './disc
 import type { Ipv4Subnet, UrlPolicy } from './guard.js'
 import { ConnectionResetError } from './http.js'
 import type { SoapRequest } from './soap.js'
-import { isIpv4Literal } from '../net/address.js'
 
 /** The gateway answered GetExternalIPAddress with no usable address. */
 export class NoExternalAddressError extends NatmapperError {
@@ -183,7 +183,7 @@ export class UpnpClient implements Gateway {
    * NoExternalAddressError. A private or CGNAT address is returned: mappings work one NAT up.
    */
   async externalAddress (options: CallOptions = {}): Promise<string> {
-    // Asks made while one is in flight share it: the manager's first ask and a first add run together.
+    // Asks made while one is in flight share it (concurrent first maps, a renewal and the manager's ask).
     this.#pendingExternalAddress ??= this.#askExternalAddress(options).finally(() => { this.#pendingExternalAddress = undefined })
     return await this.#pendingExternalAddress
   }
