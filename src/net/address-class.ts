@@ -1,3 +1,4 @@
+import { GatewayRefusedError } from '../errors.js'
 import { ipToBytes16, isIpv4Literal } from './address.js'
 
 /**
@@ -52,4 +53,17 @@ export function notPublicReason (address: string, kind: AddressClass = classifyA
     case 'cgnat': return `carrier-grade NAT: the gateway's external address ${address} is in 100.64.0.0/10; your provider's NAT sits between it and the internet`
     default: return `the gateway's external address ${address} is not public (${kind})`
   }
+}
+
+/**
+ * What an error says when it is the sign of another NAT beyond the gateway: no usable external
+ * address (UPnP GetExternalIPAddress empty or unusable), or NETWORK_FAILURE (PCP 7, NAT-PMP 3),
+ * which miniupnpd answers when its WAN address is private or reserved (LAB.md). Undefined for
+ * any other error.
+ */
+export function notPublicReasonOf (error: unknown): string | undefined {
+  if ((error as { code?: unknown } | undefined)?.code === 'NATMAPPER_NO_EXTERNAL_ADDRESS') return (error as Error).message
+  if (!(error instanceof GatewayRefusedError) || error.protocol === 'upnp') return undefined
+  if (error.protocol === 'pcp' ? error.resultCode !== 7 : error.resultCode !== 3) return undefined
+  return `the gateway has no public external address (${error.protocol === 'pcp' ? 'PCP' : 'NAT-PMP'} NETWORK_FAILURE): there is probably another NAT beyond it (double NAT or carrier-grade NAT)`
 }

@@ -115,7 +115,7 @@ export function isIpv6Literal (address: string): boolean {
 /** 4, 6 or 0, as node:net's isIP, paying for a regular expression only for IPv6 (see above). */
 export function ipFamily (address: string): 0 | 4 | 6 {
   if (isIpv4Literal(address)) return 4
-  return isIpv6Literal(address) ? 6 : 0
+  return address.includes(':') && isIPv6(address) ? 6 : 0
 }
 
 /** The all-zeros address of the same family, which PCP asks for when an address is unknown. */

@@ -29,17 +29,7 @@ export const defaultCreateSocket: CreateSocket = (type) => createUdpSocket({ typ
  */
 export async function openConnectedSocket (createSocket: CreateSocket, address: string, port: number): Promise<Socket> {
   const socket = createSocket(isIpv6Literal(address) ? 'udp6' : 'udp4')
-  await new Promise<void>((resolve, reject) => {
-    const onError = (err: Error): void => { reject(err) }
-    socket.once('error', onError)
-    // A failed look-up reaches the callback as its argument (the typings say it takes none).
-    const onConnect = (err?: Error): void => {
-      socket.off('error', onError)
-      if (err === undefined || err === null) resolve()
-      else reject(err)
-    }
-    socket.connect(port, address, onConnect as () => void)
-  })
+  await connect(socket, port, address)
   // Errors are delivered to whichever exchange is waiting; without a listener an ICMP error
   // between exchanges would crash the process.
   socket.on('error', () => {})
@@ -154,13 +144,24 @@ export async function exchange<T> (options: ExchangeOptions<T>): Promise<T> {
 export async function localAddressToward (address: string): Promise<string> {
   const socket = createUdpSocket({ type: isIpv6Literal(address) ? 'udp6' : 'udp4' })
   try {
-    await new Promise<void>((resolve, reject) => {
-      socket.once('error', reject)
-      const onConnect = (err?: Error): void => { if (err === undefined || err === null) resolve(); else reject(err) }
-      socket.connect(9, address, onConnect as () => void)
-    })
+    await connect(socket, 9, address)
     return socket.address().address
   } finally {
     socket.close()
   }
+}
+
+/** socket.connect as a promise: an 'error' event or a failed look-up rejects it. */
+async function connect (socket: Socket, port: number, address: string): Promise<void> {
+  await new Promise<void>((resolve, reject) => {
+    const onError = (err: Error): void => { reject(err) }
+    socket.once('error', onError)
+    // A failed look-up reaches the callback as its argument (the typings say it takes none).
+    const onConnect = (err?: Error): void => {
+      socket.off('error', onError)
+      if (err === undefined || err === null) resolve()
+      else reject(err)
+    }
+    socket.connect(port, address, onConnect as () => void)
+  })
 }

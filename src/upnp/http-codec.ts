@@ -289,7 +289,7 @@ export class HttpResponseParser {
       checkStatusPrefix(prefix, 0, prefix.length)
     }
     if (lf === -1) return bytes.length
-    const whole = concat(this.#line, this.#lineLength)
+    const whole = Buffer.concat(this.#line, this.#lineLength)
     this.#line = []
     this.#lineLength = 0
     this.#onLine(whole, 0, whole.length - 1)
@@ -309,7 +309,7 @@ export class HttpResponseParser {
   #linePrefix (length: number): Uint8Array {
     const first = this.#line[0]!
     if (first.length >= length || this.#line.length === 1) return first.subarray(0, length)
-    return concat(this.#line, this.#lineLength).subarray(0, length)
+    return Buffer.concat(this.#line, this.#lineLength).subarray(0, length)
   }
 
   /** `bytes[start..lf]` is a whole line, `lf` the index of its LF. */
@@ -525,15 +525,6 @@ function latin1 (bytes: Uint8Array): string {
   return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('latin1')
 }
 
-function concat (pieces: readonly Uint8Array[], length: number): Uint8Array {
-  const out = new Uint8Array(length)
-  let at = 0
-  for (const piece of pieces) {
-    out.set(piece, at)
-    at += piece.length
-  }
-  return out
-}
 
 /** OWS (RFC 9110 §5.6.3): spaces and horizontal tabs. */
 function trimOws (text: string): string {

@@ -1,0 +1,86 @@
+import type { Clock, TimerHandle } from './clock.js'
+import { AbortError, NatmapperError, NoResponseError } from './errors.js'
+import type { MappingMethod } from './gateway.js'
+
+/**
+ * The order of discovery's probes: when one may start after another (natpmpAfterPcp), and which
+ * answer wins (pickBest). Kept apart from discover.ts, which sets the probes up.
+ */
+
+/** How long PCP may take before NAT-PMP is asked anyway, in discoverNAT's quick discovery (natpmpAfterPcp). */
+const NATPMP_HEAD_START_MS = 25
+
+/** The NAT-PMP probe was not sent: PCP answered, or its refusal says NAT-PMP would be refused too. */
+class NotAskedError extends NatmapperError {
+  constructor (message: string, options?: ErrorOptions) {
+    super('NATMAPPER_NOT_ASKED', message, options)
+  }
+}
+
+/**
+ * When the NAT-PMP probe may go, in discoverNAT's quick discovery. PCP servers answer NAT-PMP
+ * too (RFC 6887 §9), on the same port, so asking both costs a PCP router a request and the
+ * client a second socket for nothing but the external address, which the first MAP reply
+ * carries anyway (the NAT asks for it after the first mapping otherwise). So NAT-PMP is asked
+ * when PCP turns out unusable (a NAT-PMP-only server's UNSUPP_VERSION, garbage, a refusal), or
+ * has not answered within the head start; not when PCP answered, nor when port 5351 refused
+ * PCP (ICMP port unreachable: NAT-PMP, on the same port, would be refused as well).
+ */
+export async function natpmpAfterPcp (pcp: Promise<unknown>, signal: AbortSignal): Promise<void> {
+  let timer: ReturnType<typeof setTimeout> | undefined
+  try {
+    await new Promise<void>((resolve, reject) => {
+      timer = setTimeout(resolve, NATPMP_HEAD_START_MS)
+      timer.unref()
+      signal.addEventListener('abort', () => { reject(new AbortError(signal.reason)) }, { once: true })
+      pcp.then(() => { reject(new NotAskedError('not asked: PCP answered')) }, (err: unknown) => {
+        if (err instanceof NoResponseError) reject(new NotAskedError(`not asked: ${err.message}`, { cause: err }))
+        else resolve()
+      })
+    })
+  } finally {
+    clearTimeout(timer)
+  }
+}
+
+/**
+ * Resolves with the best-ranked probe that succeeded, as soon as no better-ranked probe can
+ * still succeed, or once the grace (graceLeftMs) is over after a worse one succeeded. Undefined
+ * if all fail.
+ */
+export async function pickBest<T> (probes: Array<{ method: MappingMethod, settled: Promise<T> }>, signal: AbortSignal, clock: Clock, graceLeftMs: () => number): Promise<{ method: MappingMethod, value: T } | undefined> {
+  const state = probes.map(() => ({ done: false, value: undefined as T | undefined }))
+  return await new Promise((resolve) => {
+    let graceTimer: TimerHandle | undefined
+    const decide = (force: boolean): boolean => {
+      for (let i = 0; i < probes.length; i++) {
+        const s = state[i]!
+        if (!s.done) {
+          if (!force) return false
+          continue
+        }
+        if (s.value !== undefined) {
+          if (graceTimer !== undefined) clock.clearTimeout(graceTimer)
+          resolve({ method: probes[i]!.method, value: s.value })
+          return true
+        }
+      }
+      if (state.every((s) => s.done) || force) {
+        if (graceTimer !== undefined) clock.clearTimeout(graceTimer)
+        resolve(undefined)
+        return true
+      }
+      return false
+    }
+    probes.forEach((probe, i) => {
+      probe.settled.then((value) => { state[i]!.done = true; state[i]!.value = value }, () => { state[i]!.done = true })
+        .finally(() => {
+          if (decide(false)) return
+          if (state.some((s) => s.value !== undefined) && graceTimer === undefined) {
+            graceTimer = clock.setTimeout(() => { decide(true) }, graceLeftMs())
+          }
+        })
+    })
+    signal.addEventListener('abort', () => { decide(true) }, { once: true })
+  })
+}
