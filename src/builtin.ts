@@ -7,3 +7,25 @@ import { createRequire } from 'node:module'
  * 4-5 ms each in a fresh process, against 0.05 ms through require.
  */
 export const requireBuiltin = createRequire(import.meta.url) as <T>(id: string) => T
+
+/**
+ * Fills `into` from the start of a file, stopping early at its end; returns the bytes read. The
+ * first mapping's path reads two files, the routing table and the random device (which has no
+ * end, so readFileSync cannot read it): one set of open/read/close calls for both cost a fresh
+ * process about 0.3 ms less than readFileSync for the table and these for the device.
+ */
+export function readFileInto (path: string, into: Uint8Array): number {
+  const fs = requireBuiltin<typeof import('node:fs')>('node:fs')
+  const fd = fs.openSync(path, 'r')
+  try {
+    let length = 0
+    while (length < into.length) {
+      const read = fs.readSync(fd, into, length, into.length - length, null)
+      if (read === 0) break
+      length += read
+    }
+    return length
+  } finally {
+    fs.closeSync(fd)
+  }
+}

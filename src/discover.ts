@@ -10,7 +10,7 @@ import { findDefaultGateway } from './net/default-gateway.js'
 import type { CreateSocket } from './net/udp.js'
 import { NatPmpClient } from './natpmp/client.js'
 import { PcpClient } from './pcp/client.js'
-import { natpmpAfterPcp, pickBest } from './probe-order.js'
+import { HEAD_START_MS, natpmpAfterPcp, pcpFirst, pickBest, upnpAfterOthers } from './probe-order.js'
 import type { UpnpClient } from './upnp/client.js'
 import { startIgdSearch } from './upnp/search.js'
 import type { SsdpTarget } from './upnp/ssdp.js'
@@ -58,7 +58,8 @@ export interface DiscoverOptions {
    * with the first MAP reply; a UPnP gateway offering a single WAN service is taken without
    * GetExternalIPAddress, which the client asks alongside its first add (see
    * UpnpDiscoverOptions.deferExternalAddress). The result then has no externalAddress or
-   * notPublicReason from those protocols.
+   * notPublicReason from those protocols, and lists only PCP's probe when PCP answered within
+   * its head start, since nothing else was asked.
    */
   deferExternalAddress?: boolean
   clock?: Clock
@@ -90,8 +91,6 @@ export interface DiscoveredGateway {
 }
 
 const RANK: MappingMethod[] = ['pcp', 'natpmp', 'upnp']
-/** How long PCP and NAT-PMP may take before UPnP discovery starts anyway. */
-const UPNP_HEAD_START_MS = 25
 /**
  * Until when, counted from the start of discovery, a better-ranked protocol may still answer
  * once a lower-ranked one has. PCP and NAT-PMP servers answer within milliseconds; a router
@@ -106,9 +105,11 @@ const BETTER_ANSWER_GRACE_MS = 150
  */
 const PROBE_MARGIN_MS = 50
 
+interface ProbeValue { gateway: Gateway, externalAddress?: string, notPublicReason?: string, detail?: string }
+
 interface Probe {
   method: MappingMethod
-  result: Promise<{ gateway: Gateway, externalAddress?: string, notPublicReason?: string, detail?: string }>
+  result: Promise<ProbeValue>
 }
 
 /** Probes the gateway and returns a client for the best protocol it answered. */
@@ -120,9 +121,9 @@ export async function discoverGateway (options: DiscoverOptions = {}): Promise<D
     throw new UsageError(`the gateway must be an IP address, not ${JSON.stringify(options.gateway)}`)
   }
   const timeoutMs = options.timeout ?? 10_000
-  // One controller stops the probes: at the timeout, when the caller aborts, and once the
-  // answer is chosen. (AbortSignal.any and AbortSignal.timeout took about 1 ms of a cold process
-  // before the first datagram could leave.)
+  // One controller stops the probes: at the timeout, when the caller aborts, and when the answer
+  // is chosen while another probe is still asking. (AbortSignal.any and AbortSignal.timeout took
+  // about 1 ms of a cold process before the first datagram could leave.)
   const done = new AbortController()
   const timer = setTimeout(() => { done.abort(new TimeoutError(`discovery took over ${timeoutMs} ms`)) }, timeoutMs)
   timer.unref()
@@ -130,117 +131,154 @@ export async function discoverGateway (options: DiscoverOptions = {}): Promise<D
   const onAbort = (): void => { done.abort(caller?.reason) }
   if (caller?.aborted === true) onAbort()
   else caller?.addEventListener('abort', onAbort, { once: true })
+  let found: DiscoveredGateway | undefined
   try {
-    return await probeGateway(options, methods, timeoutMs, done.signal)
+    found = await probeGateway(options, methods, timeoutMs, done)
+    return found
   } finally {
     clearTimeout(timer)
     caller?.removeEventListener('abort', onAbort)
-    done.abort()
+    if (found === undefined) done.abort()
   }
 }
 
-/** discoverGateway once its signal is set up: `signal` stops every probe. */
-async function probeGateway (options: DiscoverOptions, methods: MappingMethod[], timeoutMs: number, signal: AbortSignal): Promise<DiscoveredGateway> {
-  const clock = options.clock ?? systemClock
-  const logger = options.logger ?? createLogger('discover')
-  const address = options.gateway ?? (await findDefaultGateway()).gateway
-  const common = {
-    gateway: address,
-    clock,
-    ...(options.port === undefined ? {} : { port: options.port }),
-    ...(options.createSocket === undefined ? {} : { createSocket: options.createSocket })
-  }
-  const deadlineMs = clock.now() + timeoutMs
-  const probeTimeoutMs = (): number => Math.max(1, Math.floor(deadlineMs - clock.now() - PROBE_MARGIN_MS))
-  const call = { signal, timeoutMs: probeTimeoutMs() }
+/** What every probe of one discovery shares. */
+interface ProbeContext {
+  options: DiscoverOptions
+  methods: MappingMethod[]
+  timeoutMs: number
+  /** Stops every probe (see discoverGateway). */
+  done: AbortController
+  signal: AbortSignal
+  clock: Clock
+  logger: Logger
+  address: string
+  /** The options of the PCP and NAT-PMP clients. */
+  common: { gateway: string, clock: Clock, port?: number, createSocket?: CreateSocket, logger?: Logger }
+  call: { signal: AbortSignal, timeoutMs: number }
+  startMs: number
+  /** Quick (discoverNAT): NAT-PMP only where PCP cannot be used (see natpmpAfterPcp). */
+  quick: boolean
+  probeTimeoutMs: () => number
+  headStartLeftMs: () => number
+}
 
-  const probes: Probe[] = []
-  // Quick (discoverNAT): NAT-PMP only where PCP cannot be used (see natpmpAfterPcp).
-  const quick = options.deferExternalAddress === true && options.waitForAll !== true
-  if (methods.includes('pcp')) {
-    probes.push({
-      method: 'pcp',
-      result: (async () => {
-        const client = new PcpClient({ ...common, ...(options.logger === undefined ? {} : { logger: options.logger }) })
-        try {
-          if (!(await client.announce(call))) throw new GatewayRefusedError('pcp', 1, 'UNSUPP_VERSION', 'the server speaks only NAT-PMP')
-          return { gateway: client }
-        } catch (err) {
-          client.close()
-          throw err
-        }
-      })()
-    })
+/** discoverGateway once its controller is set up: `done` stops every probe. */
+async function probeGateway (options: DiscoverOptions, methods: MappingMethod[], timeoutMs: number, done: AbortController): Promise<DiscoveredGateway> {
+  const clock = options.clock ?? systemClock
+  const address = options.gateway ?? (await findDefaultGateway()).gateway
+  const startMs = clock.now()
+  const deadlineMs = startMs + timeoutMs
+  const probeTimeoutMs = (): number => Math.max(1, Math.floor(deadlineMs - clock.now() - PROBE_MARGIN_MS))
+  const ctx: ProbeContext = {
+    options,
+    methods,
+    timeoutMs,
+    done,
+    signal: done.signal,
+    clock,
+    logger: options.logger ?? createLogger('discover'),
+    address,
+    common: {
+      gateway: address,
+      clock,
+      ...(options.port === undefined ? {} : { port: options.port }),
+      ...(options.createSocket === undefined ? {} : { createSocket: options.createSocket }),
+      ...(options.logger === undefined ? {} : { logger: options.logger })
+    },
+    call: { signal: done.signal, timeoutMs: probeTimeoutMs() },
+    startMs,
+    quick: options.deferExternalAddress === true && options.waitForAll !== true,
+    probeTimeoutMs,
+    headStartLeftMs: () => Math.max(0, startMs + HEAD_START_MS - clock.now())
   }
+  const pcp: Probe | undefined = methods.includes('pcp') ? { method: 'pcp', result: probePcp(ctx) } : undefined
+  if (ctx.quick && pcp !== undefined) {
+    // In quick mode NAT-PMP and UPnP wait out PCP's head start anyway: PCP is asked alone for
+    // it, and its answer within it is the answer. Nothing else is set up: that machinery,
+    // compiled in a cold process before the first mapping could be asked for, cost about 1 ms.
+    const answer = await pcpFirst(pcp.result, ctx.headStartLeftMs())
+    if (answer !== undefined) {
+      const durationMs = clock.now() - startMs
+      ctx.logger('gateway %s speaks pcp (answered in %d ms)', address, Math.round(durationMs))
+      return { gateway: answer.gateway, externalAddress: undefined, notPublicReason: undefined, probes: [{ method: 'pcp', ok: true, durationMs }] }
+    }
+  }
+  return await probeAll(ctx, pcp)
+}
+
+async function probePcp (ctx: ProbeContext): Promise<ProbeValue> {
+  const client = new PcpClient(ctx.common)
+  try {
+    if (!(await client.announce(ctx.call))) throw new GatewayRefusedError('pcp', 1, 'UNSUPP_VERSION', 'the server speaks only NAT-PMP')
+    return { gateway: client }
+  } catch (err) {
+    client.close()
+    throw err
+  }
+}
+
+async function probeNatPmp (ctx: ProbeContext, clearance: Promise<void> | undefined, asking: Set<MappingMethod>): Promise<ProbeValue> {
+  await clearance
+  asking.add('natpmp')
+  const client = new NatPmpClient(ctx.common)
+  try {
+    return { gateway: client, externalAddress: await client.externalAddress(ctx.call) }
+  } catch (err) {
+    // miniupnpd answers NETWORK_FAILURE when its WAN address is private or reserved: the
+    // server works, but there is another NAT beyond it.
+    const notPublicReason = notPublicReasonOf(err)
+    if (notPublicReason !== undefined) return { gateway: client, notPublicReason }
+    client.close()
+    throw err
+  }
+}
+
+async function probeUpnp (ctx: ProbeContext, turn: Promise<void>, asking: Set<MappingMethod>): Promise<ProbeValue> {
+  await turn
+  asking.add('upnp')
+  const { options, clock, address, signal } = ctx
+  // The SSDP code is loaded with the rest of discovery, so that the M-SEARCH goes out as
+  // soon as PCP and NAT-PMP have failed. The rest of the UPnP code (most of natmapper),
+  // which a process whose gateway speaks PCP or NAT-PMP never needs, loads only now,
+  // while the router takes its 50 ms or more to answer.
+  const search = { gateway: address, clock, ssdpTarget: options.ssdpTarget, ssdpGatewayPort: options.ssdpGatewayPort, createSocket: options.createSocket, logger: options.logger }
+  const started = await startIgdSearch(search)
+  let UpnpClient: typeof import('./upnp/client.js').UpnpClient
+  try {
+    ({ UpnpClient } = await import('./upnp/client.js'))
+  } catch (err) {
+    started.search.close()
+    throw err
+  }
+  const client = await UpnpClient.discover({ ...search, started, signal, timeoutMs: ctx.probeTimeoutMs(), deferExternalAddress: options.deferExternalAddress })
+  const found = client.selection?.externalAddress
+  const detail = describeIgd(client)
+  if (found?.ok === false) {
+    // miniupnpd answers '' when its WAN address is private or reserved (LAB.md).
+    return { gateway: client, detail, notPublicReason: `the gateway has no public external address (UPnP GetExternalIPAddress: ${found.text === '' ? 'empty' : JSON.stringify(found.text.slice(0, 40))}): its WAN link is down, or there is another NAT beyond it (double NAT or carrier-grade NAT)` }
+  }
+  return { gateway: client, detail, ...(found === undefined ? {} : { externalAddress: found.address }) }
+}
+
+/** Every probe at once (PCP's already running, if any), and the best answer. */
+async function probeAll (ctx: ProbeContext, pcp: Probe | undefined): Promise<DiscoveredGateway> {
+  const { options, methods, timeoutMs, done, signal, clock, logger, address, startMs, quick } = ctx
+  const probes: Probe[] = pcp === undefined ? [] : [pcp]
+  /** The probes that have sent a request: only those need stopping once the answer is chosen. */
+  const asking = new Set<MappingMethod>(pcp === undefined ? [] : ['pcp'])
+  /** Resolves when the answer is chosen: the probes still waiting for their turn then end unasked. */
+  let decide = (): void => {}
+  const decided = new Promise<void>((resolve) => { decide = resolve })
   if (methods.includes('natpmp')) {
-    const pcp = probes.find((p) => p.method === 'pcp')
-    const clearance = quick && pcp !== undefined ? natpmpAfterPcp(pcp.result, signal) : undefined
-    probes.push({
-      method: 'natpmp',
-      result: (async () => {
-        await clearance
-        const client = new NatPmpClient({ ...common, ...(options.logger === undefined ? {} : { logger: options.logger }) })
-        try {
-          return { gateway: client, externalAddress: await client.externalAddress(call) }
-        } catch (err) {
-          // miniupnpd answers NETWORK_FAILURE when its WAN address is private or reserved: the
-          // server works, but there is another NAT beyond it.
-          const notPublicReason = notPublicReasonOf(err)
-          if (notPublicReason !== undefined) return { gateway: client, notPublicReason }
-          client.close()
-          throw err
-        }
-      })()
-    })
+    const clearance = quick && pcp !== undefined ? natpmpAfterPcp(pcp.result, signal, decided, ctx.headStartLeftMs()) : undefined
+    probes.push({ method: 'natpmp', result: probeNatPmp(ctx, clearance, asking) })
   }
   if (methods.includes('upnp')) {
-    // PCP and NAT-PMP answer within a few ms, or fail at once with ICMP unreachable; SSDP costs
-    // the router several M-SEARCHes and takes 50 ms or more to answer. So UPnP starts when the
-    // others have failed, or after a short head start, and a gateway that speaks PCP never sees
-    // a search (router load; quirk 41 of the reference list).
-    // Settles only if every other probe failed (an answer leaves it pending for ever).
-    const othersFailed = Promise.all(probes.map(async (p) => { await p.result.then(async () => { await new Promise(() => {}) }, () => {}) }))
-    // The timer holds the process while nothing else does (answered probes leave their sockets
-    // unref'd), and goes when discovery ends, so that it does not hold a finished CLI either.
-    const headStart = new Promise<void>((resolve) => {
-      const timer = setTimeout(resolve, UPNP_HEAD_START_MS)
-      void othersFailed.then(() => { resolve() })
-      signal.addEventListener('abort', () => {
-        clearTimeout(timer)
-        resolve()
-      }, { once: true })
-    })
-    probes.push({
-      method: 'upnp',
-      result: (async () => {
-        await headStart
-        if (signal.aborted) throw new AbortError(signal.reason)
-        // The SSDP code is loaded with the rest of discovery, so that the M-SEARCH goes out as
-        // soon as PCP and NAT-PMP have failed. The rest of the UPnP code (most of natmapper),
-        // which a process whose gateway speaks PCP or NAT-PMP never needs, loads only now,
-        // while the router takes its 50 ms or more to answer.
-        const search = { gateway: address, clock, ssdpTarget: options.ssdpTarget, ssdpGatewayPort: options.ssdpGatewayPort, createSocket: options.createSocket, logger: options.logger }
-        const started = await startIgdSearch(search)
-        let UpnpClient: typeof import('./upnp/client.js').UpnpClient
-        try {
-          ({ UpnpClient } = await import('./upnp/client.js'))
-        } catch (err) {
-          started.search.close()
-          throw err
-        }
-        const client = await UpnpClient.discover({ ...search, started, signal, timeoutMs: probeTimeoutMs(), deferExternalAddress: options.deferExternalAddress })
-        const found = client.selection?.externalAddress
-        const detail = describeIgd(client)
-        if (found?.ok === false) {
-          // miniupnpd answers '' when its WAN address is private or reserved (LAB.md).
-          return { gateway: client, detail, notPublicReason: `the gateway has no public external address (UPnP GetExternalIPAddress: ${found.text === '' ? 'empty' : JSON.stringify(found.text.slice(0, 40))}): its WAN link is down, or there is another NAT beyond it (double NAT or carrier-grade NAT)` }
-        }
-        return { gateway: client, detail, ...(found === undefined ? {} : { externalAddress: found.address }) }
-      })()
-    })
+    const turn = upnpAfterOthers(probes.map((p) => p.result), signal, decided, ctx.headStartLeftMs())
+    probes.push({ method: 'upnp', result: probeUpnp(ctx, turn, asking) })
   }
 
-  const startMs = clock.now()
   const results = new Map<MappingMethod, ProbeResult>()
   const settled = probes.map(async (probe) => {
     try {
@@ -291,6 +329,11 @@ async function probeGateway (options: DiscoverOptions, methods: MappingMethod[],
   const natpmp = results.get('natpmp')
   const externalAddress = winner.value.externalAddress ?? natpmp?.externalAddress
   const notPublicReason = winner.value.notPublicReason ?? natpmp?.notPublicReason
+  // The probes still waiting for their turn end unasked. One still asking (a silent PCP server,
+  // retransmitted to, when UPnP answered) is aborted; when none is, nothing is: a process's
+  // first abort costs about 0.4 ms, which the first mapping request would wait for.
+  decide()
+  if ([...asking].some((m) => m !== winner.method && !results.has(m))) done.abort()
   const probeResults = report()
   logger('gateway %s speaks %s (%s)', address, winner.method, probeResults.map((r) => `${r.method} ${r.ok ? 'ok' : 'failed'} in ${Math.round(r.durationMs)} ms`).join(', '))
   return { gateway: winner.value.gateway, externalAddress, notPublicReason, probes: probeResults }
@@ -318,7 +361,7 @@ export async function discoverNAT (options: DiscoverNatOptions = {}): Promise<NA
     announcementsFor,
     rediscover: async (signal) => (await discoverGateway({ ...rediscoverOptions, signal })).gateway,
     ...(options.gateway === undefined
-      ? { watchRoute: { lookup: async () => (await findDefaultGateway()).gateway, intervalMs: 10_000 } }
+      ? { watchRoute: { lookup: async () => (await findDefaultGateway()).gateway, intervalMs: 10_000, initialGateway: gateway.address } }
       : {})
   })
 }

@@ -35,7 +35,12 @@ export interface NatOptions {
    */
   announcementsFor?: (gateway: Gateway) => AnnouncementSource | undefined
   /** Returns the current default gateway; when it changes, the gateway is discovered again. */
-  watchRoute?: { lookup: () => Promise<string | undefined>, intervalMs: number }
+  watchRoute?: {
+    lookup: () => Promise<string | undefined>
+    intervalMs: number
+    /** The gateway the default route went through at discovery: the first look-up is then one interval later. */
+    initialGateway?: string
+  }
   /** Random numbers in [0, 1) for the RFCs' random wait; tests pass a fixed one. */
   random?: () => number
   /**

@@ -206,66 +206,75 @@ export class NAT extends EventEmitter<NatEvents> {
             // addMapping returns once the mapping is granted; a read-back runs after (#followCheck).
             deferCheck: true
           }, callOptions)
-        if (!this.#isLive(entry)) {
-          // Removed or closed while the request was in flight: undo it.
-          await gateway.unmap(mapping, { timeoutMs: this.#requestTimeoutMs }).catch(() => {})
-          return
-        }
-        entry.mapping = mapping
-        entry.madeOn = gateway
-        entry.failures = 0
-        this.#refusals = 0
-        this.#settleUncertain(entry, mapping)
-        if (this.#disabled !== undefined) {
-          this.#logger('the gateway accepts mappings again')
-          this.#disabled = undefined
-        }
-        if (mapping.externalAddress !== undefined) this.#learnExternalAddress(mapping.externalAddress, true)
-        this.emit(previous === undefined ? 'mapped' : 'renewed', toEvent(mapping))
-        this.#schedule(entry, renewAtMs(mapping) - this.#clock.now())
-        this.#scheduleVerify(entry)
-        const check = pendingCheckOf(mapping)
-        if (check !== undefined) this.#followCheck(entry, gateway, mapping, check)
+        await this.#refreshed(entry, gateway, previous, mapping)
       } catch (err) {
-        const error = err as Error
-        if (this.#externalAddress === undefined) this.#notPublicReason ??= notPublicReasonOf(error)
-        // A first attempt that may have been applied although it failed (no answer): remember
-        // it, so that giving up on the port deletes it (quirk 11).
-        const uncertain = uncertainMappingOf(error)
-        if (uncertain !== undefined && entry.mapping === undefined) entry.uncertain = { mapping: uncertain, gateway }
-        if (!this.#isLive(entry)) {
-          // Removed or closed meanwhile: #release waits for this, so the delete goes out before close() ends.
-          await this.#dropUncertain(entry)
-          return
-        }
-        if (error instanceof AbortError && previous === undefined) {
-          // The first attempt was cancelled by the caller of addMapping: forget the entry.
-          this.#entries.delete(entry.key)
-          void this.#dropUncertain(entry)
-          return
-        }
-        entry.failures++
-        // A refusal for this host says nothing new the second time: one log line and one event
-        // while it lasts, not one per mapping and retry (quirk 23).
-        const repeated = isNotAuthorized(error) && this.#disabled !== undefined
-        if (isNotAuthorized(error)) this.#disabled ??= error
-        if (!repeated) this.#logger('%s %d: %s', entry.protocol, entry.internalPort, error.message)
-        if (previous !== undefined && this.#clock.now() >= previous.expiresAtMs) {
-          entry.mapping = undefined
-          entry.madeOn = undefined
-          this.emit('lost', { protocol: entry.protocol, internalPort: entry.internalPort, reason: error })
-        }
-        if (!repeated && this.listenerCount('error') > 0) this.emit('error', error)
-        if (error instanceof NoResponseError && ++this.#refusals >= REFUSALS_BEFORE_REDISCOVERY) {
-          this.#rediscover(`${this.#refusals} requests refused in a row`)
-        }
-        // Try once more right at expiry, so a mapping that cannot be renewed is reported lost
-        // when it ends rather than at the next back-off step.
-        const untilExpiryMs = entry.mapping === undefined ? Infinity : entry.mapping.expiresAtMs - this.#clock.now()
-        this.#schedule(entry, Math.min(retryDelayMs(entry.failures, error), untilExpiryMs))
+        await this.#refreshFailed(entry, gateway, previous, err as Error)
       }
     }
     entry.pending = run().finally(() => { entry.pending = undefined })
+  }
+
+  /** A request of #refresh granted `mapping`. (Apart from #refreshFailed: a cold process compiles only the one that runs.) */
+  async #refreshed (entry: Entry, gateway: Gateway, previous: PortMapping | undefined, mapping: PortMapping): Promise<void> {
+    if (!this.#isLive(entry)) {
+      // Removed or closed while the request was in flight: undo it.
+      await gateway.unmap(mapping, { timeoutMs: this.#requestTimeoutMs }).catch(() => {})
+      return
+    }
+    entry.mapping = mapping
+    entry.madeOn = gateway
+    entry.failures = 0
+    this.#refusals = 0
+    this.#settleUncertain(entry, mapping)
+    if (this.#disabled !== undefined) {
+      this.#logger('the gateway accepts mappings again')
+      this.#disabled = undefined
+    }
+    if (mapping.externalAddress !== undefined) this.#learnExternalAddress(mapping.externalAddress, true)
+    this.emit(previous === undefined ? 'mapped' : 'renewed', toEvent(mapping))
+    this.#schedule(entry, renewAtMs(mapping) - this.#clock.now())
+    this.#scheduleVerify(entry)
+    const check = pendingCheckOf(mapping)
+    if (check !== undefined) this.#followCheck(entry, gateway, mapping, check)
+  }
+
+  /** A request of #refresh failed: keep what may have been made, report, retry later. */
+  async #refreshFailed (entry: Entry, gateway: Gateway, previous: PortMapping | undefined, error: Error): Promise<void> {
+    if (this.#externalAddress === undefined) this.#notPublicReason ??= notPublicReasonOf(error)
+    // A first attempt that may have been applied although it failed (no answer): remember
+    // it, so that giving up on the port deletes it (quirk 11).
+    const uncertain = uncertainMappingOf(error)
+    if (uncertain !== undefined && entry.mapping === undefined) entry.uncertain = { mapping: uncertain, gateway }
+    if (!this.#isLive(entry)) {
+      // Removed or closed meanwhile: #release waits for this, so the delete goes out before close() ends.
+      await this.#dropUncertain(entry)
+      return
+    }
+    if (error instanceof AbortError && previous === undefined) {
+      // The first attempt was cancelled by the caller of addMapping: forget the entry.
+      this.#entries.delete(entry.key)
+      void this.#dropUncertain(entry)
+      return
+    }
+    entry.failures++
+    // A refusal for this host says nothing new the second time: one log line and one event
+    // while it lasts, not one per mapping and retry (quirk 23).
+    const repeated = isNotAuthorized(error) && this.#disabled !== undefined
+    if (isNotAuthorized(error)) this.#disabled ??= error
+    if (!repeated) this.#logger('%s %d: %s', entry.protocol, entry.internalPort, error.message)
+    if (previous !== undefined && this.#clock.now() >= previous.expiresAtMs) {
+      entry.mapping = undefined
+      entry.madeOn = undefined
+      this.emit('lost', { protocol: entry.protocol, internalPort: entry.internalPort, reason: error })
+    }
+    if (!repeated && this.listenerCount('error') > 0) this.emit('error', error)
+    if (error instanceof NoResponseError && ++this.#refusals >= REFUSALS_BEFORE_REDISCOVERY) {
+      this.#rediscover(`${this.#refusals} requests refused in a row`)
+    }
+    // Try once more right at expiry, so a mapping that cannot be renewed is reported lost
+    // when it ends rather than at the next back-off step.
+    const untilExpiryMs = entry.mapping === undefined ? Infinity : entry.mapping.expiresAtMs - this.#clock.now()
+    this.#schedule(entry, Math.min(retryDelayMs(entry.failures, error), untilExpiryMs))
   }
 
   #schedule (entry: Entry, delayMs: number): void {
@@ -300,6 +309,11 @@ export class NAT extends EventEmitter<NatEvents> {
     const intervalMs = this.#verifyIntervalMs ?? gateway.verifyIntervalMs ?? 0
     if (!(intervalMs > 0)) return
     if (renewAtMs(mapping) - this.#clock.now() <= intervalMs) return
+    this.#armVerify(entry, gateway, mapping, intervalMs)
+  }
+
+  /** The timer of #scheduleVerify, apart so that a gateway that cannot verify (PCP, NAT-PMP) never compiles it. */
+  #armVerify (entry: Entry, gateway: Gateway, mapping: PortMapping, intervalMs: number): void {
     entry.verifyTimer = this.#clock.setTimeout(() => {
       entry.verifyTimer = undefined
       if (!this.#isLive(entry) || entry.pending !== undefined || entry.mapping !== mapping) return
@@ -553,10 +567,18 @@ export class NAT extends EventEmitter<NatEvents> {
         this.#rediscover(`the default route now goes via ${gateway}`, true)
       }
       this.#routeGateway = gateway ?? this.#routeGateway
+      schedule()
+    }
+    const schedule = (): void => {
       this.#routeTimer = this.#clock.setTimeout(() => { void check() }, watch.intervalMs)
       this.#routeTimer.unref?.()
     }
-    void check()
+    if (watch.initialGateway === undefined) {
+      void check()
+    } else {
+      this.#routeGateway = watch.initialGateway
+      schedule()
+    }
   }
 }
 

@@ -7,13 +7,32 @@ import type { MappingMethod } from './gateway.js'
  * answer wins (pickBest). Kept apart from discover.ts, which sets the probes up.
  */
 
-/** How long PCP may take before NAT-PMP is asked anyway, in discoverNAT's quick discovery (natpmpAfterPcp). */
-const NATPMP_HEAD_START_MS = 25
+/**
+ * How long, from the start of discovery, PCP may take before NAT-PMP is asked anyway in
+ * discoverNAT's quick discovery (natpmpAfterPcp), and PCP and NAT-PMP before UPnP (upnpAfterOthers).
+ */
+export const HEAD_START_MS = 25
 
 /** The NAT-PMP probe was not sent: PCP answered, or its refusal says NAT-PMP would be refused too. */
 class NotAskedError extends NatmapperError {
   constructor (message: string, options?: ErrorOptions) {
     super('NATMAPPER_NOT_ASKED', message, options)
+  }
+}
+
+/**
+ * discoverNAT's quick discovery asks PCP alone first: resolves with its answer if it comes within
+ * `headStartMs`, or undefined when PCP failed or is still silent then (the other probes start).
+ */
+export async function pcpFirst<T> (pcp: Promise<T>, headStartMs: number): Promise<T | undefined> {
+  let timer: ReturnType<typeof setTimeout> | undefined
+  try {
+    return await new Promise<T | undefined>((resolve) => {
+      timer = setTimeout(() => { resolve(undefined) }, headStartMs)
+      pcp.then(resolve, () => { resolve(undefined) })
+    })
+  } finally {
+    clearTimeout(timer)
   }
 }
 
@@ -26,17 +45,50 @@ class NotAskedError extends NatmapperError {
  * has not answered within the head start; not when PCP answered, nor when port 5351 refused
  * PCP (ICMP port unreachable: NAT-PMP, on the same port, would be refused as well).
  */
-export async function natpmpAfterPcp (pcp: Promise<unknown>, signal: AbortSignal): Promise<void> {
+export async function natpmpAfterPcp (pcp: Promise<unknown>, signal: AbortSignal, decided: Promise<void>, headStartMs: number): Promise<void> {
   let timer: ReturnType<typeof setTimeout> | undefined
   try {
     await new Promise<void>((resolve, reject) => {
-      timer = setTimeout(resolve, NATPMP_HEAD_START_MS)
+      if (signal.aborted) {
+        reject(new AbortError(signal.reason))
+        return
+      }
+      timer = setTimeout(resolve, headStartMs)
       timer.unref()
       signal.addEventListener('abort', () => { reject(new AbortError(signal.reason)) }, { once: true })
       pcp.then(() => { reject(new NotAskedError('not asked: PCP answered')) }, (err: unknown) => {
         if (err instanceof NoResponseError) reject(new NotAskedError(`not asked: ${err.message}`, { cause: err }))
         else resolve()
       })
+      void decided.then(() => { reject(new NotAskedError('not asked: another protocol answered first')) })
+    })
+  } finally {
+    clearTimeout(timer)
+  }
+}
+
+/**
+ * When the UPnP probe may go. PCP and NAT-PMP answer within a few ms, or fail at once with ICMP
+ * unreachable; SSDP costs the router several M-SEARCHes and takes 50 ms or more to answer. So
+ * UPnP starts when the other probes have all failed, or after a short head start, and a gateway
+ * that speaks PCP never sees a search (router load; quirk 41 of the reference list). It is not
+ * asked at all once discovery has chosen an answer (`decided`).
+ */
+export async function upnpAfterOthers (others: Array<Promise<unknown>>, signal: AbortSignal, decided: Promise<void>, headStartMs: number): Promise<void> {
+  let timer: ReturnType<typeof setTimeout> | undefined
+  try {
+    await new Promise<void>((resolve, reject) => {
+      if (signal.aborted) {
+        reject(new AbortError(signal.reason))
+        return
+      }
+      // Not unref'd: it holds the process while nothing else does (answered probes leave their
+      // sockets unref'd), and goes when discovery ends, so it does not hold a finished CLI either.
+      timer = setTimeout(resolve, headStartMs)
+      // Settles only if every other probe failed: an answer leaves it pending for ever.
+      void Promise.all(others.map(async (p) => { await p.then(async () => { await new Promise(() => {}) }, () => {}) })).then(() => { resolve() })
+      signal.addEventListener('abort', () => { reject(new AbortError(signal.reason)) }, { once: true })
+      void decided.then(() => { reject(new NotAskedError('not asked: another protocol answered first')) })
     })
   } finally {
     clearTimeout(timer)
@@ -81,6 +133,7 @@ export async function pickBest<T> (probes: Array<{ method: MappingMethod, settle
           }
         })
     })
-    signal.addEventListener('abort', () => { decide(true) }, { once: true })
+    if (signal.aborted) decide(true)
+    else signal.addEventListener('abort', () => { decide(true) }, { once: true })
   })
 }

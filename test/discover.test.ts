@@ -115,6 +115,34 @@ test('the caller\'s signal aborts discovery', async (ctx) => {
   await assert.rejects(pending, (err: Error) => err.name === 'AbortError')
 })
 
+test('discoverNAT\'s quick discovery, PCP answering: nothing else is set up; the report lists PCP alone and no search or NAT-PMP request follows', async (ctx) => {
+  const { startIgd } = await import('./upnp/setup.js')
+  const igd = await startIgd(ctx)
+  const sim = await gatewayFor(ctx)
+  const found = await discoverGateway({ gateway: sim.address, port: sim.port, deferExternalAddress: true, ssdpTarget: igd.ssdpMulticastTarget, ssdpGatewayPort: igd.ssdpUnicastTarget.port })
+  ctx.after(() => { found.gateway.close() })
+  assert.equal(found.gateway.method, 'pcp')
+  assert.deepEqual(found.probes.map((p) => [p.method, p.ok]), [['pcp', true]])
+  assert.equal(found.externalAddress, undefined, 'the first MAP reply tells it')
+  // Past both head starts (25 ms): the probes that were never set up stay that way.
+  await new Promise((resolve) => setTimeout(resolve, 60))
+  assert.equal(sim.requestCount, 1, 'the ANNOUNCE alone')
+  assert.equal(igd.count('ssdp'), 0, 'no M-SEARCH')
+})
+
+test('discoverNAT\'s quick discovery, NAT-PMP answering: UPnP, waiting for its turn, ends unasked when the answer is chosen', async (ctx) => {
+  const { startIgd } = await import('./upnp/setup.js')
+  const igd = await startIgd(ctx)
+  const sim = await gatewayFor(ctx, { pcp: false })
+  const found = await discoverGateway({ gateway: sim.address, port: sim.port, deferExternalAddress: true, ssdpTarget: igd.ssdpMulticastTarget, ssdpGatewayPort: igd.ssdpUnicastTarget.port })
+  ctx.after(() => { found.gateway.close() })
+  assert.equal(found.gateway.method, 'natpmp')
+  await new Promise((resolve) => setTimeout(resolve, 60))
+  assert.equal(igd.count('ssdp'), 0, 'no M-SEARCH after discovery ended')
+  const upnp = found.probes.find((p) => p.method === 'upnp')
+  assert.equal(upnp, undefined, 'the report is made when the answer is chosen, before UPnP ends')
+})
+
 test('unknown methods are refused', async () => {
   await assert.rejects(discoverGateway({ gateway: '127.0.0.1', methods: ['smtp' as 'pcp'] }), /unknown method "smtp"/)
 })

@@ -301,6 +301,30 @@ test('a change of default route rediscovers the gateway', async (ctx) => {
   assert.equal(rediscoveries, 1)
 })
 
+test('the route discovery just read is not read again at once: the first look-up is one interval later', async (ctx) => {
+  const clock = new FakeClock()
+  const gateway = await SimulatedPmpGateway.start({ clock })
+  let route = '10.0.0.1'
+  let lookups = 0
+  let rediscoveries = 0
+  const nat = new NAT(new PcpClient({ gateway: gateway.address, port: gateway.port, clock }), {
+    clock,
+    watchRoute: { lookup: async () => { lookups++; return route }, intervalMs: 10_000, initialGateway: '192.168.1.1' },
+    rediscover: async () => { rediscoveries++; return new PcpClient({ gateway: gateway.address, port: gateway.port, clock }) }
+  })
+  ctx.after(async () => { await nat.close(); await gateway.close() })
+  await clock.advance(9_999)
+  assert.equal(lookups, 0)
+  // The route changed since discovery: the first look-up sees it against the route discovery used.
+  await clock.advance(1)
+  assert.equal(lookups, 1)
+  assert.equal(rediscoveries, 1)
+  route = '10.0.0.1'
+  await clock.advance(10_000)
+  assert.equal(lookups, 2)
+  assert.equal(rediscoveries, 1, 'the same route again changes nothing')
+})
+
 test('a huge granted lifetime does not overflow the renewal timer into a renewal loop', async (ctx) => {
   const clock = new FakeClock()
   const gateway = await SimulatedPmpGateway.start({ clock })

@@ -1,4 +1,4 @@
-import { requireBuiltin } from '../builtin.js'
+import { readFileInto } from '../builtin.js'
 import { NatmapperError } from '../errors.js'
 
 /**
@@ -120,7 +120,12 @@ async function run (command: string, args: string[]): Promise<string> {
 
 function readProcNetRoute (): string {
   try {
-    return requireBuiltin<typeof import('node:fs')>('node:fs').readFileSync('/proc/net/route', 'utf8')
+    // A few hundred bytes on a host; a router-sized table may need a larger buffer.
+    for (let size = 16_384; ; size *= 4) {
+      const buffer = Buffer.allocUnsafe(size)
+      const length = readFileInto('/proc/net/route', buffer)
+      if (length < size) return buffer.toString('latin1', 0, length)
+    }
   } catch {
     return ''
   }

@@ -167,6 +167,11 @@ export class GatewaySocket {
       this.#sending++
       return
     }
+    await this.#waitForSlot(label, signal, timeoutMs)
+  }
+
+  /** The queue of #acquire, apart so that a process that never fills its slots never compiles it. */
+  async #waitForSlot (label: string, signal: AbortSignal | undefined, timeoutMs: number): Promise<void> {
     await new Promise<void>((resolve, reject) => {
       const leave = (err: Error): void => {
         const i = this.#waiting.indexOf(waiter)

@@ -132,8 +132,17 @@ export async function exchange<T> (options: ExchangeOptions<T>): Promise<T> {
     if (options.subscribe === undefined) socket.on('message', onMessage)
     else unsubscribe = options.subscribe(onMessage)
     socket.on('error', onError)
+    try {
+      send()
+    } catch (err) {
+      // A socket closed meanwhile throws at once.
+      finish(err as Error)
+      return
+    }
+    // After the request has left: nothing can abort or answer it before this line runs, and a
+    // process's first listener on an AbortSignal costs about 0.4 ms, better spent while the
+    // gateway works on the request.
     signal?.addEventListener('abort', onAbort, { once: true })
-    send()
   })
 }
 

@@ -1,4 +1,4 @@
-import { requireBuiltin } from '../builtin.js'
+import { readFileInto, requireBuiltin } from '../builtin.js'
 
 /**
  * 96 random bits for a PCP MAP nonce (RFC 6887 §11.1): what proves a reply answers our request,
@@ -9,15 +9,10 @@ import { requireBuiltin } from '../builtin.js'
  */
 export function randomNonce (): Uint8Array {
   const nonce = new Uint8Array(12)
-  const fs = requireBuiltin<typeof import('node:fs')>('node:fs')
-  let fd: number | undefined
   try {
-    fd = fs.openSync('/dev/urandom', 'r')
-    if (fs.readSync(fd, nonce, 0, nonce.length, null) === nonce.length) return nonce
+    if (readFileInto('/dev/urandom', nonce) === nonce.length) return nonce
   } catch {
     // No such device: fall through.
-  } finally {
-    if (fd !== undefined) fs.closeSync(fd)
   }
   return requireBuiltin<typeof import('node:crypto')>('node:crypto').randomFillSync(nonce)
 }
