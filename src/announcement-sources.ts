@@ -60,7 +60,7 @@ async function listen (gateway: Gateway, options: DiscoverNatOptions): Promise<A
   // A gateway on loopback is a simulated one: joining the real SSDP group would reach nothing.
   if (gateway.method === 'upnp' && where === undefined && isLoopbackAddress(gateway.address)) return undefined
   // Join groups on the interface that reaches the gateway (multi-homed hosts).
-  const interfaceAddress = await localAddressToward(gateway.address)
+  const interfaceAddress = await (gateway.localAddress?.() ?? localAddressToward(gateway.address))
   if (gateway.method !== 'upnp') {
     return await AnnouncementListener.start({
       gateway: gateway.address,

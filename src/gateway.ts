@@ -64,6 +64,11 @@ export interface Gateway {
   /** Releases sockets; does not delete mappings. Idempotent. */
   close(): void
   /**
+   * Our address on the link to the gateway, where the client already has a socket connected to
+   * it (PCP, NAT-PMP): the announcement listener joins its group there without opening another.
+   */
+  localAddress?: () => Promise<string>
+  /**
    * The gateway's whole mapping table, where the protocol can list it (UPnP
    * GetGenericPortMappingEntry); PCP and NAT-PMP cannot, and leave it undefined.
    */

@@ -98,6 +98,10 @@ export class NatPmpClient implements Gateway {
     if (response.opcode === 'error') throw refused(response)
   }
 
+  async localAddress (): Promise<string> {
+    return await this.#socket.localAddress()
+  }
+
   close (): void {
     this.#socket.close()
   }

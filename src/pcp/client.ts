@@ -107,6 +107,10 @@ export class PcpClient implements Gateway {
     return true
   }
 
+  async localAddress (): Promise<string> {
+    return await this.#socket.localAddress()
+  }
+
   close (): void {
     this.#socket.close()
   }

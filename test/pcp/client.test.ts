@@ -34,6 +34,15 @@ test('a MAP costs one request and carries the external address, port and lifetim
   assert.equal(t.gateway.requestCount, 1)
 })
 
+test('localAddress is our address on the link to the gateway, from the client\'s own socket, and costs the gateway nothing', async (ctx) => {
+  const t = await setup(ctx)
+  assert.equal(await t.client.localAddress(), '127.0.0.1')
+  const nat = new NatPmpClient({ gateway: t.gateway.address, port: t.gateway.port, clock: t.clock })
+  ctx.after(() => { nat.close() })
+  assert.equal(await nat.localAddress(), '127.0.0.1')
+  assert.equal(t.gateway.requestCount, 0)
+})
+
 test('renew and delete reuse the nonce, so a server that enforces it accepts them', async (ctx) => {
   const t = await setup(ctx)
   const mapping = await t.client.map({ protocol: 'udp', internalPort: 7002, suggestedExternalPort: 40000, lifetimeSeconds: 600 })
