@@ -85,7 +85,9 @@ export async function exchange<T> (options: ExchangeOptions<T>): Promise<T> {
     let timer: ReturnType<Clock['setTimeout']> | undefined
     let unsubscribe = (): void => { socket.off('message', onMessage) }
 
+    let finished = false
     const finish = (err: Error | undefined, value?: T): void => {
+      finished = true
       if (timer !== undefined) clock.clearTimeout(timer)
       unsubscribe()
       socket.off('error', onError)
@@ -111,9 +113,15 @@ export async function exchange<T> (options: ExchangeOptions<T>): Promise<T> {
     const onAbort = (): void => { finish(new AbortError(signal?.reason)) }
     const send = (): void => {
       attempts++
-      socket.send(payload, (err) => {
-        if (err !== null && err !== undefined) finish(err)
-      })
+      try {
+        socket.send(payload, (err) => {
+          if (err !== null && err !== undefined) finish(err)
+        })
+      } catch (err) {
+        // The socket was closed meanwhile (its client closed while this request was waiting).
+        finish(err as Error)
+        return
+      }
       const remainingMs = deadlineMs - clock.now()
       const lastAttempt = attempts >= options.maxAttempts
       const delayMs = Math.min(waitMs, remainingMs)
@@ -132,17 +140,11 @@ export async function exchange<T> (options: ExchangeOptions<T>): Promise<T> {
     if (options.subscribe === undefined) socket.on('message', onMessage)
     else unsubscribe = options.subscribe(onMessage)
     socket.on('error', onError)
-    try {
-      send()
-    } catch (err) {
-      // A socket closed meanwhile throws at once.
-      finish(err as Error)
-      return
-    }
+    send()
     // After the request has left: nothing can abort or answer it before this line runs, and a
     // process's first listener on an AbortSignal costs about 0.4 ms, better spent while the
     // gateway works on the request.
-    signal?.addEventListener('abort', onAbort, { once: true })
+    if (!finished) signal?.addEventListener('abort', onAbort, { once: true })
   })
 }
 

@@ -36,3 +36,16 @@ test('exchange: an abort after the request has left ends it with AbortError and 
   socket.close()
   peer.close()
 })
+
+test('exchange: a socket closed between retransmissions ends the exchange with the error instead of throwing from the timer', async () => {
+  const socket = createSocket('udp4')
+  const silent = createSocket('udp4')
+  await new Promise<void>((resolve) => { silent.bind(0, '127.0.0.1', resolve) })
+  await new Promise<void>((resolve) => { socket.connect(silent.address().port, '127.0.0.1', resolve) })
+  const first = new Promise<void>((resolve) => { silent.once('message', () => { resolve() }) })
+  const pending = exchange({ ...options, from: { address: '127.0.0.1', port: silent.address().port }, socket, payload: new Uint8Array(4), initialTimeoutMs: 20, maxAttempts: 3 })
+  await first
+  socket.close()
+  await assert.rejects(pending, { code: 'ERR_SOCKET_DGRAM_NOT_RUNNING' })
+  silent.close()
+})
