@@ -4,7 +4,7 @@ import { discoverGateway, discoverNAT } from '../discover.js'
 import { UsageError } from '../errors.js'
 import type { PortMapping } from '../gateway.js'
 import { mappingToJSON } from '../mapping-json.js'
-import { classifyAddress, notPublicReason } from '../net/address-class.js'
+import { classifyAddress, notPublicReason, notPublicReasonOf } from '../net/address-class.js'
 import type { MappingEvent } from '../nat.js'
 import { discoverOptionsFrom, gatewayOptionSpec, gatewayOptionsHelp, methodNames } from './common.js'
 import { createOutput, type Output } from './output.js'
@@ -148,10 +148,13 @@ async function keepMapped (specs: PortSpec[], discover: ReturnType<typeof discov
 }
 
 async function mapOnce (specs: PortSpec[], discover: ReturnType<typeof discoverOptionsFrom>, request: Request, out: Output): Promise<number> {
-  const found = await discoverGateway(discover)
+  // As discoverNAT does: the best protocol's first answer, the external address from the mapping
+  // replies (a PCP router gets an ANNOUNCE and the MAPs, no NAT-PMP request).
+  const found = await discoverGateway({ ...discover, deferExternalAddress: true })
   const { gateway } = found
   const made: PortMapping[] = []
   const failures: string[] = []
+  let refusedAsNotPublic: string | undefined
   try {
     await Promise.all(specs.map(async (spec) => {
       try {
@@ -166,8 +169,21 @@ async function mapOnce (specs: PortSpec[], discover: ReturnType<typeof discoverO
         out.event('mapped', mappingFields(mapping), mappedLine('mapped', mapping))
       } catch (err) {
         failures.push(`${spec.port}/${spec.protocol}: ${(err as Error).message}`)
+        // No external address to map on (PCP NETWORK_FAILURE): double NAT, said as such.
+        refusedAsNotPublic ??= notPublicReasonOf(err)
       }
     }))
+    if (made.length === 0 && found.externalAddress === undefined && found.notPublicReason === undefined && refusedAsNotPublic === undefined) {
+      // Nothing was mapped and nothing said why in terms of the address: ask for it, since a
+      // gateway without a public one may refuse mappings with something vaguer (miniupnpd 2.3.1
+      // behind a reserved WAN address answers PCP MAP with NO_RESOURCES, and the external
+      // address request with NETWORK_FAILURE).
+      try {
+        await gateway.externalAddress(discover.timeout === undefined ? {} : { timeoutMs: discover.timeout })
+      } catch (err) {
+        refusedAsNotPublic = notPublicReasonOf(err)
+      }
+    }
   } finally {
     gateway.close()
   }
@@ -189,7 +205,7 @@ async function mapOnce (specs: PortSpec[], discover: ReturnType<typeof discoverO
     await saveAll(saved)
   }
   const external = made.find((m) => m.externalAddress !== undefined)?.externalAddress ?? found.externalAddress
-  const reason = found.notPublicReason ?? (external === undefined ? undefined : notPublicReason(external, classifyAddress(external)))
+  const reason = found.notPublicReason ?? refusedAsNotPublic ?? (external === undefined ? undefined : notPublicReason(external, classifyAddress(external)))
   if (failures.length > 0) {
     out.error(new Error(`${reason === undefined ? '' : `${reason}: `}could not map ${failures.join('; ')}`))
     return 1

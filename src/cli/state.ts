@@ -1,6 +1,6 @@
-import { mkdir, readFile, rename, writeFile } from 'node:fs/promises'
 import { homedir } from 'node:os'
 import { dirname, join } from 'node:path'
+import { requireBuiltin } from '../builtin.js'
 
 /**
  * Mappings that `natmapper map --once` left on the router, saved so that `natmapper unmap` and
@@ -31,9 +31,12 @@ export function stateFile (): string {
 }
 
 export async function loadSaved (nowMs = Date.now()): Promise<SavedMapping[]> {
+  const fs = requireBuiltin<typeof import('node:fs')>('node:fs')
   let text: string
   try {
-    text = await readFile(stateFile(), 'utf8')
+    // Synchronously: a small file, read once by a short-lived command; the promise API's thread
+    // pool cost `map --once` more than the read.
+    text = fs.readFileSync(stateFile(), 'utf8')
   } catch {
     return []
   }
@@ -46,11 +49,12 @@ export async function loadSaved (nowMs = Date.now()): Promise<SavedMapping[]> {
 }
 
 export async function saveAll (list: SavedMapping[]): Promise<void> {
+  const fs = requireBuiltin<typeof import('node:fs')>('node:fs')
   const file = stateFile()
-  await mkdir(dirname(file), { recursive: true })
+  fs.mkdirSync(dirname(file), { recursive: true })
   const temporary = `${file}.${process.pid}.tmp`
-  await writeFile(temporary, `${JSON.stringify(list, null, 2)}\n`, { mode: 0o600 })
-  await rename(temporary, file)
+  fs.writeFileSync(temporary, `${JSON.stringify(list, null, 2)}\n`, { mode: 0o600 })
+  fs.renameSync(temporary, file)
 }
 
 /** Same gateway, protocol and internal port: the key a router knows a mapping by. */

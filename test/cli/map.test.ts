@@ -80,6 +80,36 @@ test('map --once against a gateway with no external address (miniupnpd behind a 
   assert.match(result.stderr, /double NAT/)
 })
 
+test('map --once on a PCP gateway with no external address (NETWORK_FAILURE to the MAP) names double NAT, and asks no NAT-PMP', async (ctx) => {
+  const gateway = await SimulatedPmpGateway.start()
+  gateway.faults.refuseWith = { pcp: 7 }
+  ctx.after(async () => { await gateway.close() })
+  const result = await runCli(['map', '4001/tcp', '--once', '--gateway', gateway.address, '--gateway-port', String(gateway.port)])
+  assert.equal(result.code, 1, result.stderr)
+  assert.match(result.stderr, /double NAT/)
+  assert.match(result.stderr, /NETWORK_FAILURE/)
+})
+
+test('map --once where PCP refuses with NO_RESOURCES and the address request says NETWORK_FAILURE (miniupnpd behind a reserved WAN): double NAT', async (ctx) => {
+  const gateway = await SimulatedPmpGateway.start()
+  gateway.faults.refuseWith = { pcp: 8 }
+  gateway.faults.externalAddressResult = 3
+  ctx.after(async () => { await gateway.close() })
+  const result = await runCli(['map', '4001/tcp', '--once', '--gateway', gateway.address, '--gateway-port', String(gateway.port)])
+  assert.equal(result.code, 1, result.stderr)
+  assert.match(result.stderr, /double NAT.*could not map 4001\/tcp: .*NO_RESOURCES/)
+  assert.equal(gateway.requestCount, 3, 'ANNOUNCE, MAP, then the address request')
+})
+
+test('map --once on a PCP gateway costs it the ANNOUNCE and the MAP', async (ctx) => {
+  const gateway = await SimulatedPmpGateway.start()
+  ctx.after(async () => { await gateway.close() })
+  const result = await runCli(['map', '4001/tcp', '--once', '--gateway', gateway.address, '--gateway-port', String(gateway.port)])
+  assert.equal(result.code, 0, result.stderr)
+  assert.match(result.stdout, /^mapped tcp 4001 -> 11\.0\.0\.1:4001 \(pcp, lifetime 7200 s\)$/m)
+  assert.equal(gateway.requestCount, 2)
+})
+
 test('Ctrl-C while looking for the gateway: exit 130 at once, one clear line, nothing mapped', async (ctx) => {
   const gateway = await SimulatedPmpGateway.start()
   ctx.after(async () => { await gateway.close() })
