@@ -80,5 +80,11 @@ export interface NatEvents {
   unmapped: [{ protocol: TransportProtocol, internalPort: number }]
   'external-address': [{ address: string, previous: string | undefined, addressClass: AddressClass }]
   'gateway-changed': [{ previous: string, address: string, method: MappingMethod, reason: string }]
+  /**
+   * The gateway turned out to have no public external address (double NAT, carrier-grade NAT, no
+   * WAN address): mappings on it will not be reachable from the internet. `notPublicReason` says
+   * the same; a reason discovery already knew is not emitted again.
+   */
+  'not-public': [{ reason: string }]
   error: [Error]
 }

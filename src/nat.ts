@@ -240,7 +240,7 @@ export class NAT extends EventEmitter<NatEvents> {
 
   /** A request of #refresh failed: keep what may have been made, report, retry later. */
   async #refreshFailed (entry: Entry, gateway: Gateway, previous: PortMapping | undefined, error: Error): Promise<void> {
-    if (this.#externalAddress === undefined) this.#notPublicReason ??= notPublicReasonOf(error)
+    if (this.#externalAddress === undefined) this.#noteNotPublic(notPublicReasonOf(error))
     // A first attempt that may have been applied although it failed (no answer): remember
     // it, so that giving up on the port deletes it (quirk 11).
     const uncertain = uncertainMappingOf(error)
@@ -436,7 +436,7 @@ export class NAT extends EventEmitter<NatEvents> {
           if (this.#closed === undefined && this.#gateway === gateway) this.#learnExternalAddress(address, true)
         } catch (err) {
           this.#logger('external address: %s', (err as Error).message)
-          if (this.#externalAddress === undefined) this.#notPublicReason ??= notPublicReasonOf(err)
+          if (this.#externalAddress === undefined) this.#noteNotPublic(notPublicReasonOf(err))
         }
       })()
     })
@@ -445,11 +445,25 @@ export class NAT extends EventEmitter<NatEvents> {
   #learnExternalAddress (address: string, emit: boolean): void {
     if (address === this.#externalAddress) return
     const previous = this.#externalAddress
+    const wasNotPublic = this.#notPublicReason
     this.#externalAddress = address
     const addressClass = classifyAddress(address)
     this.#notPublicReason = notPublicReason(address, addressClass)
     this.#logger('external address %s (%s)', address, addressClass)
-    if (emit) this.emit('external-address', { address, previous, addressClass })
+    if (!emit) return
+    this.emit('external-address', { address, previous, addressClass })
+    if (this.#notPublicReason !== undefined && this.#notPublicReason !== wasNotPublic) this.emit('not-public', { reason: this.#notPublicReason })
+  }
+
+  /**
+   * A refusal or an answer that shows the gateway has no public address (NETWORK_FAILURE): said
+   * once, as it may come after addMapping has resolved (from the NAT's own address request).
+   */
+  #noteNotPublic (reason: string | undefined): void {
+    if (reason === undefined || this.#notPublicReason !== undefined) return
+    this.#notPublicReason = reason
+    this.#logger('%s', reason)
+    this.emit('not-public', { reason })
   }
 
   #watchGateway (gateway: Gateway): void {

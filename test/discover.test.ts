@@ -143,6 +143,36 @@ test('discoverNAT\'s quick discovery, NAT-PMP answering: UPnP, waiting for its t
   assert.equal(upnp, undefined, 'the report is made when the answer is chosen, before UPnP ends')
 })
 
+test('discoverNAT: a gateway that refuses the first MAP vaguely (NO_RESOURCES) and has no external address: not-public comes from the NAT\'s own address request, once', async (ctx) => {
+  const sim = await gatewayFor(ctx)
+  sim.faults.refuseWith = { pcp: 8 }
+  sim.faults.externalAddressResult = 3
+  const nat = await discoverNAT({ gateway: sim.address, port: sim.port, methods: ['pcp', 'natpmp'], ...noAnnouncements })
+  ctx.after(async () => { await nat.close() })
+  const reasons: string[] = []
+  nat.on('not-public', (e) => { reasons.push(e.reason) })
+  nat.on('error', () => {})
+  await nat.addMapping('tcp', 4001)
+  assert.equal(nat.getMapping('tcp', 4001), undefined)
+  await waitFor(() => reasons.length > 0, 'the not-public event')
+  assert.match(reasons[0]!, /NETWORK_FAILURE/)
+  assert.equal(nat.notPublicReason, reasons[0])
+  await new Promise((resolve) => setTimeout(resolve, 20))
+  assert.equal(reasons.length, 1)
+})
+
+test('discoverNAT: a carrier-grade NAT address in the first MAP reply emits not-public once, after external-address', async (ctx) => {
+  const sim = await gatewayFor(ctx, { externalAddress: '100.64.0.9' })
+  const nat = await discoverNAT({ gateway: sim.address, port: sim.port, methods: ['pcp', 'natpmp'], ...noAnnouncements })
+  ctx.after(async () => { await nat.close() })
+  const events: string[] = []
+  nat.on('external-address', (e) => { events.push(`address ${e.address}`) })
+  nat.on('not-public', (e) => { events.push(`not-public ${e.reason.slice(0, 17)}`) })
+  await nat.addMapping('tcp', 4001)
+  await nat.addMapping('tcp', 4002)
+  assert.deepEqual(events, ['address 100.64.0.9', 'not-public carrier-grade NAT'])
+})
+
 test('unknown methods are refused', async () => {
   await assert.rejects(discoverGateway({ gateway: '127.0.0.1', methods: ['smtp' as 'pcp'] }), /unknown method "smtp"/)
 })

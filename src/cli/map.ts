@@ -25,7 +25,7 @@ Options:
 ${gatewayOptionsHelp}
 
 With --json, events are printed one JSON object per line: mapped, renewed, lost,
-external-address, gateway-changed, unmapped, error.
+external-address, not-public, gateway-changed, unmapped, error.
 `
 
 export async function runMap (argv: string[], output?: Output): Promise<number> {
@@ -120,6 +120,15 @@ async function keepMapped (specs: PortSpec[], discover: ReturnType<typeof discov
   nat.on('error', (err) => {
     out.event('error', { code: (err as { code?: string }).code, message: err.message }, `error: ${err.message}`)
   })
+  let warned = false
+  const warnNotPublic = (reason: string): void => {
+    if (warned) return
+    warned = true
+    out.event('not-public', { reason }, `warning: ${reason}; the mappings will not be reachable from the internet`)
+  }
+  // Known at discovery, or learnt later: from a mapping reply, a refusal, or the NAT's own
+  // address request after a failed first mapping (miniupnpd behind a reserved WAN address).
+  nat.on('not-public', (e) => { warnNotPublic(e.reason) })
 
   const stopped = new Promise<string>((resolve) => {
     stopSignal.addEventListener('abort', () => { resolve(String(stopSignal.reason)) }, { once: true })
@@ -137,7 +146,7 @@ async function keepMapped (specs: PortSpec[], discover: ReturnType<typeof discov
       })),
       stopped
     ])
-    if (nat.notPublicReason !== undefined) out.info(`warning: ${nat.notPublicReason}; the mappings will not be reachable from the internet`)
+    if (nat.notPublicReason !== undefined) warnNotPublic(nat.notPublicReason)
     out.info(`${await stopped}: removing mappings`)
   } finally {
     // Also on an unexpected error: whatever was mapped goes.

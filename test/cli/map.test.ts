@@ -110,6 +110,20 @@ test('map --once on a PCP gateway costs it the ANNOUNCE and the MAP', async (ctx
   assert.equal(gateway.requestCount, 2)
 })
 
+test('map (kept) where the double NAT shows only after the first mapping failed: the warning is printed once, when it is known', async (ctx) => {
+  const gateway = await SimulatedPmpGateway.start()
+  gateway.faults.refuseWith = { pcp: 8 }
+  gateway.faults.externalAddressResult = 3
+  ctx.after(async () => { await gateway.close() })
+  const cli = startCli(ctx, ['map', '4001/tcp', '--json', '--gateway', gateway.address, '--gateway-port', String(gateway.port)])
+  await waitFor(() => cli.events.some((e) => e.event === 'not-public'), `a not-public event (stderr: ${cli.stderr()})`, 5000)
+  const warning = cli.events.find((e) => e.event === 'not-public')!
+  assert.match(String(warning.reason), /double NAT/)
+  cli.child.kill('SIGINT')
+  assert.equal(await cli.exit, 0, cli.stderr())
+  assert.equal(cli.events.filter((e) => e.event === 'not-public').length, 1)
+})
+
 test('Ctrl-C while looking for the gateway: exit 130 at once, one clear line, nothing mapped', async (ctx) => {
   const gateway = await SimulatedPmpGateway.start()
   ctx.after(async () => { await gateway.close() })
