@@ -1,6 +1,13 @@
 import { requireBuiltin } from '../builtin.js'
 import { UsageError } from '../errors.js'
 import { createOutput } from './output.js'
+import * as demoCommand from './demo.js'
+import * as discoverCommand from './discover.js'
+import * as doctorCommand from './doctor.js'
+import * as externalIpCommand from './external-ip.js'
+import * as listCommand from './list.js'
+import * as mapCommand from './map.js'
+import * as unmapCommand from './unmap.js'
 
 export const mainHelp = `Usage: natmapper <command> [options]
 
@@ -29,17 +36,19 @@ turns colour off.
 interface Command { run: (argv: string[]) => Promise<number>, help: string }
 
 /**
- * Each command's module is loaded when it runs: a process start of `natmapper map` then compiles
- * the mapping code only, not the demo's simulated routers or the doctor's report.
+ * Every command is loaded with the CLI. Each in a module of its own, loaded when it ran, split the
+ * published bundle into 29 files, and the library's `import 'natmapper'` took 13 of them instead
+ * of 6: Node's ESM loader costs about a millisecond per module in a fresh process, more than
+ * compiling the commands a run does not use (bench/analysis.md).
  */
-const commands: Record<string, () => Promise<Command>> = {
-  discover: async () => { const m = await import('./discover.js'); return { run: m.runDiscover, help: m.discoverHelp } },
-  map: async () => { const m = await import('./map.js'); return { run: m.runMap, help: m.mapHelp } },
-  unmap: async () => { const m = await import('./unmap.js'); return { run: m.runUnmap, help: m.unmapHelp } },
-  list: async () => { const m = await import('./list.js'); return { run: m.runList, help: m.listHelp } },
-  'external-ip': async () => { const m = await import('./external-ip.js'); return { run: m.runExternalIp, help: m.externalIpHelp } },
-  doctor: async () => { const m = await import('./doctor.js'); return { run: m.runDoctor, help: m.doctorHelp } },
-  demo: async () => { const m = await import('./demo.js'); return { run: m.runDemo, help: m.demoHelp } }
+const commands: Record<string, Command> = {
+  discover: { run: discoverCommand.runDiscover, help: discoverCommand.discoverHelp },
+  map: { run: mapCommand.runMap, help: mapCommand.mapHelp },
+  unmap: { run: unmapCommand.runUnmap, help: unmapCommand.unmapHelp },
+  list: { run: listCommand.runList, help: listCommand.listHelp },
+  'external-ip': { run: externalIpCommand.runExternalIp, help: externalIpCommand.externalIpHelp },
+  doctor: { run: doctorCommand.runDoctor, help: doctorCommand.doctorHelp },
+  demo: { run: demoCommand.runDemo, help: demoCommand.demoHelp }
 }
 
 export async function main (argv: string[]): Promise<number> {
@@ -48,17 +57,17 @@ export async function main (argv: string[]): Promise<number> {
   try {
     if (command === undefined || command === '-h' || command === '--help' || command === 'help') {
       const topic = command === 'help' ? rest[0] : undefined
-      const load = topic === undefined ? undefined : commands[topic]
-      process.stdout.write(load !== undefined ? (await load()).help : mainHelp)
+      const about = topic === undefined ? undefined : commands[topic]
+      process.stdout.write(about !== undefined ? about.help : mainHelp)
       return command === undefined ? 2 : 0
     }
     if (command === '-v' || command === '--version') {
       process.stdout.write(`${version()}\n`)
       return 0
     }
-    const load = commands[command]
-    if (load === undefined) throw new UsageError(`unknown command ${JSON.stringify(command)}; see natmapper --help`)
-    return await (await load()).run(rest)
+    const run = commands[command]?.run
+    if (run === undefined) throw new UsageError(`unknown command ${JSON.stringify(command)}; see natmapper --help`)
+    return await run(rest)
   } catch (err) {
     createOutput({ json: false, verbose }).error(err)
     return err instanceof UsageError || (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS') === true ? 2 : 1
