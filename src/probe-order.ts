@@ -46,25 +46,12 @@ export async function pcpFirst<T> (pcp: Promise<T>, headStartMs: number): Promis
  * PCP (ICMP port unreachable: NAT-PMP, on the same port, would be refused as well).
  */
 export async function natpmpAfterPcp (pcp: Promise<unknown>, signal: AbortSignal, decided: Promise<void>, headStartMs: number): Promise<void> {
-  let timer: ReturnType<typeof setTimeout> | undefined
-  try {
-    await new Promise<void>((resolve, reject) => {
-      if (signal.aborted) {
-        reject(new AbortError(signal.reason))
-        return
-      }
-      timer = setTimeout(resolve, headStartMs)
-      timer.unref()
-      signal.addEventListener('abort', () => { reject(new AbortError(signal.reason)) }, { once: true })
-      pcp.then(() => { reject(new NotAskedError('not asked: PCP answered')) }, (err: unknown) => {
-        if (err instanceof NoResponseError) reject(new NotAskedError(`not asked: ${err.message}`, { cause: err }))
-        else resolve()
-      })
-      void decided.then(() => { reject(new NotAskedError('not asked: another protocol answered first')) })
+  await waitForTurn(signal, decided, headStartMs, false, (go, skip) => {
+    pcp.then(() => { skip(new NotAskedError('not asked: PCP answered')) }, (err: unknown) => {
+      if (err instanceof NoResponseError) skip(new NotAskedError(`not asked: ${err.message}`, { cause: err }))
+      else go()
     })
-  } finally {
-    clearTimeout(timer)
-  }
+  })
 }
 
 /**
@@ -75,6 +62,21 @@ export async function natpmpAfterPcp (pcp: Promise<unknown>, signal: AbortSignal
  * asked at all once discovery has chosen an answer (`decided`).
  */
 export async function upnpAfterOthers (others: Array<Promise<unknown>>, signal: AbortSignal, decided: Promise<void>, headStartMs: number): Promise<void> {
+  // Its timer holds the process while nothing else does (answered probes leave their sockets
+  // unref'd), and goes when discovery ends, so it does not hold a finished CLI either.
+  await waitForTurn(signal, decided, headStartMs, true, (go) => {
+    // Settles only if every other probe failed: an answer leaves it pending for ever.
+    void Promise.all(others.map(async (p) => { await p.then(async () => { await new Promise(() => {}) }, () => {}) })).then(go)
+  })
+}
+
+/**
+ * A probe's wait for its turn: it goes when `headStartMs` have passed or when `watch` calls `go`
+ * first, and ends unasked when `watch` calls `skip`, the signal aborts, or discovery has chosen
+ * an answer (`decided`).
+ */
+async function waitForTurn (signal: AbortSignal, decided: Promise<void>, headStartMs: number, holdsProcess: boolean,
+  watch: (go: () => void, skip: (err: Error) => void) => void): Promise<void> {
   let timer: ReturnType<typeof setTimeout> | undefined
   try {
     await new Promise<void>((resolve, reject) => {
@@ -82,12 +84,10 @@ export async function upnpAfterOthers (others: Array<Promise<unknown>>, signal: 
         reject(new AbortError(signal.reason))
         return
       }
-      // Not unref'd: it holds the process while nothing else does (answered probes leave their
-      // sockets unref'd), and goes when discovery ends, so it does not hold a finished CLI either.
       timer = setTimeout(resolve, headStartMs)
-      // Settles only if every other probe failed: an answer leaves it pending for ever.
-      void Promise.all(others.map(async (p) => { await p.then(async () => { await new Promise(() => {}) }, () => {}) })).then(() => { resolve() })
+      if (!holdsProcess) timer.unref()
       signal.addEventListener('abort', () => { reject(new AbortError(signal.reason)) }, { once: true })
+      watch(() => { resolve() }, reject)
       void decided.then(() => { reject(new NotAskedError('not asked: another protocol answered first')) })
     })
   } finally {
