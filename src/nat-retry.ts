@@ -1,5 +1,7 @@
 import { GatewayRefusedError, NoResponseError } from './errors.js'
 
+/** Retry and pacing waits of the NAT manager: after failed requests, between rediscoveries, between re-mappings after resets. */
+
 /** Retry waits after a failed request (the NAT manager's), before the mapping's own renewal time applies. */
 const RETRY_BASE_MS = 5_000
 const RETRY_MAX_MS = 5 * 60_000
@@ -41,4 +43,33 @@ export function retryDelayMs (failures: number, error: Error): number {
 export function isNotAuthorized (error: Error): boolean {
   if (!(error instanceof GatewayRefusedError)) return false
   return error.protocol === 'upnp' ? error.resultCode === 606 : error.resultCode === 2
+}
+
+/** Rediscoveries at most this often, doubling while they keep failing, up to the maximum (quirk 41). */
+const REDISCOVERY_MIN_INTERVAL_MS = 15_000
+const REDISCOVERY_MAX_INTERVAL_MS = 30 * 60_000
+/**
+ * Re-mappings after a reset (an epoch that went backwards, an announcement, SSDP alive) at most
+ * this often, doubling while they come in a row: a gateway whose epoch is frozen, or a LAN host
+ * that spoofs announcements, would otherwise have every mapping made again every few seconds.
+ */
+const RECOVERY_MIN_INTERVAL_MS = 30_000
+const RECOVERY_MAX_INTERVAL_MS = 30 * 60_000
+
+/** How long after the previous rediscovery the next may start, after `failures` failed ones in a row. */
+export function rediscoveryIntervalMs (failures: number): number {
+  return Math.min(REDISCOVERY_MIN_INTERVAL_MS * 2 ** Math.min(failures, 30), REDISCOVERY_MAX_INTERVAL_MS)
+}
+
+/** How long a re-mapping after a reset must wait so that resets in a row re-map at a falling pace. */
+export function recoveryHoldMs (lastRecoveryMs: number | undefined, streak: number, nowMs: number): number {
+  const sinceLastMs = lastRecoveryMs === undefined ? Infinity : nowMs - lastRecoveryMs
+  const intervalMs = Math.min(RECOVERY_MIN_INTERVAL_MS * 2 ** Math.min(streak, 30), RECOVERY_MAX_INTERVAL_MS)
+  return Math.max(0, intervalMs - sinceLastMs)
+}
+
+/** The streak after a re-mapping fired at `firedMs`: it starts over after a long quiet spell. */
+export function nextRecoveryStreak (lastRecoveryMs: number | undefined, streak: number, firedMs: number): number {
+  const gapMs = lastRecoveryMs === undefined ? Infinity : firedMs - lastRecoveryMs
+  return gapMs < 2 * RECOVERY_MAX_INTERVAL_MS ? streak + 1 : 0
 }

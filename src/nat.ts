@@ -3,7 +3,7 @@ import { systemClock, type Clock, type TimerHandle } from './clock.js'
 import { AbortError, ClosedError, NoResponseError, UsageError } from './errors.js'
 import { pendingCheckOf, renewAtMs, uncertainMappingOf, type Gateway, type MappingMethod, type PortMapping, type TransportProtocol } from './gateway.js'
 import { createLogger, type Logger } from './log.js'
-import { isNotAuthorized, retryDelayMs } from './nat-retry.js'
+import { isNotAuthorized, nextRecoveryStreak, recoveryHoldMs, rediscoveryIntervalMs, retryDelayMs } from './nat-retry.js'
 import { classifyAddress, notPublicReason, notPublicReasonOf, type AddressClass } from './net/address-class.js'
 import type { Announcement } from './net/announcements.js'
 import type { AddMappingOptions, AnnouncementSource, MappingEvent, NatEvents, NatOptions } from './nat-types.js'
@@ -38,18 +38,8 @@ interface Entry {
   uncertain: { mapping: PortMapping, gateway: Gateway } | undefined
 }
 
-/** Rediscoveries at most this often, doubling while they keep failing, up to the maximum (quirk 41). */
-const REDISCOVERY_MIN_INTERVAL_MS = 15_000
-const REDISCOVERY_MAX_INTERVAL_MS = 30 * 60_000
-/**
- * Re-mappings after a reset (an epoch that went backwards, an announcement, SSDP alive) at most
- * this often, doubling while they come in a row: a gateway whose epoch is frozen, or a LAN host
- * that spoofs announcements, would otherwise have every mapping made again every few seconds.
- */
-const RECOVERY_MIN_INTERVAL_MS = 30_000
 /** An epoch reset seen this soon after a recovery fired is the one it handled. */
 const SAME_RESET_WINDOW_MS = 10_000
-const RECOVERY_MAX_INTERVAL_MS = 30 * 60_000
 /** "Connection refused" twice in a row: the service moved or the router restarted. */
 const REFUSALS_BEFORE_REDISCOVERY = 2
 /** Node's timers cannot wait longer than 2^31 - 1 ms. */
@@ -507,18 +497,14 @@ export class NAT extends EventEmitter<NatEvents> {
   #recoverAll (reason: string, jitter: boolean, limited = true): void {
     if (this.#closed !== undefined || this.#recoveryTimer !== undefined) return
     const nowMs = this.#clock.now()
-    // Resets in a row (a frozen or random epoch, spoofed announcements) re-map at a falling pace.
-    const sinceLastMs = this.#lastRecoveryMs === undefined ? Infinity : nowMs - this.#lastRecoveryMs
-    const intervalMs = Math.min(RECOVERY_MIN_INTERVAL_MS * 2 ** Math.min(this.#recoveryStreak, 30), RECOVERY_MAX_INTERVAL_MS)
-    const holdMs = limited ? Math.max(0, intervalMs - sinceLastMs) : 0
+    const holdMs = limited ? recoveryHoldMs(this.#lastRecoveryMs, this.#recoveryStreak, nowMs) : 0
     const delayMs = Math.max(holdMs, jitter && this.#gateway.method !== 'upnp' ? Math.floor(this.#random() * RESET_JITTER_MS) : 0)
     this.#logger('%s: re-mapping %d mapping(s) in %d ms', reason, this.#entries.size, delayMs)
     this.#recoveryTimer = this.#clock.setTimeout(() => {
       this.#recoveryTimer = undefined
       if (limited) {
         const firedMs = this.#clock.now()
-        const gapMs = this.#lastRecoveryMs === undefined ? Infinity : firedMs - this.#lastRecoveryMs
-        this.#recoveryStreak = gapMs < 2 * RECOVERY_MAX_INTERVAL_MS ? this.#recoveryStreak + 1 : 0
+        this.#recoveryStreak = nextRecoveryStreak(this.#lastRecoveryMs, this.#recoveryStreak, firedMs)
         this.#lastRecoveryMs = firedMs
       }
       for (const entry of this.#entries.values()) {
@@ -537,7 +523,7 @@ export class NAT extends EventEmitter<NatEvents> {
     // good, once per failed retry would be several probes a second (quirk 41: tailscale#4237).
     // A new default route is a new network: it is looked at at once.
     const nowMs = this.#clock.now()
-    const intervalMs = Math.min(REDISCOVERY_MIN_INTERVAL_MS * 2 ** Math.min(this.#rediscoveryFailures, 30), REDISCOVERY_MAX_INTERVAL_MS)
+    const intervalMs = rediscoveryIntervalMs(this.#rediscoveryFailures)
     if (!urgent && this.#lastRediscoveryMs !== undefined && nowMs - this.#lastRediscoveryMs < intervalMs) {
       this.#logger('not rediscovering yet (%s): the last attempt was %d ms ago', reason, Math.round(nowMs - this.#lastRediscoveryMs))
       return
