@@ -774,7 +774,7 @@ const httpResponseTarget: FuzzTarget<Uint8Array> = {
   input: fc.oneof(
     { weight: 3, arbitrary: httpStructured },
     { weight: 1, arbitrary: fc.uint8Array({ maxLength: 1200 }) },
-    { weight: 1, arbitrary: fc.string({ unit: asciiChar, maxLength: 600 }).map((text) => utf8.encode(`HTTP/1.1 200 OK\r\n${text}`)) },
+    { weight: 1, arbitrary: fc.string({ unit: asciiChar, maxLength: 600 }).map((text) => textBytes(httpHead + text)) },
     { weight: 2, arbitrary: mutatedBytes(fc.oneof(fc.constantFrom(...httpFixtures), httpStructured), httpFixtures, MAX_HEADER_SECTION_BYTES + 16) },
     { weight: 2, arbitrary: mutatedDatagram(fc.oneof(fc.constantFrom(...httpFixtures), httpStructured)) }
   ),
