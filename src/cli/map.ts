@@ -164,6 +164,7 @@ async function mapOnce (specs: PortSpec[], discover: ReturnType<typeof discoverO
   const made: PortMapping[] = []
   const failures: string[] = []
   let refusedAsNotPublic: string | undefined
+  const callOptions = discover.timeout === undefined ? {} : { timeoutMs: discover.timeout }
   try {
     await Promise.all(specs.map(async (spec) => {
       try {
@@ -173,7 +174,7 @@ async function mapOnce (specs: PortSpec[], discover: ReturnType<typeof discoverO
           lifetimeSeconds: request.lifetimeSeconds,
           description: request.description,
           ...(request.externalPort === undefined ? {} : { suggestedExternalPort: request.externalPort })
-        }, discover.timeout === undefined ? {} : { timeoutMs: discover.timeout })
+        }, callOptions)
         made.push(mapping)
         out.event('mapped', mappingFields(mapping), mappedLine('mapped', mapping))
       } catch (err) {
@@ -188,7 +189,7 @@ async function mapOnce (specs: PortSpec[], discover: ReturnType<typeof discoverO
       // behind a reserved WAN address answers PCP MAP with NO_RESOURCES, and the external
       // address request with NETWORK_FAILURE).
       try {
-        await gateway.externalAddress(discover.timeout === undefined ? {} : { timeoutMs: discover.timeout })
+        await gateway.externalAddress(callOptions)
       } catch (err) {
         refusedAsNotPublic = notPublicReasonOf(err)
       }
