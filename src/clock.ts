@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events'
 import { AbortError } from './errors.js'
 
 /**
@@ -17,14 +18,8 @@ export interface TimerHandle {
   unref?(): void
 }
 
-// process.hrtime, not performance.now: the performance global loads perf_hooks on first use, a
-// millisecond or two of a fresh process's first mapping. Counted from module load, as
-// performance.now counts from process start, so that values stay small and sums of times exact
-// enough (an expiry minus its grant time gives back the lifetime).
-const origin = process.hrtime.bigint()
-
 export const systemClock: Clock = {
-  now: () => Number(process.hrtime.bigint() - origin) / 1e6,
+  now: () => performance.now(),
   setTimeout: (callback, delayMs) => setTimeout(callback, delayMs),
   clearTimeout: (handle) => { clearTimeout(handle as ReturnType<typeof setTimeout>) }
 }
@@ -45,4 +40,50 @@ export async function sleep (clock: Clock, delayMs: number, signal?: AbortSignal
     }, delayMs)
     signal?.addEventListener('abort', onAbort, { once: true })
   })
+}
+
+/** A signal that aborts after a delay on a clock, or with a parent signal, whichever comes first. */
+export interface Deadline {
+  readonly signal: AbortSignal
+  /** Aborts now (a decision was made: whatever still waits on the signal stops). */
+  abort: (reason?: unknown) => void
+  /** Stops the timer and lets go of the parent signal; the signal stays as it is. */
+  cancel: () => void
+}
+
+/**
+ * AbortSignal.timeout and AbortSignal.any on an injected clock: `reason()` is the abort reason at
+ * the deadline; the parent's reason passes through. The timer does not hold the process open.
+ */
+export function deadline (clock: Clock, delayMs: number, reason: () => unknown, parent?: AbortSignal): Deadline {
+  const controller = new AbortController()
+  // Every request of a close() or a rediscovery listens to one such signal: hundreds at once are normal.
+  setMaxListeners(0, controller.signal)
+  const onParentAbort = (): void => { controller.abort(parent?.reason) }
+  const timer = clock.setTimeout(() => {
+    parent?.removeEventListener('abort', onParentAbort)
+    controller.abort(reason())
+  }, delayMs)
+  timer.unref?.()
+  const cancel = (): void => {
+    clock.clearTimeout(timer)
+    parent?.removeEventListener('abort', onParentAbort)
+  }
+  if (parent?.aborted === true) onParentAbort()
+  else parent?.addEventListener('abort', onParentAbort, { once: true })
+  return {
+    signal: controller.signal,
+    abort: (why) => {
+      cancel()
+      controller.abort(why)
+    },
+    cancel
+  }
+}
+
+/** Runs `callback` on the clock once the current turn's work (I/O already queued, promise callbacks) is done. */
+export function nextTurn (clock: Clock, callback: () => void): TimerHandle {
+  const timer = clock.setTimeout(callback, 0)
+  timer.unref?.()
+  return timer
 }

@@ -1,3 +1,5 @@
+import type { MappingMethod, PortMapping, ProbeResult } from './gateway.js'
+
 /**
  * Every error natmapper throws is a NatmapperError with a stable `code`, so callers branch on
  * `err.code` (or `instanceof`) instead of parsing messages. The subclass says whose fault it
@@ -94,6 +96,69 @@ export class AbortError extends NatmapperError {
   constructor (reason?: unknown) {
     super('ABORT_ERR', 'the operation was aborted', reason === undefined ? undefined : { cause: reason })
     this.name = 'AbortError'
+  }
+}
+
+/** No default route to find the gateway by (no network, or a host without an IPv4 default route). */
+export class NoDefaultGatewayError extends NatmapperError {
+  constructor (detail: string) {
+    super('NATMAPPER_NO_ROUTE', `no default gateway found: ${detail}; pass the gateway address explicitly`)
+  }
+}
+
+/**
+ * Discovery found no port-mapping protocol at the gateway. `causes` keeps each protocol's own
+ * reason (refused, silent, garbage, refused URL...), `probes` what each probe did and how long it took.
+ */
+export class NoGatewayError extends NatmapperError {
+  readonly gateway: string
+  readonly probes: readonly ProbeResult[]
+  readonly causes: Readonly<Partial<Record<MappingMethod, Error>>>
+  /** Nothing answered before the deadline (as opposed to answers that ruled every protocol out). */
+  readonly timedOut: boolean
+
+  constructor (gateway: string, probes: readonly ProbeResult[], timedOut: boolean, timeoutMs: number) {
+    const causes = probes.map((r) => `${r.method}: ${r.error?.message ?? 'no answer'}`).join('; ')
+    super('NATMAPPER_NO_GATEWAY', timedOut
+      ? `no gateway answered at ${gateway} within ${timeoutMs} ms${causes === '' ? '' : ` (${causes})`}`
+      : `no port-mapping protocol answered at ${gateway}: ${causes}`)
+    this.gateway = gateway
+    this.probes = probes
+    this.causes = Object.fromEntries(probes.flatMap((r) => r.error === undefined ? [] : [[r.method, r.error]]))
+    this.timedOut = timedOut
+  }
+}
+
+/**
+ * A map() or renew() that failed without an answer (no reply in time, a reset connection, an
+ * abort after sending) may have been applied by the gateway all the same. `mapping` is what was
+ * asked for, so that the manager can delete it when it gives up on the port: a permanent UPnP
+ * lease otherwise stays on the router for good (MikroTik routers filled up with such leftovers:
+ * tailscale#10602, quirk 11), and a PCP lease for its lifetime. `cause` is the failure itself.
+ */
+export class UncertainMappingError extends NatmapperError {
+  readonly mapping: PortMapping
+
+  constructor (mapping: PortMapping, cause: Error) {
+    super('NATMAPPER_UNCERTAIN_MAPPING', `${cause.message} (the gateway may have made external port ${mapping.externalPort} all the same)`, { cause })
+    this.mapping = mapping
+  }
+
+  /** The failure itself. */
+  get reason (): Error { return this.cause as Error }
+}
+
+/** A mapping is gone because the gateway lost its state (it rebooted); `message` says what showed it. */
+export class GatewayResetError extends NatmapperError {
+  constructor (message: string) {
+    super('NATMAPPER_GATEWAY_RESET', message)
+  }
+}
+
+/** A discovery probe that was not sent: a better protocol answered, or its refusal rules this one out too. */
+export class NotAskedError extends NatmapperError {
+  constructor (message: string, options?: ErrorOptions) {
+    super('NATMAPPER_NOT_ASKED', message, options)
   }
 }
 

@@ -7,33 +7,23 @@ export type TransportProtocol = 'tcp' | 'udp'
 export type MappingMethod = 'pcp' | 'natpmp' | 'upnp'
 
 export interface CallOptions {
-  signal?: AbortSignal
+  signal?: AbortSignal | undefined
   /** Upper bound for the whole call, retransmissions included. */
-  timeoutMs?: number
+  timeoutMs?: number | undefined
 }
 
 export interface MapRequest {
   protocol: TransportProtocol
   internalPort: number
   /** The external port to ask for; the gateway may grant another. Defaults to the internal port. */
-  suggestedExternalPort?: number
+  suggestedExternalPort?: number | undefined
   /** Requested lease; the gateway may shorten it. 0 asks UPnP for a permanent lease. */
   lifetimeSeconds: number
   /** Shown in the router's table where the protocol carries it (UPnP). */
-  description?: string
-  /**
-   * Resolve as soon as the gateway has granted the mapping, and run the follow-up check some
-   * clients make (UPnP reads a new mapping back, where routers are known to lie about it) in
-   * the background: pendingCheckOf() then gives its outcome. For callers that keep the mapping
-   * and can act on that outcome later, as the manager does; others get the checked mapping.
-   */
-  deferCheck?: boolean
+  description?: string | undefined
 }
 
-/**
- * One granted mapping, immutable: a renewal returns a new PortMapping. Times are on the
- * gateway client's clock (milliseconds, see Clock.now()).
- */
+/** One granted mapping, immutable: a renewal returns a new one. Times are on the client's clock (ms). */
 export interface PortMapping {
   readonly method: MappingMethod
   readonly protocol: TransportProtocol
@@ -46,8 +36,34 @@ export interface PortMapping {
   readonly grantedAtMs: number
   /** When the lease runs out (Infinity for a permanent lease). */
   readonly expiresAtMs: number
-  /** Protocol state a renewal or release needs (the PCP nonce, the UPnP lease quirk). Opaque to callers. */
-  readonly session?: unknown
+  /** What a renewal or release needs (the PCP nonce, the UPnP lease asked); each client checks its own. */
+  readonly session: unknown
+}
+
+export interface MapResult {
+  /** What the gateway granted. */
+  mapping: PortMapping
+  /**
+   * A follow-up check already running, where the client makes one (UPnP reads a new mapping
+   * back: some routers lie about it). Resolves with the mapping as the gateway really holds it
+   * (`mapping` itself, or one the client had to make again another way); rejects when it could
+   * not be made to work, after removing whatever was wrong.
+   */
+  check?: Promise<PortMapping> | undefined
+}
+
+/** The gateway lost its mappings (it rebooted), or changed its address: seen in an epoch, or announced. */
+export interface GatewayReset {
+  /** For logs: what showed it. */
+  reason: string
+  /** What showed it: an epoch in a reply, or something the gateway multicast. */
+  source: 'epoch' | 'announcement'
+  /** The mappings are gone (a restart), rather than only worth refreshing (a new external address). */
+  lost: boolean
+  /** RFC 6886 §3.7 and RFC 6887 §14.1.3: wait a random moment before re-mapping, so a rebooted gateway is not flooded. */
+  spread: boolean
+  /** The external address the announcement carried (NAT-PMP), if any. */
+  externalAddress?: string | undefined
 }
 
 export interface Gateway {
@@ -56,38 +72,45 @@ export interface Gateway {
   readonly address: string
   /** The gateway's external (WAN-side) address. */
   externalAddress(options?: CallOptions): Promise<string>
-  map(request: MapRequest, options?: CallOptions): Promise<PortMapping>
+  map(request: MapRequest, options?: CallOptions): Promise<MapResult>
   /** Refreshes a mapping, asking for the same external port. */
   renew(mapping: PortMapping, options?: CallOptions): Promise<PortMapping>
   /** Deletes the mapping on the gateway. */
   unmap(mapping: PortMapping, options?: CallOptions): Promise<void>
-  /** Releases sockets; does not delete mappings. Idempotent. */
+  /** Calls `listener` at each reset the client sees; returns the function that unsubscribes. */
+  onReset(listener: (reset: GatewayReset) => void): () => void
+  /** What this gateway can do beyond the calls above. */
+  describe(): GatewayAbilities
+  /** Releases sockets and listeners; does not delete mappings. Idempotent. */
   close(): void
+}
+
+/** A gateway's optional abilities. */
+export interface GatewayAbilities {
+  /** For people: what the gateway is ("MiniUPnPd, IGD v2, WANIPConnection:2"). */
+  detail?: string | undefined
+  /** The gateway's whole table, whoever made each entry, where the protocol can list it (UPnP). */
+  list?: ((options?: CallOptions) => Promise<ListedMapping[]>) | undefined
   /**
-   * Our address on the link to the gateway, where the client already has a socket connected to
-   * it (PCP, NAT-PMP): the announcement listener joins its group there without opening another.
+   * Whether the gateway still holds a mapping as made, asked without re-making it (UPnP).
+   * Some routers drop entries long before their lease ends (ASUS purges its table every 600 s:
+   * quirk 26), so the manager asks every `intervalMs` and makes a missing one again.
    */
-  localAddress?: () => Promise<string>
+  verify?: { intervalMs: number, check: (mapping: PortMapping, options?: CallOptions) => Promise<boolean> } | undefined
   /**
-   * The gateway's whole mapping table, where the protocol can list it (UPnP
-   * GetGenericPortMappingEntry); PCP and NAT-PMP cannot, and leave it undefined.
+   * Starts listening for what the gateway multicasts when it restarts (PCP ANNOUNCE, NAT-PMP
+   * address packets, SSDP alive and byebye); what it hears comes as resets. Resolves to where it
+   * listens, or to undefined, with a log line, when it cannot: recovery then relies on renewals.
    */
-  list?: (options?: CallOptions) => Promise<ListedMapping[]>
-  /**
-   * Whether the gateway still holds `mapping` as made (same internal client and port), where
-   * the protocol can ask without re-making it (UPnP GetSpecificPortMappingEntry); PCP and
-   * NAT-PMP cannot, and leave it undefined. Some routers drop entries long before their lease
-   * ends (ASUS purges its table every 600 s: quirk 26, tailscale#10597), so the manager asks
-   * every `verifyIntervalMs` and makes a missing mapping again.
-   */
-  verify?: (mapping: PortMapping, options?: CallOptions) => Promise<boolean>
-  /** How often the manager should call verify(); see there. */
-  readonly verifyIntervalMs?: number
-  /**
-   * Called when the client sees that the gateway lost its state (a PCP or NAT-PMP epoch that
-   * went backwards): every mapping must be made again. The manager sets it.
-   */
-  onReset?: (() => void) | undefined
+  listen?: ((options?: ListenOptions) => Promise<{ address: string, port: number } | undefined>) | undefined
+}
+
+/** Where a gateway's listener binds; defaults are the real groups and ports. */
+export interface ListenOptions {
+  /** PCP and NAT-PMP announcements: default 0.0.0.0:5350 joined to 224.0.0.1; undefined group joins none; false: none. */
+  portControl?: { port?: number, bindAddress?: string, multicastGroup?: string | undefined } | false | undefined
+  /** SSDP NOTIFY: default 239.255.255.250:1900 (none for a gateway on loopback); a unicast group binds that address; false: none. */
+  ssdp?: { group?: string, port?: number } | false | undefined
 }
 
 /** One entry of a gateway's table, whoever made it. */
@@ -102,46 +125,27 @@ export interface ListedMapping {
   enabled: boolean | undefined
 }
 
-/**
- * A map() or renew() that failed without an answer (no reply in time, a reset connection, an
- * abort after sending) may have been applied by the gateway all the same. The client attaches
- * the mapping it asked for, so that the manager can delete it when it gives up on the port: a
- * permanent UPnP lease otherwise stays on the router for good (MikroTik routers filled up with
- * such leftovers: tailscale#10602, quirk 11). Lease-bound PCP and NAT-PMP mappings expire anyway.
- */
-export function attachUncertainMapping<E> (err: E, mapping: PortMapping): E {
-  if (err instanceof Error && !Object.hasOwn(err, 'uncertainMapping')) {
-    Object.defineProperty(err, 'uncertainMapping', { value: mapping, enumerable: false })
-  }
-  return err
-}
-
-/** The mapping an error from map() or renew() may have left behind (see attachUncertainMapping). */
-export function uncertainMappingOf (err: unknown): PortMapping | undefined {
-  return err instanceof Error ? (err as { uncertainMapping?: PortMapping }).uncertainMapping : undefined
-}
-
-const pendingChecks = new WeakMap<PortMapping, Promise<PortMapping>>()
-
-/** Marks `mapping` as granted but still being checked (see MapRequest.deferCheck). */
-export function attachPendingCheck (mapping: PortMapping, check: Promise<PortMapping>): PortMapping {
-  check.catch(() => {})
-  pendingChecks.set(mapping, check)
-  return mapping
-}
-
-/**
- * The background check of a mapping returned under MapRequest.deferCheck, if one runs: it
- * resolves with the mapping as the gateway really holds it (`mapping` itself when it was found
- * as made, a new one when the client had to make it again another way) and rejects when it
- * could not be made to work (whatever the check found wrong has then been removed).
- */
-export function pendingCheckOf (mapping: PortMapping): Promise<PortMapping> | undefined {
-  return pendingChecks.get(mapping)
+/** What one protocol's probe of a gateway found, for reports (natmapper discover, doctor). */
+export interface ProbeResult {
+  method: MappingMethod
+  ok: boolean
+  durationMs: number
+  /** The external address, where the probe learnt it. */
+  externalAddress?: string
+  notPublicReason?: string
+  /** What else the probe learnt, for people (e.g. the UPnP device's name and IGD version). */
+  detail?: string
+  error?: Error
 }
 
 /** Renew at half the granted lifetime, as RFC 6886 §3.3 and RFC 6887 §11.2.1 ask. */
 export function renewAtMs (mapping: PortMapping): number {
   if (mapping.lifetimeSeconds === 0) return Infinity
   return mapping.grantedAtMs + mapping.lifetimeSeconds * 500
+}
+
+/** map() and, where the client checks its work, the mapping as checked: for callers that keep no mapping alive. */
+export async function mapChecked (gateway: Gateway, request: MapRequest, options?: CallOptions): Promise<PortMapping> {
+  const { mapping, check } = await gateway.map(request, options)
+  return check === undefined ? mapping : await check
 }

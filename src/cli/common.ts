@@ -1,5 +1,5 @@
-import type { ParseArgsConfig } from 'node:util'
-import type { DiscoverOptions } from '../discover.js'
+import { parseArgs, type ParseArgsConfig } from 'node:util'
+import type { DiscoverOptions } from '../discover/discover.js'
 import { UsageError } from '../errors.js'
 import type { MappingMethod } from '../gateway.js'
 import { parseIntegerOption } from './ports.js'
@@ -37,11 +37,38 @@ export interface GatewayFlags {
   timeout?: string | undefined
 }
 
+/**
+ * node:util's parseArgs, with its errors said in one line of our own: its messages suggest
+ * `'-- "-1"'` quoting and call `--timeout -5` "ambiguous".
+ */
+export function parseCommandLine<T extends NonNullable<ParseArgsConfig['options']>> (command: string, argv: string[], options: T): ReturnType<typeof parseArgs<{ args: string[], allowPositionals: true, options: T }>> {
+  try {
+    return parseArgs({ args: argv, allowPositionals: true, options })
+  } catch (err) {
+    const code = (err as { code?: string }).code
+    if (code === undefined || !code.startsWith('ERR_PARSE_ARGS')) throw err
+    const name = /'(-{1,2}[^' ]+)/.exec((err as Error).message)?.[1] ?? '?'
+    const see = `see natmapper ${command} --help`
+    if (code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION') {
+      throw new UsageError(/^-\d/.test(name) ? `invalid port ${JSON.stringify(name)}: ports are 1-65535; ${see}` : `unknown option ${name} for natmapper ${command}; ${see}`)
+    }
+    const next = argv[argv.indexOf(name) + 1]
+    if (code === 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE' && next !== undefined && next.startsWith('-')) {
+      throw new UsageError(`${name} needs a value, not ${JSON.stringify(next)}; ${see}`)
+    }
+    if (code === 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE') {
+      throw new UsageError(options[name.replace(/^-+/, '')]?.type === 'boolean' ? `${name} takes no value; ${see}` : `${name} needs a value; ${see}`)
+    }
+    throw new UsageError(`${(err as Error).message.split('. ')[0] ?? 'bad arguments'}; ${see}`)
+  }
+}
+
 /** DiscoverOptions from the shared flags; announcements are listened for only by long-running commands. */
 export function discoverOptionsFrom (values: GatewayFlags): DiscoverOptions & { method: MappingMethod | undefined } {
-  const method = values.protocol
+  // As ports take 7001/TCP, protocols take PCP.
+  const method = values.protocol?.toLowerCase()
   if (method !== undefined && !methods.includes(method)) {
-    throw new UsageError(`--protocol must be one of ${methods.join(', ')}, not ${JSON.stringify(method)}`)
+    throw new UsageError(`--protocol must be one of ${methods.join(', ')}, not ${JSON.stringify(values.protocol)}`)
   }
   if (values.gateway !== undefined && ipFamily(values.gateway) === 0) throw new UsageError(`--gateway must be an IP address, not ${JSON.stringify(values.gateway)}`)
   const port = parseIntegerOption('gateway-port', values['gateway-port'], 1, 65535)

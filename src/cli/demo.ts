@@ -1,9 +1,9 @@
-import { parseArgs } from 'node:util'
 import { UsageError } from '../errors.js'
-import { NAT } from '../nat.js'
-import { AnnouncementListener } from '../net/announcements.js'
-import { PcpClient } from '../pcp/client.js'
+import { NAT } from '../nat/nat.js'
+import { PcpClient } from '../port-control/pcp-client.js'
 import { SimulatedPmpGateway } from '../testing/pmp-gateway.js'
+import { parseCommandLine } from './common.js'
+import { mappedLine, mappingFields } from './map.js'
 import { createOutput, type Output } from './output.js'
 
 export const demoHelp = `Usage: natmapper demo [--json]
@@ -14,10 +14,8 @@ and the mapping come back, then close and leave nothing behind.
 `
 
 export async function runDemo (argv: string[], output?: Output): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args: argv,
-    allowPositionals: true,
-    options: { json: { type: 'boolean', default: false }, verbose: { type: 'boolean', default: false }, help: { type: 'boolean', short: 'h', default: false } }
+  const { values, positionals } = parseCommandLine('demo', argv, {
+    json: { type: 'boolean', default: false }, verbose: { type: 'boolean', default: false }, help: { type: 'boolean', short: 'h', default: false }
   })
   if (values.help) {
     process.stdout.write(demoHelp)
@@ -28,17 +26,16 @@ export async function runDemo (argv: string[], output?: Output): Promise<number>
   const say = (step: string, fields: Record<string, unknown>, line: string): void => { out.event(step, fields, line) }
 
   const router = await SimulatedPmpGateway.start({ externalAddress: '11.0.0.1' })
-  const announcements = await AnnouncementListener.start({ gateway: router.address, port: 0, bindAddress: '127.0.0.1', multicastGroup: undefined })
+  const client = new PcpClient({ gateway: router.address, port: router.port })
+  // Announcements on loopback, where the simulated router sends them.
+  const listening = await client.describe().listen?.({ portControl: { port: 0, bindAddress: '127.0.0.1', multicastGroup: undefined } })
   say('router', { address: router.address, port: router.port, externalAddress: router.externalAddress },
     `simulated router (PCP + NAT-PMP) on ${router.address}:${router.port}, external address ${router.externalAddress}`)
   // A tenth of the RFC's 0-5 s wait keeps the demo short; real use waits the full random time.
-  const nat = new NAT(new PcpClient({ gateway: router.address, port: router.port }), {
-    ...(announcements === undefined ? {} : { announcements }),
-    random: () => Math.random() / 10
-  })
+  const nat = new NAT(client, { random: () => Math.random() / 10 })
   try {
-    nat.on('mapped', (m) => { say('mapped', { ...m }, `mapped ${m.protocol} ${m.internalPort} -> ${m.externalAddress ?? '?'}:${m.externalPort} (${m.method}, lifetime ${m.lifetimeSeconds} s)`) })
-    nat.on('renewed', (m) => { say('renewed', { ...m }, `mapping back: ${m.protocol} ${m.internalPort} -> ${m.externalAddress ?? '?'}:${m.externalPort}`) })
+    nat.on('mapped', (m) => { say('mapped', mappingFields(m), mappedLine('mapped', m)) })
+    nat.on('lost', (e) => { say('lost', { protocol: e.protocol, internalPort: e.internalPort, reason: e.reason.message }, `lost ${e.protocol} ${e.internalPort}: ${e.reason.message}`) })
     nat.on('unmapped', (e) => { say('unmapped', { ...e }, `unmapped ${e.protocol} ${e.internalPort}`) })
 
     const started = performance.now()
@@ -46,8 +43,8 @@ export async function runDemo (argv: string[], output?: Output): Promise<number>
     say('timing', { ms: Math.round(performance.now() - started) }, `(${Math.round(performance.now() - started)} ms, ${router.requestCount} router request)`)
     say('reboot', {}, 'the router reboots and forgets its mappings; it announces the restart...')
     router.restart()
-    const back = new Promise<void>((resolve) => nat.once('renewed', () => { resolve() }))
-    if (announcements !== undefined) router.announce({ address: '127.0.0.1', port: announcements.port })
+    const back = new Promise<void>((resolve) => nat.once('mapped', () => { resolve() }))
+    if (listening !== undefined) router.announce({ address: '127.0.0.1', port: listening.port })
     await Promise.race([back, new Promise((resolve) => setTimeout(resolve, 3000))])
     say('table', { mappings: router.mappings().length }, `router table: ${router.mappings().map((m) => `${m.protocol} ${m.internalPort}->${m.externalPort}`).join(', ') || 'empty'}`)
   } finally {

@@ -1,8 +1,7 @@
-import { parseArgs } from 'node:util'
-import { discoverGateway, type ProbeResult } from '../discover.js'
-import { NatmapperError, UsageError } from '../errors.js'
+import { discoverGateway, type ProbeResult } from '../discover/discover.js'
+import { NoGatewayError, UsageError } from '../errors.js'
 import { classifyAddress, notPublicReason } from '../net/address-class.js'
-import { discoverOptionsFrom, gatewayOptionSpec, gatewayOptionsHelp, methodNames } from './common.js'
+import { discoverOptionsFrom, gatewayOptionSpec, gatewayOptionsHelp, parseCommandLine, methodNames } from './common.js'
 import { colourEnabled, createOutput, paint, type Output } from './output.js'
 
 export const discoverHelp = `Usage: natmapper discover [options]
@@ -23,10 +22,12 @@ export interface DiscoverReport {
   addressClass: string | null
   public: boolean
   reason: string | null
+  /** Why mappings there are not reachable, when the gateway said so (double NAT, CGNAT); null when public or unknown. */
+  notPublicReason: string | null
 }
 
 export async function runDiscover (argv: string[], output?: Output): Promise<number> {
-  const { values, positionals } = parseArgs({ args: argv, allowPositionals: true, options: gatewayOptionSpec })
+  const { values, positionals } = parseCommandLine('discover', argv, gatewayOptionSpec)
   if (values.help) {
     process.stdout.write(discoverHelp)
     return 0
@@ -47,6 +48,7 @@ export async function discoverReport (options: ReturnType<typeof discoverOptions
   let method: string | undefined
   let externalAddress: string | undefined
   let reason: string | undefined
+  let failure: string | undefined
   try {
     const found = await discoverGateway({ ...options, waitForAll: true })
     found.gateway.close()
@@ -56,11 +58,10 @@ export async function discoverReport (options: ReturnType<typeof discoverOptions
     externalAddress = found.externalAddress
     reason = found.notPublicReason
   } catch (err) {
-    const attached = (err as { probes?: ProbeResult[] }).probes
-    if (!(err instanceof NatmapperError) || attached === undefined) throw err
-    probes = attached
-    gateway = (err as { gateway?: string }).gateway ?? gateway
-    reason = err.message
+    if (!(err instanceof NoGatewayError)) throw err
+    probes = [...err.probes]
+    gateway = err.gateway
+    failure = err.message
   }
   externalAddress ??= probes.find((p) => p.externalAddress !== undefined)?.externalAddress
   const addressClass = externalAddress === undefined ? undefined : classifyAddress(externalAddress)
@@ -83,7 +84,8 @@ export async function discoverReport (options: ReturnType<typeof discoverOptions
     // Public only when an address is known and nothing says otherwise: never claim it behind
     // a double NAT or when the gateway would not tell.
     public: externalAddress !== undefined && addressClass === 'public' && reason === undefined,
-    reason: reason ?? (externalAddress === undefined ? 'the gateway did not report an external address' : null)
+    reason: reason ?? failure ?? (externalAddress === undefined ? 'the gateway did not report an external address' : null),
+    notPublicReason: reason ?? null
   }
 }
 

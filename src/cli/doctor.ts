@@ -1,10 +1,9 @@
-import { parseArgs } from 'node:util'
-import { openGateway } from '../discover.js'
+import { openGateway } from '../discover/discover.js'
 import { UsageError } from '../errors.js'
-import type { MappingMethod } from '../gateway.js'
+import { mapChecked, type MappingMethod } from '../gateway.js'
 import { notPublicReason } from '../net/address-class.js'
 import { findDefaultGateway } from '../net/default-gateway.js'
-import { discoverOptionsFrom, gatewayOptionSpec, gatewayOptionsHelp, methodNames } from './common.js'
+import { discoverOptionsFrom, gatewayOptionSpec, gatewayOptionsHelp, methodNames, parseCommandLine } from './common.js'
 import { discoverReport } from './discover.js'
 import { colourEnabled, createOutput, paint, type Output } from './output.js'
 
@@ -29,7 +28,7 @@ const advice: Record<MappingMethod, string> = {
 }
 
 export async function runDoctor (argv: string[], output?: Output): Promise<number> {
-  const { values, positionals } = parseArgs({ args: argv, allowPositionals: true, options: gatewayOptionSpec })
+  const { values, positionals } = parseCommandLine('doctor', argv, gatewayOptionSpec)
   if (values.help) {
     process.stdout.write(doctorHelp)
     return 0
@@ -84,7 +83,7 @@ export async function runDoctor (argv: string[], output?: Output): Promise<numbe
       }
       method = report.method as MappingMethod | undefined
       externalAddress = report.externalAddress ?? undefined
-      reason = report.reason ?? undefined
+      reason = report.notPublicReason ?? undefined
     }
   }
 
@@ -94,7 +93,7 @@ export async function runDoctor (argv: string[], output?: Output): Promise<numbe
     const [result, ms] = await timed(async () => {
       const client = await openGateway({ ...options, gateway, method })
       try {
-        const mapping = await client.map({ protocol: 'tcp', internalPort: port, lifetimeSeconds: 120, description: 'natmapper doctor' })
+        const mapping = await mapChecked(client, { protocol: 'tcp', internalPort: port, lifetimeSeconds: 120, description: 'natmapper doctor' })
         await client.unmap(mapping)
         return mapping
       } finally {
@@ -104,14 +103,24 @@ export async function runDoctor (argv: string[], output?: Output): Promise<numbe
     if (!(result instanceof Error) && externalAddress === undefined && result.externalAddress !== undefined) {
       // PCP tells the external address only with a mapping: judge it now.
       externalAddress = result.externalAddress
-      reason = notPublicReason(externalAddress)
+      reason = notPublicReason(result.externalAddress)
     }
     steps.push(externalAddressStep(externalAddress, reason))
     steps.push(result instanceof Error
-      ? { step: 'test mapping', ok: false, ms: round(ms), detail: `tcp ${port} with ${methodNames[method]}: ${result.message}`, advice: 'the router answered but refused to map: check its port-forwarding permissions (UPnP/NAT-PMP "secure mode", allowed port ranges)' }
+      ? {
+          step: 'test mapping',
+          ok: false,
+          ms: round(ms),
+          detail: `tcp ${port} with ${methodNames[method]}: ${result.message}`,
+          // Behind a second NAT the refusal is the missing address, not a setting of this router.
+          advice: reason !== undefined
+            ? 'the router has no public address to map on (see the external address line): the fix is upstream, not in this router\'s settings'
+            : 'the router answered but refused to map: check its port-forwarding permissions (UPnP/NAT-PMP "secure mode", allowed port ranges)'
+        }
       : { step: 'test mapping', ok: true, ms: round(ms), detail: `tcp ${port} -> ${result.externalAddress ?? '?'}:${result.externalPort} with ${methodNames[method]}, then removed` })
   } else if (gateway !== undefined) {
-    steps.push(externalAddressStep(externalAddress, reason))
+    // Nothing answered: nothing is known of the address either, and no double NAT is implied.
+    steps.push({ step: 'external address', ok: false, ms: 0, detail: 'unknown: no protocol answered' })
     steps.push({ step: 'test mapping', ok: false, ms: 0, detail: 'skipped: no protocol answered', advice: 'enable UPnP IGD or NAT-PMP on the router' })
   }
 
@@ -127,6 +136,8 @@ export async function runDoctor (argv: string[], output?: Output): Promise<numbe
 
 function externalAddressStep (address: string | undefined, reason: string | undefined): Step {
   if (address !== undefined && reason === undefined) return { step: 'external address', ok: true, ms: 0, detail: `${address} (public)` }
+  // Unknown is not double NAT: PCP tells the address only with a mapping, which may be refused.
+  if (address === undefined && reason === undefined) return { step: 'external address', ok: false, ms: 0, detail: 'unknown: the gateway did not report it', optional: true }
   return {
     step: 'external address',
     ok: false,

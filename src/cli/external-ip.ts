@@ -1,8 +1,7 @@
-import { parseArgs } from 'node:util'
-import { discoverGateway } from '../discover.js'
+import { discoverGateway } from '../discover/discover.js'
 import { UsageError } from '../errors.js'
 import { classifyAddress, notPublicReason } from '../net/address-class.js'
-import { discoverOptionsFrom, gatewayOptionSpec, gatewayOptionsHelp } from './common.js'
+import { discoverOptionsFrom, gatewayOptionSpec, gatewayOptionsHelp, parseCommandLine } from './common.js'
 import { createOutput, type Output } from './output.js'
 
 export const externalIpHelp = `Usage: natmapper external-ip [options]
@@ -15,7 +14,7 @@ ${gatewayOptionsHelp}
 `
 
 export async function runExternalIp (argv: string[], output?: Output): Promise<number> {
-  const { values, positionals } = parseArgs({ args: argv, allowPositionals: true, options: gatewayOptionSpec })
+  const { values, positionals } = parseCommandLine('external-ip', argv, gatewayOptionSpec)
   if (values.help) {
     process.stdout.write(externalIpHelp)
     return 0
@@ -28,7 +27,11 @@ export async function runExternalIp (argv: string[], output?: Output): Promise<n
   try {
     address ??= await found.gateway.externalAddress(options.timeout === undefined ? {} : { timeoutMs: options.timeout })
   } catch (err) {
-    throw new Error(`${found.notPublicReason ?? 'the gateway did not report an external address'}: ${(err as Error).message}`)
+    const reason = `${found.notPublicReason ?? 'the gateway did not report an external address'}: ${(err as Error).message}`
+    // Scripts reading --json get JSON either way.
+    if (out.json) out.result({ externalAddress: null, addressClass: null, public: false, reason, method: found.gateway.method }, reason)
+    out.error(new Error(reason))
+    return 1
   } finally {
     found.gateway.close()
   }

@@ -1,7 +1,6 @@
-import { parseArgs } from 'node:util'
-import { discoverGateway } from '../discover.js'
+import { discoverGateway } from '../discover/discover.js'
 import { UsageError } from '../errors.js'
-import { discoverOptionsFrom, gatewayOptionSpec, gatewayOptionsHelp, methodNames } from './common.js'
+import { discoverOptionsFrom, gatewayOptionSpec, gatewayOptionsHelp, parseCommandLine, methodNames } from './common.js'
 import { createOutput, type Output } from './output.js'
 import { loadSaved } from './state.js'
 
@@ -16,7 +15,7 @@ ${gatewayOptionsHelp}
 `
 
 export async function runList (argv: string[], output?: Output): Promise<number> {
-  const { values, positionals } = parseArgs({ args: argv, allowPositionals: true, options: gatewayOptionSpec })
+  const { values, positionals } = parseCommandLine('list', argv, gatewayOptionSpec)
   if (values.help) {
     process.stdout.write(listHelp)
     return 0
@@ -26,8 +25,9 @@ export async function runList (argv: string[], output?: Output): Promise<number>
   const options = discoverOptionsFrom(values)
   const { gateway } = await discoverGateway(options)
   try {
-    if (gateway.list !== undefined) {
-      const rows = await gateway.list(options.timeout === undefined ? {} : { timeoutMs: options.timeout })
+    const list = gateway.describe().list
+    if (list !== undefined) {
+      const rows = await list(options.timeout === undefined ? {} : { timeoutMs: options.timeout })
       const human = rows.length === 0
         ? `the gateway ${gateway.address} has no mappings (${methodNames[gateway.method]})`
         : rows.map((r) => `${r.protocol} ${r.externalPort} -> ${r.internalClient}:${r.internalPort} ${JSON.stringify(r.description)} (${r.leaseSeconds === 0 ? 'permanent' : r.leaseSeconds === undefined ? 'lease unknown' : `lease ${r.leaseSeconds} s`}${r.enabled === false ? ', disabled' : ''})`).join('\n')

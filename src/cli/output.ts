@@ -10,6 +10,8 @@ export interface Output {
   result(value: unknown, human: string): void
   info(line: string): void
   error(err: unknown): void
+  /** Calls `handler` once when stdout goes away (the reader of a pipe exited: EPIPE); nothing more is written there. */
+  onStdoutClosed(handler: () => void): void
 }
 
 export interface OutputOptions {
@@ -37,23 +39,44 @@ export function createOutput (options: OutputOptions): Output {
   const stdout = options.stdout ?? process.stdout
   const stderr = options.stderr ?? process.stderr
   const errColour = colourEnabled(stderr)
+  // A write to a pipe whose reader is gone fails with EPIPE, asynchronously, as an 'error' event:
+  // unheard, it would crash the process before its mappings are deleted.
+  let stdoutOpen = true
+  const closedHandlers: Array<() => void> = []
+  stdout.on('error', () => {
+    if (!stdoutOpen) return
+    stdoutOpen = false
+    for (const handler of closedHandlers) handler()
+  })
+  stderr.on('error', () => {})
+  const write = (stream: NodeJS.WritableStream, text: string): void => {
+    if (stream === stdout && !stdoutOpen) return
+    try {
+      stream.write(text)
+    } catch {
+      // Output must never stop the work (or the cleanup) it reports on.
+    }
+  }
   return {
     json: options.json,
     event (name, fields, human) {
-      stdout.write(options.json ? `${JSON.stringify({ event: name, ...fields })}\n` : `${human}\n`)
+      write(stdout, options.json ? `${JSON.stringify({ event: name, ...fields })}\n` : `${human}\n`)
     },
     result (value, human) {
-      stdout.write(options.json ? `${JSON.stringify(value, null, 2)}\n` : human.endsWith('\n') ? human : `${human}\n`)
+      write(stdout, options.json ? `${JSON.stringify(value, null, 2)}\n` : human.endsWith('\n') ? human : `${human}\n`)
     },
     info (line) {
       // Progress lines are for people; in JSON mode they would break the NDJSON stream.
-      if (!options.json) stderr.write(`${paint(line, 'dim', errColour)}\n`)
+      if (!options.json) write(stderr, `${paint(line, 'dim', errColour)}\n`)
     },
     error (err) {
-      // One line, whatever the message: node:util's parseArgs writes several.
       const message = (err instanceof Error ? err.message : String(err)).replace(/\s*\n\s*/g, ' ')
-      stderr.write(`${paint('natmapper:', 'red', errColour)} ${message}\n`)
-      if (options.verbose && err instanceof Error && err.stack !== undefined) stderr.write(`${err.stack}\n`)
+      write(stderr, `${paint('natmapper:', 'red', errColour)} ${message}\n`)
+      if (options.verbose && err instanceof Error && err.stack !== undefined) write(stderr, `${err.stack}\n`)
+    },
+    onStdoutClosed (handler) {
+      if (!stdoutOpen) handler()
+      else closedHandlers.push(handler)
     }
   }
 }

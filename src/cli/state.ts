@@ -1,10 +1,14 @@
 import { homedir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { requireBuiltin } from '../builtin.js'
+import { systemClock } from '../clock.js'
+import type { PortMapping } from '../gateway.js'
+import { mappingToJSON } from '../mapping-json.js'
 
 /**
- * Mappings that `natmapper map --once` left on the router, saved so that `natmapper unmap` and
- * `natmapper list` in a later process know them (a PCP server deletes a mapping only for the
+ * Mappings natmapper made and that may outlive the process: all that `natmapper map --once` left,
+ * and what a running `natmapper map` holds until it has deleted it (so that after a crash or a
+ * kill -9 `natmapper unmap` can still delete them: a PCP server deletes a mapping only for the
  * nonce it was made with). One JSON file; NATMAPPER_STATE_FILE overrides its place.
  */
 
@@ -60,4 +64,35 @@ export async function saveAll (list: SavedMapping[]): Promise<void> {
 /** Same gateway, protocol and internal port: the key a router knows a mapping by. */
 export function sameMapping (a: Pick<SavedMapping, 'gateway' | 'protocol' | 'internalPort'>, b: Pick<SavedMapping, 'gateway' | 'protocol' | 'internalPort'>): boolean {
   return a.gateway === b.gateway && a.protocol === b.protocol && a.internalPort === b.internalPort
+}
+
+/** The record of `mapping`, made on the gateway at `gateway`. */
+export function recordOf (gateway: string, mapping: PortMapping): SavedMapping {
+  const json = mappingToJSON(mapping, systemClock.now())
+  return {
+    gateway,
+    method: mapping.method,
+    protocol: mapping.protocol,
+    internalPort: mapping.internalPort,
+    externalPort: mapping.externalPort,
+    ...(mapping.externalAddress === undefined ? {} : { externalAddress: mapping.externalAddress }),
+    expiresAt: (json as { expiresAtMs: number | null }).expiresAtMs,
+    mapping: json
+  }
+}
+
+/** Records these mappings, in place of any earlier record of the same ports. */
+export async function remember (gateway: string, mappings: PortMapping[]): Promise<void> {
+  if (mappings.length === 0) return
+  const records = mappings.map((m) => recordOf(gateway, m))
+  const kept = (await loadSaved()).filter((s) => !records.some((r) => sameMapping(s, r)))
+  await saveAll([...kept, ...records])
+}
+
+/** Drops the records of these ports. */
+export async function forget (gateway: string, keys: Array<Pick<SavedMapping, 'protocol' | 'internalPort'>>): Promise<void> {
+  if (keys.length === 0) return
+  const saved = await loadSaved()
+  const kept = saved.filter((s) => !keys.some((k) => sameMapping(s, { gateway, ...k })))
+  if (kept.length !== saved.length) await saveAll(kept)
 }

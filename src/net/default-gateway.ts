@@ -1,5 +1,5 @@
 import { readFileInto } from '../builtin.js'
-import { NatmapperError } from '../errors.js'
+import { NoDefaultGatewayError } from '../errors.js'
 
 /**
  * Finds the default gateway: the next hop of the IPv4 default route. NAT-PMP and PCP servers
@@ -12,12 +12,6 @@ export interface DefaultRoute {
   gateway: string
   /** The interface the route leaves by, where the platform says. */
   interface?: string
-}
-
-export class NoDefaultGatewayError extends NatmapperError {
-  constructor (detail: string) {
-    super('NATMAPPER_NO_GATEWAY', `no default gateway found: ${detail}; pass the gateway address explicitly`)
-  }
 }
 
 /**

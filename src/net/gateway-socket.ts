@@ -2,7 +2,6 @@ import type { RemoteInfo, Socket } from 'node:dgram'
 import { systemClock, type Clock } from '../clock.js'
 import { AbortError, ClosedError, TimeoutError } from '../errors.js'
 import { silentLogger, type Logger } from '../log.js'
-import { isEpochValid, type EpochSample } from '../pcp/epoch.js'
 import { defaultCreateSocket, exchange, openConnectedSocket, type CreateSocket } from './udp.js'
 
 export interface GatewaySocketOptions {
@@ -32,20 +31,14 @@ export interface GatewaySocketOptions {
   maxInFlight?: number
 }
 
-/** What the NAT-PMP and PCP clients take: the socket's options, the port defaulting to 5351. */
-export type PortControlClientOptions = Omit<GatewaySocketOptions, 'port'> & {
-  /** Server port; 5351 unless a test points at a simulated gateway. */
-  port?: number
-  /** Called when the server's epoch shows it lost its state (RFC 6886 §3.6, RFC 6887 §8.5). */
-  onEpochReset?: () => void
-}
-
 export interface RequestOptions {
   signal?: AbortSignal | undefined
   timeoutMs?: number | undefined
   maxAttempts?: number | undefined
   /** The key this request's reply will carry (see GatewaySocketOptions.replyKey). */
   key?: string | undefined
+  /** Called when the request first leaves: from then on the server may act on it, answered or not. */
+  onSent?: (() => void) | undefined
 }
 
 type Listener = (message: Buffer, rinfo: RemoteInfo) => void
@@ -53,8 +46,9 @@ type Listener = (message: Buffer, rinfo: RemoteInfo) => void
 const FIRST_WAIT_CAP_MS = 3000
 
 /**
- * One connected UDP socket to a gateway's port 5351, opened on first use and shared by every
- * request to it (NAT-PMP and PCP share the port, as miniupnpd and RFC 6887 §9 do).
+ * One connected UDP socket to a server, opened on first use and shared by every request to it:
+ * retransmission, a bound on requests in flight, answer-time estimates, replies routed by key.
+ * Transport only: what the datagrams mean is the caller's.
  */
 export class GatewaySocket {
   readonly gateway: string
@@ -67,7 +61,6 @@ export class GatewaySocket {
   readonly #timeoutMs: number
   #socket: Promise<Socket> | undefined
   #closed = false
-  #lastEpoch: EpochSample | undefined
   #inFlight = 0
   readonly #replyKey: ((message: Uint8Array) => string | undefined) | undefined
   /** Requests waiting for a reply with a known key, by key. */
@@ -127,6 +120,7 @@ export class GatewaySocket {
       sending = true
       startMs = this.clock.now()
       this.logger('%s: sending to %s:%d', label, this.gateway, this.port)
+      options.onSent?.()
       const value = await exchange({
         socket,
         payload,
@@ -167,11 +161,6 @@ export class GatewaySocket {
       this.#sending++
       return
     }
-    await this.#waitForSlot(label, signal, timeoutMs)
-  }
-
-  /** The queue of #acquire, apart so that a process that never fills its slots never compiles it. */
-  async #waitForSlot (label: string, signal: AbortSignal | undefined, timeoutMs: number): Promise<void> {
     await new Promise<void>((resolve, reject) => {
       const leave = (err: Error): void => {
         const i = this.#waiting.indexOf(waiter)
@@ -261,19 +250,6 @@ export class GatewaySocket {
       ? [...this.#unkeyed, ...[...this.#keyed.values()].flatMap((set) => [...set])]
       : [...this.#unkeyed, ...(keyed ?? [])]
     for (const listener of targets) listener(message, rinfo)
-  }
-
-  /**
-   * Records the server's epoch from a reply. Returns false when it shows that the server lost
-   * its state since the previous reply (RFC 6886 §3.6, RFC 6887 §8.5): every mapping must then
-   * be renewed.
-   */
-  observeEpoch (epochSeconds: number): boolean {
-    const sample = { serverEpochSeconds: epochSeconds, clientTimeMs: this.clock.now() }
-    const valid = isEpochValid(this.#lastEpoch, sample)
-    this.#lastEpoch = sample
-    if (!valid) this.logger('server epoch is now %d s: it lost its state (rebooted?)', epochSeconds)
-    return valid
   }
 
   close (): void {

@@ -115,7 +115,8 @@ export async function exchange<T> (options: ExchangeOptions<T>): Promise<T> {
       attempts++
       try {
         socket.send(payload, (err) => {
-          if (err !== null && err !== undefined) finish(err)
+          // An ICMP error for an earlier datagram on this connected socket surfaces on the next send.
+          if (err !== null && err !== undefined) (err as NodeJS.ErrnoException).code === 'ECONNREFUSED' ? onError(err) : finish(err)
         })
       } catch (err) {
         // The socket was closed meanwhile (its client closed while this request was waiting).

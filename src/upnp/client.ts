@@ -1,8 +1,9 @@
 import { systemClock, type Clock } from '../clock.js'
-import { AbortError, ClosedError, GatewayRefusedError, NatmapperError, NoResponseError, RemoteProtocolError, TimeoutError, UsageError } from '../errors.js'
-import { attachPendingCheck, attachUncertainMapping, type CallOptions, type Gateway, type ListedMapping, type MapRequest, type PortMapping, type TransportProtocol } from '../gateway.js'
+import { AbortError, ClosedError, GatewayRefusedError, NatmapperError, NoResponseError, RemoteProtocolError, throwIfAborted, TimeoutError, UncertainMappingError, UsageError } from '../errors.js'
+import type { CallOptions, Gateway, GatewayAbilities, GatewayReset, ListedMapping, ListenOptions, MapRequest, MapResult, PortMapping, TransportProtocol } from '../gateway.js'
 import { createLogger, type Logger } from '../log.js'
 import { isIpv4Literal } from '../net/address.js'
+import type { CreateSocket } from '../net/udp.js'
 import {
   decodeGetGenericPortMappingEntry, encodeGetGenericPortMappingEntry,
   decodeAddAnyPortMapping, decodeAddPortMapping, decodeDeletePortMapping, decodeGetExternalIPAddress,
@@ -15,7 +16,9 @@ import { soapCall, type ExchangeContext } from './control.js'
 import { discoverIgd, type IgdSelection, type UpnpDiscoverOptions } from './discovery.js'
 import type { Ipv4Subnet, UrlPolicy } from './guard.js'
 import { ConnectionResetError } from './http.js'
+import { listenForRestarts } from './restarts.js'
 import type { SoapRequest } from './soap.js'
+import type { SsdpListener } from './ssdp-listener.js'
 
 /** The gateway answered GetExternalIPAddress with no usable address. */
 export class NoExternalAddressError extends NatmapperError {
@@ -68,16 +71,23 @@ export interface UpnpClientOptions {
    * moment without the mapping at each renewal.
    */
   refreshByDeleteAdd?: boolean | undefined
+  /** For the SSDP listener (see describe().listen). */
+  createSocket?: CreateSocket | undefined
 }
 
 export type UpnpClientTuning = Pick<UpnpClientOptions, 'requestTimeoutMs' | 'maxPortAttempts' | 'verifyIntervalMs' | 'refreshByDeleteAdd'>
 
 /** What a renewal or delete needs. */
-interface UpnpSession {
+export interface UpnpSession {
   readonly requestedLifetimeSeconds: number
   readonly description: string
   /** The lease the router was asked for: 0 is permanent (604800 s on IGD v2). */
   readonly leaseSeconds?: number
+}
+
+export function isUpnpSession (session: unknown): session is UpnpSession {
+  const s = session as Partial<UpnpSession> | null | undefined
+  return typeof s?.requestedLifetimeSeconds === 'number' && typeof s.description === 'string'
 }
 
 /**
@@ -126,6 +136,9 @@ export class UpnpClient implements Gateway {
   #noAddAny = false
   /** Set once an add has been read back as made: later ones are trusted (see #readBack). */
   #addsCheckedOut = false
+  readonly #createSocket: CreateSocket | undefined
+  readonly #resetListeners = new Set<(reset: GatewayReset) => void>()
+  #listening: Promise<SsdpListener | undefined> | undefined
   #closed = false
 
   constructor (options: UpnpClientOptions, selection?: IgdSelection) {
@@ -142,6 +155,7 @@ export class UpnpClient implements Gateway {
     this.#rediscover = options.rediscover
     this.verifyIntervalMs = options.verifyIntervalMs ?? DEFAULT_VERIFY_INTERVAL_MS
     this.#refreshByDeleteAdd = options.refreshByDeleteAdd ?? false
+    this.#createSocket = options.createSocket
   }
 
   /**
@@ -158,12 +172,13 @@ export class UpnpClient implements Gateway {
       maxPortAttempts: options.maxPortAttempts,
       verifyIntervalMs: options.verifyIntervalMs,
       refreshByDeleteAdd: options.refreshByDeleteAdd,
+      createSocket: options.createSocket,
       // A new search each time: the one discovery was given (options.started) is closed.
       rediscover: async (signal) => await discoverIgd({ ...options, started: undefined, gateway: selection.gateway, signal })
     })
   }
 
-  static fromSelection (selection: IgdSelection, options: UpnpClientTuning & Pick<UpnpClientOptions, 'clock' | 'logger' | 'rediscover'> = {}): UpnpClient {
+  static fromSelection (selection: IgdSelection, options: UpnpClientTuning & Pick<UpnpClientOptions, 'clock' | 'logger' | 'rediscover' | 'createSocket'> = {}): UpnpClient {
     return new UpnpClient({
       ...options,
       gateway: selection.gateway,
@@ -198,8 +213,10 @@ export class UpnpClient implements Gateway {
     return result.address
   }
 
-  async map (request: MapRequest, options: CallOptions = {}): Promise<PortMapping> {
+  async map (request: MapRequest, options: CallOptions = {}): Promise<MapResult> {
     checkRequest(request)
+    // Nothing sent yet: a plain abort, not an uncertain mapping.
+    throwIfAborted(options.signal)
     const context = this.#context(options)
     let externalAddress = this.#internalClient === undefined ? undefined : this.#externalAddress
     // A permanent mapping made and then forgotten because the next call failed leaks on the
@@ -228,7 +245,7 @@ export class UpnpClient implements Gateway {
       } catch (err) {
         // No answer does not mean no mapping: say which one it may be, for the caller to delete (quirk 11).
         if (isUncertain(err)) {
-          throw attachUncertainMapping(err, this.#mapping(request.protocol, request.internalPort, port, externalAddress, request.lifetimeSeconds, request.lifetimeSeconds, description))
+          throw new UncertainMappingError(this.#mapping(request.protocol, request.internalPort, port, externalAddress, request.lifetimeSeconds, request.lifetimeSeconds, description), err as Error)
         }
         // 718: another host holds this port; 729: another mechanism (NAT-PMP, PCP, a static rule) does.
         if (!isRefused(err, UpnpErrorCode.ConflictInMappingEntry, UpnpErrorCode.ConflictWithOtherMechanisms)) throw err
@@ -238,11 +255,12 @@ export class UpnpClient implements Gateway {
       }
       const address = externalAddress ?? await this.#addressFor(mapping, addressing!, options)
       if (mapping.externalAddress !== address) mapping = { ...mapping, externalAddress: address }
-      if (!this.#needsReadBack(mapping)) return mapping
-      if (request.deferCheck !== true) return await this.#readBack(mapping, internalClient, address, context)
+      if (!this.#needsReadBack(mapping)) return { mapping }
       // The caller's signal is for this call, which ends here; the check has its own deadline.
       const checkContext = this.#context(options.timeoutMs === undefined ? {} : { timeoutMs: options.timeoutMs })
-      return attachPendingCheck(mapping, this.#readBack(mapping, internalClient, address, checkContext))
+      const check = this.#readBack(mapping, internalClient, address, checkContext)
+      check.catch(() => {})
+      return { mapping, check }
     }
     throw conflict!
   }
@@ -273,9 +291,10 @@ export class UpnpClient implements Gateway {
     } catch (err) {
       if (!isRefused(err, UpnpErrorCode.ConflictInMappingEntry, UpnpErrorCode.ConflictWithOtherMechanisms)) throw err
       this.#logger('%s %d: external port %d was taken meanwhile, mapping another', mapping.protocol, mapping.internalPort, mapping.externalPort)
-      return await this.map({
+      const { mapping: moved, check } = await this.map({
         protocol: mapping.protocol, internalPort: mapping.internalPort, lifetimeSeconds: session.requestedLifetimeSeconds, description: session.description
       }, options)
+      return check === undefined ? moved : await check
     }
   }
 
@@ -375,7 +394,7 @@ export class UpnpClient implements Gateway {
       }
       // wrong-port: the router forwards to the external port; equal ports make that right.
       this.#logger('%s: the router lists internal port other than %d (SoftAtHome, tailscale#14344): removing it, mapping equal ports', what, mapping.internalPort)
-      await this.unmap(mapping, { signal: context.signal }).catch((err: Error) => { throw attachUncertainMapping(err, mapping) })
+      await this.unmap(mapping, { signal: context.signal }).catch((err: Error) => { throw new UncertainMappingError(mapping, err) })
       if (mapping.internalPort < 1024) {
         throw new RemoteProtocolError(`the router forwards ${what} to another internal port than ${mapping.internalPort}, and a low external port cannot be asked for instead; the mapping was removed`)
       }
@@ -397,9 +416,37 @@ export class UpnpClient implements Gateway {
     return entry.internalPort === mapping.internalPort ? 'ok' : 'wrong-port'
   }
 
-  /** Nothing to release (no connection outlives its request); later calls throw ClosedError. */
+  onReset (listener: (reset: GatewayReset) => void): () => void {
+    this.#resetListeners.add(listener)
+    return () => { this.#resetListeners.delete(listener) }
+  }
+
+  describe (): GatewayAbilities {
+    return {
+      detail: this.selection === undefined ? undefined : describeIgd(this.selection),
+      list: async (options) => await this.list(options),
+      ...(this.verifyIntervalMs > 0 ? { verify: { intervalMs: this.verifyIntervalMs, check: async (mapping, options) => await this.verify(mapping, options) } } : {}),
+      listen: async (options) => await this.#listen(options)
+    }
+  }
+
+  /** Listens for the router's SSDP announcements, once: a restart comes as a reset. */
+  async #listen (options: ListenOptions = {}): Promise<{ address: string, port: number } | undefined> {
+    if (this.#closed) return undefined
+    this.#listening ??= listenForRestarts(this.address, { bootId: this.selection?.bootId, location: this.selection?.location },
+      { ssdp: options.ssdp, createSocket: this.#createSocket, logger: this.#logger },
+      (reset) => { for (const listener of [...this.#resetListeners]) listener(reset) }
+    ).then((listener) => {
+      if (this.#closed) listener?.close()
+      return listener
+    })
+    return (await this.#listening)?.address
+  }
+
+  /** No connection outlives its request; later calls throw ClosedError. */
   close (): void {
     this.#closed = true
+    void this.#listening?.then((listener) => { listener?.close() })
   }
 
   async #knownExternalAddress (options: CallOptions): Promise<string> {
@@ -420,7 +467,7 @@ export class UpnpClient implements Gateway {
       try {
         await this.unmap(mapping, options.signal === undefined ? {} : { signal: options.signal })
       } catch {
-        throw attachUncertainMapping(err, mapping)
+        throw new UncertainMappingError(mapping, err as Error)
       }
       throw err
     }
@@ -575,7 +622,13 @@ function isRefused (err: unknown, ...codes: number[]): boolean {
 }
 
 function sessionOf (mapping: PortMapping): UpnpSession {
-  const session = mapping.session as UpnpSession | undefined
-  if (mapping.method !== 'upnp' || session?.requestedLifetimeSeconds === undefined) throw new UsageError('not a mapping made by a UPnP client')
-  return session
+  if (mapping.method !== 'upnp' || !isUpnpSession(mapping.session)) throw new UsageError('not a mapping made by a UPnP client')
+  return mapping.session
+}
+
+/** "MiniUPnPd, IGD v2, WANIPConnection:2", for people. */
+function describeIgd (selection: IgdSelection): string {
+  const name = selection.device.friendlyName !== '' ? selection.device.friendlyName : selection.device.modelName !== '' ? selection.device.modelName : 'unnamed device'
+  const service = selection.service.serviceType.split(':').slice(-2).join(':')
+  return `${name}, IGD v${selection.service.igdVersion}, ${service}`
 }

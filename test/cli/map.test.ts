@@ -134,7 +134,7 @@ test('Ctrl-C while looking for the gateway: exit 130 at once, one clear line, no
   cli.child.kill('SIGINT')
   assert.equal(await cli.exit, 130)
   assert.ok(Date.now() - started < 2000)
-  assert.match(cli.stderr(), /^natmapper: interrupted while looking for the gateway; nothing was mapped$/m)
+  assert.match(cli.stderr(), /^natmapper: interrupted \(SIGINT\) while looking for the gateway; nothing was mapped$/m)
   assert.deepEqual(gateway.mappings(), [])
 })
 

@@ -1,18 +1,19 @@
 import { test, type TestContext } from 'node:test'
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
-import { discoverGateway } from '../../src/discover.js'
-import { NatmapperError, RemoteProtocolError, TimeoutError } from '../../src/errors.js'
+import { discoverGateway } from '../../src/discover/discover.js'
+import { NatmapperError, NoGatewayError, RemoteProtocolError, TimeoutError, UncertainMappingError } from '../../src/errors.js'
 import type { Gateway } from '../../src/gateway.js'
-import { NAT } from '../../src/nat.js'
+import { NAT } from '../../src/nat/nat.js'
 import { decodeNatPmpRequest, decodeNatPmpResponse, encodeNatPmpResponse, type NatPmpResponse } from '../../src/natpmp/codec.js'
-import { NatPmpClient } from '../../src/natpmp/client.js'
+import { NatPmpClient } from '../../src/port-control/natpmp-client.js'
 import { decodePcpRequest, decodePcpResponse, encodePcpResponse, type PcpResponse } from '../../src/pcp/codec.js'
-import { PcpClient } from '../../src/pcp/client.js'
+import { PcpClient } from '../../src/port-control/pcp-client.js'
 import { PcpOpcode } from '../../src/pcp/codes.js'
 import { FakeClock } from '../../src/testing/fake-clock.js'
 import { SimulatedPmpGateway, type PmpFaults } from '../../src/testing/pmp-gateway.js'
 import { EXTRA_LOOPBACK, settle } from './lan.js'
+import { mapChecked } from '../../src/gateway.js'
 
 /**
  * Garbage and absurd NAT-PMP and PCP replies: each request must end with a typed error within
@@ -39,7 +40,9 @@ async function setup (ctx: TestContext, method: Method, configure: (faults: PmpF
 
 /** A map request that must fail with `kind`, within the timeout. */
 async function mustFail (client: Gateway, kind: new (...args: never[]) => NatmapperError): Promise<NatmapperError> {
-  const { error, ms } = await settle(client.map({ protocol: 'tcp', internalPort: 7001, lifetimeSeconds: 7200 }, { timeoutMs: TIMEOUT_MS }))
+  const { error: raw, ms } = await settle(mapChecked(client, { protocol: 'tcp', internalPort: 7001, lifetimeSeconds: 7200 }, { timeoutMs: TIMEOUT_MS }))
+  // Unanswered, the request may have been applied: the error says so around the timeout itself.
+  const error = raw instanceof UncertainMappingError ? raw.reason : raw
   assert.ok(error instanceof kind, `expected ${kind.name}, got ${String(error)}`)
   assert.ok(ms < TIMEOUT_MS + SLACK_MS, `ended after ${Math.round(ms)} ms`)
   return error
@@ -142,7 +145,7 @@ for (const method of ['pcp', 'natpmp'] as const) {
     const { client } = await setup(ctx, method, (f) => {
       f.mangle = (answer) => answer === undefined ? undefined : [...Array.from({ length: 5 }, garbage).flat(), answer]
     })
-    const { value, error, ms } = await settle(client.map({ protocol: 'tcp', internalPort: 7001, lifetimeSeconds: 7200 }, { timeoutMs: TIMEOUT_MS }))
+    const { value, error, ms } = await settle(mapChecked(client, { protocol: 'tcp', internalPort: 7001, lifetimeSeconds: 7200 }, { timeoutMs: TIMEOUT_MS }))
     assert.equal(error, undefined, String(error))
     assert.equal(value?.externalPort, 7001)
     assert.ok(ms < TIMEOUT_MS, `${Math.round(ms)} ms`)
@@ -198,12 +201,12 @@ test('pcp: an epoch that claims a reboot on every reply (frozen at 0): re-mappin
   assert.ok(perMappingHour < 6, `${perMappingHour.toFixed(1)} requests per mapping-hour`)
 })
 
-test('discovery against a gateway that answers only garbage: a TimeoutError naming each protocol, within the timeout', async (ctx) => {
+test('discovery against a gateway that answers only garbage: a NoGatewayError, timed out, naming each protocol, within the timeout', async (ctx) => {
   const gateway = await SimulatedPmpGateway.start()
   ctx.after(async () => { await gateway.close() })
   gateway.faults.mangle = () => garbage()
   const { error, ms } = await settle(discoverGateway({ gateway: gateway.address, port: gateway.port, methods: ['pcp', 'natpmp'], timeout: 1000 }))
-  assert.ok(error instanceof TimeoutError, String(error))
+  assert.ok(error instanceof NoGatewayError && error.timedOut, String(error))
   assert.match(error.message, /pcp: PCP announce: no answer .*datagrams that did not answer it ignored.*natpmp: NAT-PMP external address: no answer .*ignored/)
   assert.ok(ms < 1000 + SLACK_MS, `${Math.round(ms)} ms`)
 })

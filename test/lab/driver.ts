@@ -5,10 +5,11 @@
  * steps. Not a test file itself.
  */
 import { createInterface } from 'node:readline'
-import { discoverNAT, type DiscoverNatOptions } from '../../src/discover.js'
-import type { NAT } from '../../src/nat.js'
+import { discoverNAT, type DiscoverNatOptions } from '../../src/nat/discover-nat.js'
+import type { NAT } from '../../src/nat/nat.js'
+import type { TransportProtocol } from '../../src/gateway.js'
 
-interface Command { id: number, op: string, protocol?: string, port?: number, externalPort?: number, count?: number, options?: DiscoverNatOptions }
+interface Command { id: number, op: string, protocol?: TransportProtocol, port?: number, externalPort?: number, count?: number, options?: DiscoverNatOptions }
 
 let nat: NAT | undefined
 

@@ -4,19 +4,20 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { createSocket } from 'node:dgram'
 import { GatewaySocket } from '../../src/net/gateway-socket.js'
-import { mapReplyKey, PcpClient } from '../../src/pcp/client.js'
+import { mapReplyKey, PcpClient } from '../../src/port-control/pcp-client.js'
 import { encodePcpResponse } from '../../src/pcp/codec.js'
 import { PcpOpcode } from '../../src/pcp/codes.js'
 import { SimulatedPmpGateway } from '../../src/testing/pmp-gateway.js'
 import { FakeClock } from '../../src/testing/fake-clock.js'
 import { TimeoutError } from '../../src/errors.js'
+import { mapChecked } from '../../src/gateway.js'
 
 test('200 PCP mappings at once: one request each, every reply reaches its own request', async (t) => {
   const router = await SimulatedPmpGateway.start()
   const client = new PcpClient({ gateway: router.address, port: router.port })
   t.after(async () => { client.close(); await router.close() })
   const ports = Array.from({ length: 200 }, (_v, i) => 30000 + i)
-  const mappings = await Promise.all(ports.map(async (internalPort) => await client.map({ protocol: 'tcp', internalPort, lifetimeSeconds: 600 })))
+  const mappings = await Promise.all(ports.map(async (internalPort) => await mapChecked(client, { protocol: 'tcp', internalPort, lifetimeSeconds: 600 })))
   assert.deepEqual(mappings.map((m) => m.internalPort), ports)
   assert.equal(router.requestCount, 200, 'no retransmission: no reply was missed or handled late')
   await Promise.all(mappings.map(async (m) => { await client.unmap(m) }))

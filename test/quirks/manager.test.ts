@@ -1,11 +1,11 @@
 import { test, type TestContext } from 'node:test'
 import assert from 'node:assert/strict'
 import { GatewayRefusedError, NoResponseError, TimeoutError } from '../../src/errors.js'
-import type { Gateway, MapRequest, PortMapping } from '../../src/gateway.js'
-import { NAT } from '../../src/nat.js'
-import { NatPmpClient } from '../../src/natpmp/client.js'
+import type { Gateway, GatewayAbilities, MapRequest, MapResult, PortMapping } from '../../src/gateway.js'
+import { NAT } from '../../src/nat/nat.js'
+import { NatPmpClient } from '../../src/port-control/natpmp-client.js'
 import { NatPmpResultCode } from '../../src/natpmp/codes.js'
-import { PcpClient } from '../../src/pcp/client.js'
+import { PcpClient } from '../../src/port-control/pcp-client.js'
 import { PcpResultCode } from '../../src/pcp/codes.js'
 import { FakeClock } from '../../src/testing/fake-clock.js'
 import { SimulatedPmpGateway } from '../../src/testing/pmp-gateway.js'
@@ -97,9 +97,11 @@ class GoneGateway implements Gateway {
   readonly address = '192.0.2.1'
   calls = 0
   async externalAddress (): Promise<string> { throw this.#refused() }
-  async map (_request: MapRequest): Promise<PortMapping> { throw this.#refused() }
+  async map (_request: MapRequest): Promise<MapResult> { throw this.#refused() }
   async renew (_mapping: PortMapping): Promise<PortMapping> { throw this.#refused() }
   async unmap (_mapping: PortMapping): Promise<void> { throw this.#refused() }
+  onReset (): () => void { return () => {} }
+  describe (): GatewayAbilities { return {} }
   close (): void {}
   #refused (): Error {
     this.calls++

@@ -1,13 +1,13 @@
 import { test, type TestContext } from 'node:test'
 import assert from 'node:assert/strict'
-import { discoverGateway } from '../../src/discover.js'
-import { NAT } from '../../src/nat.js'
+import { discoverGateway } from '../../src/discover/discover.js'
+import { NAT } from '../../src/nat/nat.js'
 import { decodeNatPmpRequest } from '../../src/natpmp/codec.js'
-import { NatPmpClient } from '../../src/natpmp/client.js'
-import { AnnouncementListener } from '../../src/net/announcements.js'
+import { NatPmpClient } from '../../src/port-control/natpmp-client.js'
 import { FakeClock } from '../../src/testing/fake-clock.js'
 import { SimulatedPmpGateway } from '../../src/testing/pmp-gateway.js'
 import { waitFor } from '../helpers/wait.js'
+import { mapChecked } from '../../src/gateway.js'
 
 /** NAT-PMP and PCP router quirks of shared/reference/router-quirks-and-anchors.md §3. */
 
@@ -43,7 +43,7 @@ test('quirk 24, PCP ADDRESS_MISMATCH (an unexpected NAT between client and serve
   const pcp = found.probes.find((p) => p.method === 'pcp')
   assert.equal(pcp?.ok, false)
   assert.match(pcp?.error?.message ?? '', /ADDRESS_MISMATCH/)
-  const mapping = await found.gateway.map({ protocol: 'tcp', internalPort: 7001, lifetimeSeconds: 60 })
+  const mapping = await mapChecked(found.gateway, { protocol: 'tcp', internalPort: 7001, lifetimeSeconds: 60 })
   assert.equal(mapping.method, 'natpmp')
   await found.gateway.unmap(mapping)
 })
@@ -52,9 +52,10 @@ test('quirk 42, a NAT-PMP address change announced once (miniupnpd sends one pac
   const clock = new FakeClock()
   const gateway = await SimulatedPmpGateway.start({ clock, pcp: false })
   ctx.after(async () => { await gateway.close() })
-  const announcements = await AnnouncementListener.start({ gateway: gateway.address, port: 0, bindAddress: '127.0.0.1', multicastGroup: undefined })
+  const client = new NatPmpClient({ gateway: gateway.address, port: gateway.port, clock })
+  const announcements = await client.describe().listen?.({ portControl: { port: 0, bindAddress: '127.0.0.1', multicastGroup: undefined } })
   assert.ok(announcements !== undefined)
-  const nat = new NAT(new NatPmpClient({ gateway: gateway.address, port: gateway.port, clock }), { clock, announcements, random: () => 0 })
+  const nat = new NAT(client, { clock, random: () => 0 })
   ctx.after(async () => { await nat.close() })
   await nat.addMapping('tcp', 4001)
   await nat.addMapping('udp', 4002)

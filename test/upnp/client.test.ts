@@ -6,6 +6,7 @@ import type { SimulatedIgd, SimulatedIgdOptions } from '../../src/testing/igd.js
 import { candidatePort, NoExternalAddressError, UpnpClient, type UpnpClientTuning } from '../../src/upnp/client.js'
 import { upnpErrorName } from '../../src/upnp/codes.js'
 import { discoverOptions, startIgd } from './setup.js'
+import { mapChecked } from '../../src/gateway.js'
 
 async function setup (ctx: TestContext, options: SimulatedIgdOptions = {}, configure?: (igd: SimulatedIgd) => void, tuning: UpnpClientTuning = {}): Promise<{ igd: SimulatedIgd, client: UpnpClient }> {
   const igd = await startIgd(ctx, options)
@@ -28,7 +29,7 @@ test('IGD v2: discovery and a first mapping cost one description, one GetExterna
   assert.equal(client.address, '127.0.0.1')
   assert.equal(client.service.igdVersion, 2)
   assert.equal(client.service.controlURL, `http://127.0.0.1:${igd.httpPort}/ctl/IPConn`)
-  const mapping = await client.map({ protocol: 'tcp', internalPort: 7001, lifetimeSeconds: 7200 })
+  const mapping = await mapChecked(client, { protocol: 'tcp', internalPort: 7001, lifetimeSeconds: 7200 })
   assert.deepEqual({ ...mapping, grantedAtMs: 0, expiresAtMs: 0, session: undefined }, {
     method: 'upnp', protocol: 'tcp', internalPort: 7001, externalPort: 7001, externalAddress: '198.51.100.20',
     lifetimeSeconds: 7200, grantedAtMs: 0, expiresAtMs: 0, session: undefined
@@ -36,7 +37,7 @@ test('IGD v2: discovery and a first mapping cost one description, one GetExterna
   assert.equal(mapping.expiresAtMs - mapping.grantedAtMs, 7200_000)
   // The client's first add is read back once (quirks 10 and 28); later equal-port adds are trusted.
   assert.deepEqual(actions(igd), ['GET', 'GetExternalIPAddress', 'AddAnyPortMapping', 'GetSpecificPortMappingEntry'])
-  await client.map({ protocol: 'tcp', internalPort: 7002, lifetimeSeconds: 7200 })
+  await mapChecked(client, { protocol: 'tcp', internalPort: 7002, lifetimeSeconds: 7200 })
   assert.deepEqual(actions(igd).slice(4), ['AddAnyPortMapping'])
   assert.deepEqual(argsOf(igd, 'AddAnyPortMapping'), {
     NewRemoteHost: '', NewExternalPort: '7001', NewProtocol: 'TCP', NewInternalPort: '7001',
@@ -50,7 +51,7 @@ test('IGD v2: discovery and a first mapping cost one description, one GetExterna
 test('IGD v1: AddPortMapping, upper-case UDP, the description given', async (ctx) => {
   const { igd, client } = await setup(ctx, { igdVersion: 1 })
   assert.equal(client.service.igdVersion, 1)
-  const mapping = await client.map({ protocol: 'udp', internalPort: 7002, lifetimeSeconds: 3600, description: 'my app' })
+  const mapping = await mapChecked(client, { protocol: 'udp', internalPort: 7002, lifetimeSeconds: 3600, description: 'my app' })
   assert.equal(mapping.externalPort, 7002)
   assert.deepEqual(actions(igd), ['GET', 'GetExternalIPAddress', 'AddPortMapping', 'GetSpecificPortMappingEntry'])
   assert.equal(argsOf(igd, 'AddPortMapping').NewProtocol, 'UDP')
@@ -61,7 +62,7 @@ test('IGD v1: AddPortMapping, upper-case UDP, the description given', async (ctx
 test('renew re-adds the same external port (refreshing the external address); unmap deletes that port and protocol', async (ctx) => {
   const { igd, client } = await setup(ctx)
   igd.occupy(7001, 'TCP')
-  const first = await client.map({ protocol: 'tcp', internalPort: 7001, lifetimeSeconds: 7200 })
+  const first = await mapChecked(client, { protocol: 'tcp', internalPort: 7001, lifetimeSeconds: 7200 })
   assert.equal(first.externalPort, 7000, 'AddAnyPortMapping: the router picked the nearest free port')
   igd.externalAddress = '198.51.100.99'
   const renewed = await client.renew(first)
@@ -78,7 +79,7 @@ test('renew re-adds the same external port (refreshing the external address); un
 
 test('renew of a port another host took meanwhile maps another port', async (ctx) => {
   const { igd, client } = await setup(ctx, { igdVersion: 1 })
-  const first = await client.map({ protocol: 'udp', internalPort: 7001, lifetimeSeconds: 7200 })
+  const first = await mapChecked(client, { protocol: 'udp', internalPort: 7001, lifetimeSeconds: 7200 })
   await igd.restart({ sameHttpPort: true })
   igd.occupy(7001, 'UDP')
   const renewed = await client.renew(first)
@@ -94,12 +95,12 @@ for (const [quirk, flag, code] of [
     test(`quirk ${quirk}, IGD v${version}: retried with lease 0, and remembered`, async (ctx) => {
       const { igd, client } = await setup(ctx, { igdVersion: version }, (i) => { i.quirks[flag] = true })
       const add = version === 2 ? 'AddAnyPortMapping' : 'AddPortMapping'
-      const first = await client.map({ protocol: 'tcp', internalPort: 7001, lifetimeSeconds: 7200 })
+      const first = await mapChecked(client, { protocol: 'tcp', internalPort: 7001, lifetimeSeconds: 7200 })
       assert.deepEqual(igd.requests.filter((r) => r.what === add).map((r) => [Object.fromEntries(r.args!).NewLeaseDuration, r.fault]), [['7200', code], ['0', undefined]])
       // Refreshed at the pace asked for, so that it comes back after a reboot (tailscale does the same).
       assert.equal(first.lifetimeSeconds, 7200)
       assert.equal(first.expiresAtMs, version === 2 ? first.grantedAtMs + 604800_000 : Infinity)
-      await client.map({ protocol: 'udp', internalPort: 7002, lifetimeSeconds: 7200 })
+      await mapChecked(client, { protocol: 'udp', internalPort: 7002, lifetimeSeconds: 7200 })
       assert.deepEqual(igd.requests.filter((r) => r.what === add).slice(2).map((r) => [Object.fromEntries(r.args!).NewLeaseDuration, r.fault]), [['0', undefined]],
         'the second mapping asks for a permanent lease straight away')
       const renewed = await client.renew(first)
@@ -111,28 +112,28 @@ for (const [quirk, flag, code] of [
 
 test('402 on a permanent lease (a full table: miniupnp#92) is not retried, nor remembered as a lease quirk', async (ctx) => {
   const { igd, client } = await setup(ctx, { igdVersion: 1 }, (i) => { i.quirks.faultNext = [{ action: 'AddPortMapping', code: 402 }, { action: 'AddPortMapping', code: 402 }] })
-  await assert.rejects(client.map({ protocol: 'tcp', internalPort: 7001, lifetimeSeconds: 7200 }), refusedWith(402))
+  await assert.rejects(mapChecked(client, { protocol: 'tcp', internalPort: 7001, lifetimeSeconds: 7200 }), refusedWith(402))
   assert.equal(igd.count('http', 'AddPortMapping'), 2)
-  await client.map({ protocol: 'tcp', internalPort: 7001, lifetimeSeconds: 7200 })
+  await mapChecked(client, { protocol: 'tcp', internalPort: 7001, lifetimeSeconds: 7200 })
   assert.equal(argsOf(igd, 'AddPortMapping', 2).NewLeaseDuration, '7200')
 })
 
 test('quirk 718 conflicts (IGD v1): other ports, derived from our address, a bounded number of tries', async (ctx) => {
   const { igd, client } = await setup(ctx, { igdVersion: 1 }, undefined, { maxPortAttempts: 5 })
   igd.occupy(7001, 'TCP')
-  const mapping = await client.map({ protocol: 'tcp', internalPort: 7001, lifetimeSeconds: 7200 })
+  const mapping = await mapChecked(client, { protocol: 'tcp', internalPort: 7001, lifetimeSeconds: 7200 })
   const expected = candidatePort({ protocol: 'tcp', internalPort: 7001 }, '127.0.0.1', 1)
   assert.equal(mapping.externalPort, expected)
   assert.ok(expected >= 1024 && expected !== 7001)
   assert.deepEqual(igd.requests.filter((r) => r.what === 'AddPortMapping').map((r) => r.fault), [718, undefined])
   igd.quirks.conflictNext = 100
-  await assert.rejects(client.map({ protocol: 'udp', internalPort: 9000, lifetimeSeconds: 7200 }), refusedWith(718))
+  await assert.rejects(mapChecked(client, { protocol: 'udp', internalPort: 9000, lifetimeSeconds: 7200 }), refusedWith(718))
   assert.equal(igd.count('http', 'AddPortMapping'), 2 + 5)
 })
 
 test('729 ConflictWithOtherMechanisms is a conflict too', async (ctx) => {
   const { igd, client } = await setup(ctx, { igdVersion: 1 }, (i) => { i.quirks.faultNext = [{ action: 'AddPortMapping', code: 729 }] })
-  const mapping = await client.map({ protocol: 'tcp', internalPort: 7001, lifetimeSeconds: 7200 })
+  const mapping = await mapChecked(client, { protocol: 'tcp', internalPort: 7001, lifetimeSeconds: 7200 })
   assert.notEqual(mapping.externalPort, 7001)
   assert.equal(igd.count('http', 'AddPortMapping'), 2)
 })
@@ -156,20 +157,20 @@ test('candidatePort: never 0, never below 1024 unless asked, stable per host, di
 
 test('low internal ports map to a high external port; a low external port is sent only when asked, and the router may refuse it', async (ctx) => {
   const { igd, client } = await setup(ctx, {}, (i) => { i.quirks.lowPortsRefused = false })
-  const mapping = await client.map({ protocol: 'tcp', internalPort: 80, lifetimeSeconds: 7200 })
+  const mapping = await mapChecked(client, { protocol: 'tcp', internalPort: 80, lifetimeSeconds: 7200 })
   assert.ok(mapping.externalPort >= 1024)
   assert.equal(mapping.internalPort, 80)
-  const asked = await client.map({ protocol: 'udp', internalPort: 53, suggestedExternalPort: 53, lifetimeSeconds: 7200 })
+  const asked = await mapChecked(client, { protocol: 'udp', internalPort: 53, suggestedExternalPort: 53, lifetimeSeconds: 7200 })
   assert.equal(asked.externalPort, 53)
   igd.quirks.lowPortsRefused = true
   // miniupnpd's default rules: 606 on v2.
-  await assert.rejects(client.map({ protocol: 'tcp', internalPort: 8080, suggestedExternalPort: 80, lifetimeSeconds: 7200 }), refusedWith(606))
+  await assert.rejects(mapChecked(client, { protocol: 'tcp', internalPort: 8080, suggestedExternalPort: 80, lifetimeSeconds: 7200 }), refusedWith(606))
   for (const r of igd.requests) if (r.args !== undefined) assert.notEqual(Object.fromEntries(r.args).NewExternalPort, '0')
 })
 
 test('quirk lower-case protocol rejected (TP-Link ER605: tailscale#7377): we send upper case, so it works', async (ctx) => {
   const { igd, client } = await setup(ctx, { igdVersion: 1 }, (i) => { i.quirks.rejectLowerCaseProtocol = true })
-  await client.map({ protocol: 'udp', internalPort: 7002, lifetimeSeconds: 7200 })
+  await mapChecked(client, { protocol: 'udp', internalPort: 7002, lifetimeSeconds: 7200 })
   assert.equal(argsOf(igd, 'AddPortMapping').NewProtocol, 'UDP')
   assert.equal(igd.mappings().length, 1)
 })
@@ -180,7 +181,7 @@ test('quirk a disconnected first WAN service (MikroTik CHR 7.10: tailscale#8364)
   assert.equal(client.selection?.status?.connectionStatus, 'Connected')
   assert.equal(client.selection?.rank, 0)
   assert.equal(igd.count('http', 'GetStatusInfo'), 2)
-  const mapping = await client.map({ protocol: 'tcp', internalPort: 7001, lifetimeSeconds: 7200 })
+  const mapping = await mapChecked(client, { protocol: 'tcp', internalPort: 7001, lifetimeSeconds: 7200 })
   assert.equal(mapping.externalAddress, '11.22.33.44')
 })
 
@@ -196,7 +197,7 @@ for (const [text, reason] of [['', 'empty'], ['0.0.0.0', 'unspecified'], ['127.0
       assert.match(err.message, /no public external address/)
       return true
     })
-    await assert.rejects(client.map({ protocol: 'tcp', internalPort: 7001, lifetimeSeconds: 0 }), NoExternalAddressError)
+    await assert.rejects(mapChecked(client, { protocol: 'tcp', internalPort: 7001, lifetimeSeconds: 0 }), NoExternalAddressError)
     assert.equal(igd.count('http', 'AddAnyPortMapping') + igd.count('http', 'AddPortMapping'), 0, 'no permanent mapping left behind (tailscale#10602)')
   })
 }
@@ -209,8 +210,8 @@ test('a private external address (double NAT) is returned: mappings still work o
 
 test('quirk AddAnyPortMapping answered with a connection reset (Ubee EVW32C-0S: miniupnp#528): AddPortMapping instead, from then on', async (ctx) => {
   const { igd, client } = await setup(ctx, {}, (i) => { i.quirks.resetAddAnyPortMapping = true })
-  await client.map({ protocol: 'tcp', internalPort: 7001, lifetimeSeconds: 7200 })
-  await client.map({ protocol: 'tcp', internalPort: 7002, lifetimeSeconds: 7200 })
+  await mapChecked(client, { protocol: 'tcp', internalPort: 7001, lifetimeSeconds: 7200 })
+  await mapChecked(client, { protocol: 'tcp', internalPort: 7002, lifetimeSeconds: 7200 })
   assert.deepEqual(actions(igd).slice(2), ['AddAnyPortMapping', 'AddPortMapping', 'GetSpecificPortMappingEntry', 'AddPortMapping'])
   assert.equal(igd.mappings().length, 2)
 })
@@ -218,7 +219,7 @@ test('quirk AddAnyPortMapping answered with a connection reset (Ubee EVW32C-0S: 
 for (const code of [401, 602]) {
   test(`AddAnyPortMapping refused with ${code}: AddPortMapping instead`, async (ctx) => {
     const { igd, client } = await setup(ctx, {}, (i) => { i.quirks.faultNext = [{ action: 'AddAnyPortMapping', code }] })
-    const mapping = await client.map({ protocol: 'udp', internalPort: 7001, lifetimeSeconds: 7200 })
+    const mapping = await mapChecked(client, { protocol: 'udp', internalPort: 7001, lifetimeSeconds: 7200 })
     assert.equal(mapping.externalPort, 7001)
     assert.deepEqual(actions(igd).slice(2), ['AddAnyPortMapping', 'AddPortMapping', 'GetSpecificPortMappingEntry'])
   })
@@ -226,19 +227,19 @@ for (const code of [401, 602]) {
 
 test('quirk SOAPAction must be exactly quoted (goupnp PR #5, jupnp#120): ours is', async (ctx) => {
   const { igd, client } = await setup(ctx, {}, (i) => { i.quirks.strictSoapAction = true })
-  await client.map({ protocol: 'tcp', internalPort: 7001, lifetimeSeconds: 7200 })
+  await mapChecked(client, { protocol: 'tcp', internalPort: 7001, lifetimeSeconds: 7200 })
   assert.equal(igd.mappings().length, 1)
 })
 
 test('quirk chunked replies (BiPAC 7404VNOX): read whole', async (ctx) => {
   const { igd, client } = await setup(ctx, { igdVersion: 1 }, (i) => { i.quirks.chunkedResponses = true })
-  await client.map({ protocol: 'tcp', internalPort: 7001, lifetimeSeconds: 7200 })
+  await mapChecked(client, { protocol: 'tcp', internalPort: 7001, lifetimeSeconds: 7200 })
   assert.equal(igd.mappings().length, 1)
 })
 
 test('quirk restart with a new HTTP port and BOOTID: the refused control URL sends the client back to SSDP, once', async (ctx) => {
   const { igd, client } = await setup(ctx)
-  const first = await client.map({ protocol: 'tcp', internalPort: 7001, lifetimeSeconds: 7200 })
+  const first = await mapChecked(client, { protocol: 'tcp', internalPort: 7001, lifetimeSeconds: 7200 })
   const oldUrl = client.service.controlURL
   await igd.restart()
   assert.equal(igd.mappings().length, 0)
@@ -257,11 +258,11 @@ test('every UPnP fault code the IGD specs list surfaces typed, with its name', a
   const { igd, client } = await setup(ctx, { igdVersion: 1 })
   for (const code of thrown) {
     igd.quirks.faultNext = [{ action: 'AddPortMapping', code }]
-    await assert.rejects(client.map({ protocol: 'tcp', internalPort: 7001, lifetimeSeconds: 7200 }), refusedWith(code), String(code))
+    await assert.rejects(mapChecked(client, { protocol: 'tcp', internalPort: 7001, lifetimeSeconds: 7200 }), refusedWith(code), String(code))
   }
   assert.equal(igd.count('http', 'AddPortMapping'), thrown.length, 'none of them retried')
   // 714 and 730 on a delete: the entry is already gone.
-  const mapping = await client.map({ protocol: 'tcp', internalPort: 7001, lifetimeSeconds: 7200 })
+  const mapping = await mapChecked(client, { protocol: 'tcp', internalPort: 7001, lifetimeSeconds: 7200 })
   for (const code of [714, 730]) {
     igd.quirks.faultNext = [{ action: 'DeletePortMapping', code }]
     await client.unmap(mapping)
@@ -278,7 +279,7 @@ test('every UPnP fault code the IGD specs list surfaces typed, with its name', a
 
 test('getPortMappingEntry reads the router\'s entry back', async (ctx) => {
   const { client } = await setup(ctx)
-  const mapping = await client.map({ protocol: 'udp', internalPort: 7002, lifetimeSeconds: 600, description: 'x' })
+  const mapping = await mapChecked(client, { protocol: 'udp', internalPort: 7002, lifetimeSeconds: 600, description: 'x' })
   assert.deepEqual(await client.getPortMappingEntry(mapping.externalPort, 'udp'), {
     internalPort: 7002, internalClient: '127.0.0.1', enabled: true, description: 'x', leaseDurationSeconds: 600
   })
@@ -287,7 +288,7 @@ test('getPortMappingEntry reads the router\'s entry back', async (ctx) => {
 test('a client built by hand learns the address once for concurrent maps', async (ctx) => {
   const igd = await startIgd(ctx)
   const client = new UpnpClient({ gateway: '127.0.0.1', service: { serviceType: igd.serviceType, controlURL: `http://127.0.0.1:${igd.httpPort}/ctl/IPConn`, igdVersion: 2 } })
-  const mappings = await Promise.all([7001, 7002, 7003].map(async (port) => await client.map({ protocol: 'tcp', internalPort: port, lifetimeSeconds: 60 })))
+  const mappings = await Promise.all([7001, 7002, 7003].map(async (port) => await mapChecked(client, { protocol: 'tcp', internalPort: port, lifetimeSeconds: 60 })))
   assert.deepEqual(mappings.map((m) => m.externalPort), [7001, 7002, 7003])
   assert.equal(igd.count('http', 'GetExternalIPAddress'), 1)
 })
@@ -295,7 +296,7 @@ test('a client built by hand learns the address once for concurrent maps', async
 test('a permanent lease asked for: 0 on v1 (never renewed), the 604800 s maximum on v2', async (ctx) => {
   for (const version of [1, 2] as const) {
     const { igd, client } = await setup(ctx, { igdVersion: version })
-    const mapping: PortMapping = await client.map({ protocol: 'tcp', internalPort: 7001, lifetimeSeconds: 0 })
+    const mapping: PortMapping = await mapChecked(client, { protocol: 'tcp', internalPort: 7001, lifetimeSeconds: 0 })
     assert.equal(mapping.lifetimeSeconds, version === 1 ? 0 : 604800)
     assert.equal(igd.mappings()[0]!.leaseSeconds, version === 1 ? 0 : 604800)
   }
@@ -303,14 +304,14 @@ test('a permanent lease asked for: 0 on v1 (never renewed), the 604800 s maximum
 
 test('bad requests are UsageErrors; an aborted signal is an AbortError; a closed client refuses', async (ctx) => {
   const { igd, client } = await setup(ctx)
-  await assert.rejects(client.map({ protocol: 'sctp' as 'tcp', internalPort: 1, lifetimeSeconds: 1 }), UsageError)
-  await assert.rejects(client.map({ protocol: 'tcp', internalPort: 0, lifetimeSeconds: 1 }), UsageError)
-  await assert.rejects(client.map({ protocol: 'tcp', internalPort: 70000, lifetimeSeconds: 1 }), UsageError)
-  await assert.rejects(client.map({ protocol: 'tcp', internalPort: 1, lifetimeSeconds: -1 }), UsageError)
-  await assert.rejects(client.renew({ method: 'pcp', protocol: 'tcp', internalPort: 1, externalPort: 1, externalAddress: undefined, lifetimeSeconds: 1, grantedAtMs: 0, expiresAtMs: 1 }), UsageError)
-  await assert.rejects(client.map({ protocol: 'tcp', internalPort: 7001, lifetimeSeconds: 60 }, { signal: AbortSignal.abort() }), AbortError)
+  await assert.rejects(mapChecked(client, { protocol: 'sctp' as 'tcp', internalPort: 1, lifetimeSeconds: 1 }), UsageError)
+  await assert.rejects(mapChecked(client, { protocol: 'tcp', internalPort: 0, lifetimeSeconds: 1 }), UsageError)
+  await assert.rejects(mapChecked(client, { protocol: 'tcp', internalPort: 70000, lifetimeSeconds: 1 }), UsageError)
+  await assert.rejects(mapChecked(client, { protocol: 'tcp', internalPort: 1, lifetimeSeconds: -1 }), UsageError)
+  await assert.rejects(client.renew({ method: 'pcp', protocol: 'tcp', internalPort: 1, externalPort: 1, externalAddress: undefined, lifetimeSeconds: 1, grantedAtMs: 0, expiresAtMs: 1, session: undefined }), UsageError)
+  await assert.rejects(mapChecked(client, { protocol: 'tcp', internalPort: 7001, lifetimeSeconds: 60 }, { signal: AbortSignal.abort() }), AbortError)
   assert.equal(igd.mappings().length, 0)
   client.close()
   client.close()
-  await assert.rejects(client.map({ protocol: 'tcp', internalPort: 7001, lifetimeSeconds: 60 }), ClosedError)
+  await assert.rejects(mapChecked(client, { protocol: 'tcp', internalPort: 7001, lifetimeSeconds: 60 }), ClosedError)
 })

@@ -7,6 +7,7 @@ import { decodeGetGenericPortMappingEntry, encodeGetGenericPortMappingEntry } fr
 import { UpnpClient } from '../../src/upnp/client.js'
 import { encodeSoapFault, encodeSoapResponse } from '../../src/upnp/soap.js'
 import { discoverOptions, startIgd } from './setup.js'
+import { mapChecked } from '../../src/gateway.js'
 
 const ST = 'urn:schemas-upnp-org:service:WANIPConnection:2'
 const bin = fileURLToPath(new URL('../../src/cli/bin.js', import.meta.url))
@@ -29,8 +30,8 @@ test('UpnpClient.list reads the whole table, whoever made the entries; a router 
   const igd = await startIgd(ctx)
   const client = await UpnpClient.discover(discoverOptions(igd))
   ctx.after(() => { client.close() })
-  await client.map({ protocol: 'tcp', internalPort: 7001, lifetimeSeconds: 3600, description: 'one' })
-  await client.map({ protocol: 'udp', internalPort: 7002, lifetimeSeconds: 0, description: 'two' })
+  await mapChecked(client, { protocol: 'tcp', internalPort: 7001, lifetimeSeconds: 3600, description: 'one' })
+  await mapChecked(client, { protocol: 'udp', internalPort: 7002, lifetimeSeconds: 0, description: 'two' })
   const listed = await client.list()
   assert.deepEqual(listed.map((m) => `${m.protocol} ${m.externalPort} ${m.internalPort} ${m.description}`), ['tcp 7001 7001 one', 'udp 7002 7002 two'])
   assert.equal(igd.count('http', 'GetGenericPortMappingEntry'), 3, 'two entries and the 713 that ends the table')
@@ -42,7 +43,7 @@ test('natmapper list --protocol upnp shows the gateway\'s table', async (ctx) =>
   const igd = await startIgd(ctx)
   const client = await UpnpClient.discover(discoverOptions(igd))
   ctx.after(() => { client.close() })
-  await client.map({ protocol: 'tcp', internalPort: 7005, lifetimeSeconds: 3600, description: 'made elsewhere' })
+  await mapChecked(client, { protocol: 'tcp', internalPort: 7005, lifetimeSeconds: 3600, description: 'made elsewhere' })
   const child = spawn(process.execPath, [bin, 'list', '--json', '--protocol', 'upnp', '--gateway', '127.0.0.1', '--ssdp-target', `127.0.0.1:${igd.ssdpUnicastTarget.port}`], { stdio: ['ignore', 'pipe', 'pipe'] })
   let stdout = ''
   let stderr = ''

@@ -1,4 +1,4 @@
-import { GatewayRefusedError, NoResponseError } from './errors.js'
+import { GatewayRefusedError, NoResponseError } from '../errors.js'
 
 /** Retry and pacing waits of the NAT manager: after failed requests, between rediscoveries, between re-mappings after resets. */
 

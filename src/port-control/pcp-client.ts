@@ -1,13 +1,19 @@
-import { GatewayRefusedError, RemoteProtocolError } from '../errors.js'
-import type { CallOptions, Gateway, MapRequest, PortMapping, TransportProtocol } from '../gateway.js'
+import { AbortError, GatewayRefusedError, RemoteProtocolError, TimeoutError, UncertainMappingError, UsageError } from '../errors.js'
+import type { CallOptions, Gateway, GatewayAbilities, GatewayReset, MapRequest, MapResult, PortMapping, TransportProtocol } from '../gateway.js'
 import { createLogger } from '../log.js'
 import { unspecifiedFor } from '../net/address.js'
-import { GatewaySocket, type PortControlClientOptions, type RequestOptions } from '../net/gateway-socket.js'
+import type { RequestOptions } from '../net/gateway-socket.js'
 import { decodeNatPmpResponse, encodeNatPmpRequest } from '../natpmp/codec.js'
 import { NatPmpResultCode, natPmpResultName } from '../natpmp/codes.js'
-import { decodePcpResponse, encodePcpRequest, type PcpResponse } from './codec.js'
-import { IanaProtocol, PCP_SERVER_PORT, PCP_VERSION, PcpOpcode, PcpResultCode, pcpResultName } from './codes.js'
-import { randomNonce } from './nonce.js'
+import { decodePcpResponse, encodePcpRequest, type PcpResponse } from '../pcp/codec.js'
+import { IanaProtocol, PCP_VERSION, PcpOpcode, PcpResultCode, pcpResultName } from '../pcp/codes.js'
+import { randomNonce } from '../pcp/nonce.js'
+import { PortControlServer, type PortControlServerOptions } from './server.js'
+
+export interface PortControlClientOptions extends PortControlServerOptions {
+  /** The server to share with the other client of the family (discovery's); one of its own otherwise. */
+  server?: PortControlServer | undefined
+}
 
 export type PcpClientOptions = PortControlClientOptions & {
   /** Source of mapping nonces; tests pass a deterministic one. */
@@ -15,7 +21,12 @@ export type PcpClientOptions = PortControlClientOptions & {
 }
 
 /** What a renewal or delete of a PCP mapping needs: the nonce the mapping was made with. */
-interface PcpSession { nonce: Uint8Array, requestedLifetimeSeconds: number }
+export interface PcpSession { readonly nonce: Uint8Array, readonly requestedLifetimeSeconds: number }
+
+export function isPcpSession (session: unknown): session is PcpSession {
+  const s = session as Partial<PcpSession> | null | undefined
+  return s?.nonce instanceof Uint8Array && s.nonce.length === 12 && typeof s.requestedLifetimeSeconds === 'number'
+}
 
 /**
  * A PCP client (RFC 6887) for MAP requests. Unlike NAT-PMP, replies carry the request's nonce,
@@ -28,19 +39,25 @@ interface PcpSession { nonce: Uint8Array, requestedLifetimeSeconds: number }
 export class PcpClient implements Gateway {
   readonly method = 'pcp' as const
   readonly address: string
-  readonly #socket: GatewaySocket
+  readonly #server: PortControlServer
   readonly #randomNonce: () => Uint8Array
-  onReset: (() => void) | undefined
   #externalAddress: string | undefined
+  #closed = false
 
   constructor (options: PcpClientOptions) {
     this.address = options.gateway
     this.#randomNonce = options.randomNonce ?? randomNonce
-    this.onReset = options.onEpochReset
     // MAP replies are routed by nonce (see GatewaySocket#dispatch): 1,000 requests in flight
     // must not each decode every reply.
-    this.#socket = new GatewaySocket({ ...options, port: options.port ?? PCP_SERVER_PORT, logger: options.logger ?? createLogger('pcp'), replyKey: mapReplyKey })
+    this.#server = (options.server ?? new PortControlServer({ ...options, logger: options.logger ?? createLogger('pcp') }, mapReplyKey)).acquire()
+    // A reboot may come with a new address.
+    this.#server.onReset(() => { this.#externalAddress = undefined })
   }
+
+  get #socket (): PortControlServer['socket'] { return this.#server.socket }
+
+  /** The PCP/NAT-PMP server this client talks to, for a NAT-PMP client to share. */
+  get server (): PortControlServer { return this.#server }
 
   /**
    * PCP has no request for the external address alone: it comes with each MAP reply. Before
@@ -66,9 +83,28 @@ export class PcpClient implements Gateway {
     return response.externalAddress
   }
 
-  async map (request: MapRequest, options: CallOptions = {}): Promise<PortMapping> {
+  async map (request: MapRequest, options: CallOptions = {}): Promise<MapResult> {
     const session: PcpSession = { nonce: this.#randomNonce(), requestedLifetimeSeconds: request.lifetimeSeconds }
-    return await this.#map(session, request.protocol, request.internalPort, request.suggestedExternalPort ?? request.internalPort, request.lifetimeSeconds, options)
+    const externalPort = request.suggestedExternalPort ?? request.internalPort
+    let sent = false
+    try {
+      return { mapping: await this.#map(session, request.protocol, request.internalPort, externalPort, request.lifetimeSeconds, { ...options, onSent: () => { sent = true } }) }
+    } catch (err) {
+      // Sent and unanswered: the server may hold it, under this nonce, until its lifetime ends.
+      if (!sent || !(err instanceof TimeoutError || err instanceof AbortError)) throw err
+      const nowMs = this.#socket.clock.now()
+      throw new UncertainMappingError({
+        method: 'pcp',
+        protocol: request.protocol,
+        internalPort: request.internalPort,
+        externalPort,
+        externalAddress: undefined,
+        lifetimeSeconds: request.lifetimeSeconds,
+        grantedAtMs: nowMs,
+        expiresAtMs: nowMs + request.lifetimeSeconds * 1000,
+        session
+      }, err)
+    }
   }
 
   async renew (mapping: PortMapping, options: CallOptions = {}): Promise<PortMapping> {
@@ -107,12 +143,18 @@ export class PcpClient implements Gateway {
     return true
   }
 
-  async localAddress (): Promise<string> {
-    return await this.#socket.localAddress()
+  onReset (listener: (reset: GatewayReset) => void): () => void {
+    return this.#server.onReset(listener)
+  }
+
+  describe (): GatewayAbilities {
+    return { listen: async (options) => await this.#server.listen(options?.portControl) }
   }
 
   close (): void {
-    this.#socket.close()
+    if (this.#closed) return
+    this.#closed = true
+    this.#server.release()
   }
 
   async #map (session: PcpSession, protocol: TransportProtocol, internalPort: number, suggestedExternalPort: number,
@@ -188,10 +230,7 @@ export class PcpClient implements Gateway {
   }
 
   #checkEpoch (epochSeconds: number): void {
-    if (!this.#socket.observeEpoch(epochSeconds)) {
-      this.#externalAddress = undefined
-      this.onReset?.()
-    }
+    this.#server.observeEpoch('pcp', epochSeconds)
   }
 }
 
@@ -206,9 +245,8 @@ function isNatPmpUnsupportedVersion (message: Uint8Array): boolean {
 }
 
 function sessionOf (mapping: PortMapping): PcpSession {
-  const session = mapping.session as PcpSession | undefined
-  if (session?.nonce === undefined) throw new RemoteProtocolError('this mapping was not made by a PCP client')
-  return session
+  if (mapping.method !== 'pcp' || !isPcpSession(mapping.session)) throw new UsageError('not a mapping made by a PCP client')
+  return mapping.session
 }
 
 /**

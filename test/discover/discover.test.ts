@@ -1,10 +1,11 @@
 import { test, type TestContext } from 'node:test'
 import assert from 'node:assert/strict'
 import { createSocket } from 'node:dgram'
-import { discoverGateway, discoverNAT } from '../src/discover.js'
-import { SimulatedPmpGateway, type SimulatedPmpGatewayOptions } from '../src/testing/pmp-gateway.js'
-import { NatmapperError, TimeoutError } from '../src/errors.js'
-import { waitFor } from './helpers/wait.js'
+import { discoverGateway } from '../../src/discover/discover.js'
+import { discoverNAT } from '../../src/nat/discover-nat.js'
+import { SimulatedPmpGateway, type SimulatedPmpGatewayOptions } from '../../src/testing/pmp-gateway.js'
+import { NatmapperError, NoGatewayError, TimeoutError } from '../../src/errors.js'
+import { waitFor } from '../helpers/wait.js'
 
 async function gatewayFor (ctx: TestContext, options: SimulatedPmpGatewayOptions = {}): Promise<SimulatedPmpGateway> {
   const gateway = await SimulatedPmpGateway.start(options)
@@ -96,12 +97,13 @@ test('nothing listening (ICMP unreachable): a clear error at once, naming each p
   assert.ok(Date.now() - started < 1000)
 })
 
-test('a silent gateway: TimeoutError within the timeout', async (ctx) => {
+test('a silent gateway: NoGatewayError, timed out, within the timeout, each protocol\'s cause a TimeoutError', async (ctx) => {
   const sim = await gatewayFor(ctx)
   sim.faults.silent = true
   const started = Date.now()
   const err = await discoverGateway({ gateway: sim.address, port: sim.port, methods: ['pcp', 'natpmp'], timeout: 400 }).catch((e: unknown) => e)
-  assert.ok(err instanceof TimeoutError, String(err))
+  assert.ok(err instanceof NoGatewayError && err.timedOut, String(err))
+  assert.ok(err.causes.pcp instanceof TimeoutError && err.causes.natpmp instanceof TimeoutError, String(err.causes))
   assert.match(err.message, /no gateway answered at 127\.0\.0\.1 within 400 ms/)
   assert.ok(Date.now() - started < 1500)
 })
@@ -116,7 +118,7 @@ test('the caller\'s signal aborts discovery', async (ctx) => {
 })
 
 test('discoverNAT\'s quick discovery, PCP answering: nothing else is set up; the report lists PCP alone and no search or NAT-PMP request follows', async (ctx) => {
-  const { startIgd } = await import('./upnp/setup.js')
+  const { startIgd } = await import('../upnp/setup.js')
   const igd = await startIgd(ctx)
   const sim = await gatewayFor(ctx)
   const found = await discoverGateway({ gateway: sim.address, port: sim.port, deferExternalAddress: true, ssdpTarget: igd.ssdpMulticastTarget, ssdpGatewayPort: igd.ssdpUnicastTarget.port })
@@ -131,7 +133,7 @@ test('discoverNAT\'s quick discovery, PCP answering: nothing else is set up; the
 })
 
 test('discoverNAT\'s quick discovery, NAT-PMP answering: UPnP, waiting for its turn, ends unasked when the answer is chosen', async (ctx) => {
-  const { startIgd } = await import('./upnp/setup.js')
+  const { startIgd } = await import('../upnp/setup.js')
   const igd = await startIgd(ctx)
   const sim = await gatewayFor(ctx, { pcp: false })
   const found = await discoverGateway({ gateway: sim.address, port: sim.port, deferExternalAddress: true, ssdpTarget: igd.ssdpMulticastTarget, ssdpGatewayPort: igd.ssdpUnicastTarget.port })
@@ -178,7 +180,7 @@ test('unknown methods are refused', async () => {
 })
 
 test('UPnP waits for PCP and NAT-PMP: a PCP gateway never sees an M-SEARCH; a UPnP-only one is searched at once', async (ctx) => {
-  const { startIgd } = await import('./upnp/setup.js')
+  const { startIgd } = await import('../upnp/setup.js')
   const igd = await startIgd(ctx)
   const upnp = { ssdpTarget: igd.ssdpMulticastTarget, ssdpGatewayPort: igd.ssdpUnicastTarget.port }
   const sim = await gatewayFor(ctx)
@@ -200,8 +202,8 @@ test('UPnP waits for PCP and NAT-PMP: a PCP gateway never sees an M-SEARCH; a UP
 })
 
 test('PCP and NAT-PMP silent (a router that drops port 5351 without an ICMP error): UPnP answers and is taken 150 ms after the start, not a fixed wait after its answer', async (ctx) => {
-  const { startIgd } = await import('./upnp/setup.js')
-  const { FakeClock } = await import('../src/testing/fake-clock.js')
+  const { startIgd } = await import('../upnp/setup.js')
+  const { FakeClock } = await import('../../src/testing/fake-clock.js')
   const igd = await startIgd(ctx)
   const sim = await gatewayFor(ctx)
   sim.faults.silent = true
@@ -212,11 +214,13 @@ test('PCP and NAT-PMP silent (a router that drops port 5351 without an ICMP erro
   }).finally(() => { done = true })
   ctx.after(async () => { (await pending).gateway.close() })
   // UPnP starts after its 25 ms head start and answers on loopback; the better protocols keep the grace.
-  const { waitFor } = await import('./helpers/wait.js')
+  const { waitFor } = await import('../helpers/wait.js')
+  await clock.advance(24)
+  assert.equal(igd.count('ssdp'), 0, 'UPnP waits out the head start')
+  await clock.advance(1)
   await waitFor(() => igd.count('http', 'GetExternalIPAddress') === 1, 'UPnP to answer')
-  await new Promise((resolve) => setTimeout(resolve, 20))
   assert.equal(done, false, 'PCP may still answer within the grace')
-  await clock.advance(149)
+  await clock.advance(124)
   assert.equal(done, false)
   await clock.advance(1)
   const found = await pending

@@ -1,7 +1,7 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { GatewayRefusedError, NoResponseError, TimeoutError } from '../src/errors.js'
-import { isNotAuthorized, nextRecoveryStreak, recoveryHoldMs, rediscoveryIntervalMs, retryDelayMs } from '../src/nat-retry.js'
+import { GatewayRefusedError, NoResponseError, TimeoutError } from '../../src/errors.js'
+import { isNotAuthorized, nextRecoveryStreak, recoveryHoldMs, rediscoveryIntervalMs, retryDelayMs } from '../../src/nat/retry.js'
 
 test('retry waits: doubling from 5 s to 5 min; after a refused connection from 1 s; a refusal with a lifetime waits it out', () => {
   const timeout = new TimeoutError('no answer')

@@ -1,8 +1,8 @@
 import { test, describe } from 'node:test'
 import assert from 'node:assert/strict'
 import fc from 'fast-check'
-import { isEpochValid } from '../../src/pcp/epoch.js'
-import type { EpochSample } from '../../src/pcp/epoch.js'
+import { isEpochValid } from '../../src/port-control/epoch.js'
+import type { EpochSample } from '../../src/port-control/epoch.js'
 
 const at = (serverEpochSeconds: number, clientTimeMs: number): EpochSample => ({ serverEpochSeconds, clientTimeMs })
 

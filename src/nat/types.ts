@@ -1,8 +1,7 @@
-import type { Clock } from './clock.js'
-import type { Gateway, MappingMethod, TransportProtocol } from './gateway.js'
-import type { Logger } from './log.js'
-import type { AddressClass } from './net/address-class.js'
-import type { Announcement } from './net/announcements.js'
+import type { Clock } from '../clock.js'
+import type { Gateway, ListenOptions, MappingMethod, PortMapping, TransportProtocol } from '../gateway.js'
+import type { Logger } from '../log.js'
+import type { AddressClass } from '../net/address-class.js'
 
 /** The NAT manager's options, events and the shapes they carry (the class is in nat.ts). */
 
@@ -13,8 +12,17 @@ export interface NatOptions {
   logger?: Logger
   /** Upper bound for each router request. */
   requestTimeoutMs?: number
-  /** Upper bound for close(): it gives up on a router that stopped answering. */
+  /** Upper bound for each delete of close(): once one goes unanswered, the router is taken for gone and the rest are given up. */
   closeTimeoutMs?: number
+  /**
+   * Keep the mappings alive (the default): renew them, make them again after a reset, retry a
+   * failed first attempt in the background, and delete them all on close(). `false` maps once:
+   * addMapping rejects when the first attempt fails, nothing is renewed, and close() leaves the
+   * mappings on the gateway for their lifetime (natmapper map --once).
+   */
+  keep?: boolean
+  /** Requests in flight to the gateway at most; more wait their turn before they are sent. Default 8 (4 for UPnP). */
+  maxConcurrentRequests?: number
   /** Finds the gateway again after repeated refusals or a route change; discoverNAT passes it. */
   rediscover?: (signal: AbortSignal) => Promise<Gateway>
   /** The gateway's external address, if discovery already learnt it. */
@@ -27,13 +35,11 @@ export interface NatOptions {
    * gateways: see DiscoverOptions.deferExternalAddress).
    */
   askExternalAddress?: boolean
-  /** Gateway announcements (PCP ANNOUNCE, NAT-PMP address packets, SSDP alive); the NAT closes it. */
-  announcements?: AnnouncementSource
   /**
-   * Opens the announcement source for a gateway found by rediscovery (which may have another
-   * address or protocol); the NAT closes the previous one. discoverNAT passes it.
+   * Listen for what the gateway multicasts when it restarts (Gateway.describe().listen), for the
+   * gateway and for each one rediscovery finds; discoverNAT passes it. Off by default.
    */
-  announcementsFor?: (gateway: Gateway) => AnnouncementSource | undefined
+  listen?: ListenOptions | false
   /** Returns the current default gateway; when it changes, the gateway is discovered again. */
   watchRoute?: {
     lookup: () => Promise<string | undefined>
@@ -52,11 +58,6 @@ export interface NatOptions {
   verifyIntervalMs?: number
 }
 
-export interface AnnouncementSource {
-  on(event: 'announcement', listener: (announcement: Announcement) => void): unknown
-  close(): void
-}
-
 export interface AddMappingOptions {
   /** External port to ask for; the gateway may grant another. */
   externalPort?: number
@@ -73,18 +74,33 @@ export interface MappingEvent {
   lifetimeSeconds: number
 }
 
+/** A mapping close() could not delete: it stays on the gateway until its lease ends. */
+export interface LeftMapping {
+  mapping: PortMapping
+  error: Error
+}
+
+/** Where an event or error belongs: one mapping. */
+export interface MappingKey {
+  protocol: TransportProtocol
+  internalPort: number
+}
+
 export interface NatEvents {
   mapped: [MappingEvent]
   renewed: [MappingEvent]
+  /** The mapping is gone (the gateway restarted, a renewal failed until expiry, a check found it broken); it is made again if it can be. */
   lost: [{ protocol: TransportProtocol, internalPort: number, reason: Error }]
   unmapped: [{ protocol: TransportProtocol, internalPort: number }]
   'external-address': [{ address: string, previous: string | undefined, addressClass: AddressClass }]
   'gateway-changed': [{ previous: string, address: string, method: MappingMethod, reason: string }]
   /**
-   * The gateway turned out to have no public external address (double NAT, carrier-grade NAT, no
-   * WAN address): mappings on it will not be reachable from the internet. `notPublicReason` says
-   * the same; a reason discovery already knew is not emitted again.
+   * The gateway has no public external address (double NAT, carrier-grade NAT, no WAN address):
+   * mappings on it will not be reachable from the internet. `notPublicReason` says the same. What
+   * discovery already knew (this and `external-address`) is emitted in the turn after the NAT is
+   * made, so that listeners added at once hear it.
    */
   'not-public': [{ reason: string }]
-  error: [Error]
+  /** A failure; the second argument names the mapping it concerns, when it concerns one. */
+  error: [Error, MappingKey | undefined]
 }

@@ -1,15 +1,26 @@
 import { test, type TestContext } from 'node:test'
 import assert from 'node:assert/strict'
-import { NAT } from '../src/nat.js'
-import { PcpClient } from '../src/pcp/client.js'
-import { NatPmpClient } from '../src/natpmp/client.js'
-import { SimulatedPmpGateway } from '../src/testing/pmp-gateway.js'
-import { FakeClock } from '../src/testing/fake-clock.js'
-import { ClosedError, UsageError } from '../src/errors.js'
-import { PcpResultCode } from '../src/pcp/codes.js'
-import type { AnnouncementSource, MappingEvent } from '../src/nat.js'
-import { AnnouncementListener, type Announcement } from '../src/net/announcements.js'
-import { waitFor } from './helpers/wait.js'
+import { NAT } from '../../src/nat/nat.js'
+import { PcpClient } from '../../src/port-control/pcp-client.js'
+import { NatPmpClient } from '../../src/port-control/natpmp-client.js'
+import { SimulatedPmpGateway } from '../../src/testing/pmp-gateway.js'
+import { FakeClock } from '../../src/testing/fake-clock.js'
+import { ClosedError, UsageError } from '../../src/errors.js'
+import { PcpResultCode } from '../../src/pcp/codes.js'
+import type { MappingEvent } from '../../src/nat/nat.js'
+import { AnnouncementListener } from '../../src/port-control/announcements.js'
+import type { Gateway } from '../../src/gateway.js'
+import { waitFor } from '../helpers/wait.js'
+
+/** Announcements on loopback, where the simulated gateway sends them (no group joined). */
+const loopback = { portControl: { port: 0, bindAddress: '127.0.0.1', multicastGroup: undefined } }
+
+/** Starts the client's announcement listener on loopback; resolves to its port. */
+async function listenOnLoopback (client: Gateway): Promise<number> {
+  const where = await client.describe().listen?.(loopback)
+  assert.ok(where !== undefined, 'listening')
+  return where.port
+}
 
 async function setup (ctx: TestContext, method: 'pcp' | 'natpmp' = 'pcp') {
   const clock = new FakeClock()
@@ -26,7 +37,7 @@ async function setup (ctx: TestContext, method: 'pcp' | 'natpmp' = 'pcp') {
 
 test('addMapping rejects anything but tcp/udp, naming the protocol, and bad ports', async (ctx) => {
   const { nat } = await setup(ctx)
-  await assert.rejects(nat.addMapping('sctp', 4001), (err: Error) => err instanceof UsageError && err.message.includes('"sctp"'))
+  await assert.rejects(nat.addMapping('sctp' as 'tcp', 4001), (err: Error) => err instanceof UsageError && err.message.includes('"sctp"'))
   await assert.rejects(nat.addMapping('tcp', 0), UsageError)
   await assert.rejects(nat.addMapping('tcp', 70000), UsageError)
 })
@@ -139,16 +150,16 @@ test('addMapping rejects with AbortError when its signal fires, and forgets the 
 test('after a reboot announced by the gateway, mappings come back on their ports after the RFC\'s random 0-5 s wait', async (ctx) => {
   const clock = new FakeClock()
   const gateway = await SimulatedPmpGateway.start({ clock, externalAddress: '198.51.100.1' })
-  const announcements = await AnnouncementListener.start({ gateway: gateway.address, port: 0, bindAddress: '127.0.0.1', multicastGroup: undefined })
-  assert.ok(announcements !== undefined)
-  const nat = new NAT(new PcpClient({ gateway: gateway.address, port: gateway.port, clock }), { clock, announcements, random: () => 0.5 })
+  const client = new PcpClient({ gateway: gateway.address, port: gateway.port, clock })
+  const port = await listenOnLoopback(client)
+  const nat = new NAT(client, { clock, random: () => 0.5 })
   ctx.after(async () => { await nat.close(); await gateway.close() })
   await nat.addMapping('tcp', 4001, { externalPort: 41000 })
   await nat.addMapping('udp', 4002)
   await clock.advance(60_000)
   gateway.restart()
   const before = gateway.requestCount
-  gateway.announce({ address: '127.0.0.1', port: announcements.port })
+  gateway.announce({ address: '127.0.0.1', port })
   await waitFor(() => clock.pendingTimers === 3, 'the recovery timer')
   await clock.advance(2_499)
   assert.equal(gateway.requestCount, before, 'nothing before the random wait (0.5 x 5 s) is over')
@@ -173,33 +184,43 @@ test('an epoch that shows a reboot on a renewal re-maps every other mapping too'
   assert.deepEqual(gateway.mappings().map((m) => m.internalPort).sort(), [4001, 4002])
 })
 
-test('a NAT-PMP address announcement updates the external address and emits external-address', async (ctx) => {
+test('a NAT-PMP address announcement (no restart: its epoch goes on) updates the external address and emits external-address; the mapping is not lost', async (ctx) => {
   const clock = new FakeClock()
-  const gateway = await SimulatedPmpGateway.start({ clock, externalAddress: '11.0.0.1' })
-  const announcements = await AnnouncementListener.start({ gateway: gateway.address, port: 0, bindAddress: '127.0.0.1', multicastGroup: undefined })
-  const nat = new NAT(new NatPmpClient({ gateway: gateway.address, port: gateway.port, clock }), { clock, ...(announcements === undefined ? {} : { announcements }) })
+  const gateway = await SimulatedPmpGateway.start({ clock, externalAddress: '11.0.0.1', pcp: false })
+  const client = new NatPmpClient({ gateway: gateway.address, port: gateway.port, clock })
+  const port = await listenOnLoopback(client)
+  const nat = new NAT(client, { clock })
   ctx.after(async () => { await nat.close(); await gateway.close() })
   await nat.addMapping('tcp', 4001)
   assert.equal(nat.externalAddress, '11.0.0.1')
   const seen: string[] = []
   nat.on('external-address', (e) => seen.push(e.address))
   gateway.externalAddress = '11.0.0.99'
-  gateway.announce({ address: '127.0.0.1', port: announcements!.port })
+  gateway.announce({ address: '127.0.0.1', port })
+  const lost: number[] = []
+  nat.on('lost', (e) => lost.push(e.internalPort))
   await waitFor(() => seen.length === 1, 'external-address event')
   assert.equal(nat.externalAddress, '11.0.0.99')
   assert.deepEqual(nat.getMapping('tcp', 4001), { address: '11.0.0.99', port: 4001 })
+  await clock.advance(5_000)
+  assert.deepEqual(lost, [])
 })
 
 test('announcements from another host are ignored', async (ctx) => {
-  const clock = new FakeClock()
-  const gateway = await SimulatedPmpGateway.start({ clock })
-  const announcements = await AnnouncementListener.start({ gateway: '127.0.0.2', port: 0, bindAddress: '127.0.0.1', multicastGroup: undefined })
-  const nat = new NAT(new PcpClient({ gateway: gateway.address, port: gateway.port, clock }), { clock, ...(announcements === undefined ? {} : { announcements }) })
-  ctx.after(async () => { await nat.close(); await gateway.close() })
-  await nat.addMapping('tcp', 4001)
-  gateway.announce({ address: '127.0.0.1', port: announcements!.port })
-  await new Promise((resolve) => setTimeout(resolve, 20))
-  assert.equal(clock.pendingTimers, 1, 'only the renewal timer: no recovery scheduled')
+  // The listener believes 127.0.0.2 only. A host at 127.0.0.1 announces first, the gateway after:
+  // loopback keeps the order, so once the gateway's is heard the other one was dropped.
+  const gateway = await SimulatedPmpGateway.start({ address: '127.0.0.2', externalAddress: '11.0.0.77' })
+  const other = await SimulatedPmpGateway.start({ address: '127.0.0.1', externalAddress: '11.0.0.66' })
+  const listener = await AnnouncementListener.start({ gateway: '127.0.0.2', port: 0, bindAddress: '127.0.0.1', multicastGroup: undefined })
+  assert.ok(listener !== undefined)
+  ctx.after(async () => { listener.close(); await gateway.close(); await other.close() })
+  const heard: string[] = []
+  listener.on('announcement', (a) => heard.push(a.kind === 'natpmp' ? a.externalAddress : a.kind))
+  other.announce({ address: '127.0.0.1', port: listener.port })
+  gateway.announce({ address: '127.0.0.1', port: listener.port })
+  // Each announces in PCP and in NAT-PMP (with its own address): only the gateway's two are heard.
+  await waitFor(() => heard.includes('11.0.0.77'), 'the gateway\'s NAT-PMP announcement')
+  assert.deepEqual(heard, ['pcp', '11.0.0.77'])
 })
 
 test('behind a second NAT the NAT object says so', async (ctx) => {
@@ -241,46 +262,39 @@ test('repeated "connection refused" rediscovers the gateway and re-applies the m
   assert.match(changes[0] ?? '', /refused/)
 })
 
-test('after a gateway change, announcements are heard from the new gateway: the old source is closed, a new one opened for it', async (ctx) => {
+test('after a gateway change, announcements are heard from the new gateway; the old one\'s listener is closed with it', async (ctx) => {
   const clock = new FakeClock()
   const first = await SimulatedPmpGateway.start({ clock })
   const second = await SimulatedPmpGateway.start({ clock })
-  type Handler = (a: Announcement) => void
-  const sources: Array<{ gateway: string, handlers: Handler[], closed: boolean }> = []
-  const sourceFor = (gateway: string): AnnouncementSource => {
-    const source = { gateway, handlers: [] as Handler[], closed: false }
-    sources.push(source)
-    return { on: (_event, handler) => { source.handlers.push(handler) }, close: () => { source.closed = true } }
-  }
   const firstClient = new PcpClient({ gateway: first.address, port: first.port, clock })
-  const nat = new NAT(firstClient, {
-    clock,
-    random: () => 0,
-    announcements: sourceFor('first'),
-    announcementsFor: (g) => sourceFor(g === firstClient ? 'first' : 'second'),
-    rediscover: async () => new PcpClient({ gateway: second.address, port: second.port, clock })
-  })
+  const secondClient = new PcpClient({ gateway: second.address, port: second.port, clock })
+  const nat = new NAT(firstClient, { clock, random: () => 0, listen: loopback, rediscover: async () => secondClient })
   const changes: string[] = []
   nat.on('gateway-changed', (e) => changes.push(e.reason))
   nat.on('error', () => {})
   ctx.after(async () => { await nat.close(); await second.close() })
+  await clock.advance(0)
+  const firstPort = await listenOnLoopback(firstClient)
   await nat.addMapping('tcp', 4001)
   await first.close()
   await clock.advance(3600_000)
   await clock.advance(1_000)
   await waitFor(() => changes.length === 1, 'gateway-changed')
   await waitFor(() => second.mappings().length === 1, 'mapped on the new gateway')
-  assert.deepEqual(sources.map((s) => [s.gateway, s.closed]), [['first', true], ['second', false]])
-  // An announcement through the old source is not acted on; one through the new source is.
+  await clock.advance(0)
+  const secondPort = await listenOnLoopback(secondClient)
+  assert.notEqual(secondPort, firstPort)
+  // The old gateway's listener went with it: its port is free again.
+  const probe = await AnnouncementListener.start({ gateway: '127.0.0.1', port: firstPort, bindAddress: '127.0.0.1', multicastGroup: undefined })
+  assert.ok(probe !== undefined, 'the first gateway\'s announcement port was released')
+  probe.close()
+  // The new gateway's announcement is acted on.
   const before = second.requestCount
-  for (const handler of sources[0]!.handlers) handler({ kind: 'pcp', epochSeconds: 0 } as Announcement)
-  await clock.advance(60_000)
-  assert.equal(second.requestCount, before, 'nothing sent for the old gateway\'s announcement')
-  for (const handler of sources[1]!.handlers) handler({ kind: 'pcp', epochSeconds: 0 } as Announcement)
+  second.restart()
+  second.announce({ address: '127.0.0.1', port: secondPort })
+  await waitFor(() => clock.pendingTimers >= 1 && second.requestCount === before, 'the recovery timer')
   await clock.advance(60_000)
   await waitFor(() => second.requestCount > before, 'the mapping made again after the new gateway\'s announcement')
-  await nat.close()
-  assert.equal(sources[1]!.closed, true, 'close() closes the current source')
 })
 
 test('a change of default route rediscovers the gateway', async (ctx) => {
@@ -339,14 +353,15 @@ test('a huge granted lifetime does not overflow the renewal timer into a renewal
 test('one reboot, one re-map: the epoch in the re-map\'s own reply is not taken for a second reset', async (ctx) => {
   const clock = new FakeClock()
   const gateway = await SimulatedPmpGateway.start({ clock })
-  const announcements = await AnnouncementListener.start({ gateway: gateway.address, port: 0, bindAddress: '127.0.0.1', multicastGroup: undefined })
-  const nat = new NAT(new PcpClient({ gateway: gateway.address, port: gateway.port, clock }), { clock, ...(announcements === undefined ? {} : { announcements }), random: () => 0.2 })
+  const client = new PcpClient({ gateway: gateway.address, port: gateway.port, clock })
+  const port = await listenOnLoopback(client)
+  const nat = new NAT(client, { clock, random: () => 0.2 })
   ctx.after(async () => { await nat.close(); await gateway.close() })
   await nat.addMapping('tcp', 4001)
   await clock.advance(600_000)
   gateway.restart()
   const before = gateway.requestCount
-  gateway.announce({ address: '127.0.0.1', port: announcements!.port })
+  gateway.announce({ address: '127.0.0.1', port })
   await waitFor(() => clock.pendingTimers === 2, 'the recovery timer')
   await clock.advance(1_000)
   await waitFor(() => gateway.mappings().length === 1, 'the mapping back')

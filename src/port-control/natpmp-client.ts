@@ -1,13 +1,19 @@
-import { GatewayRefusedError, RemoteProtocolError } from '../errors.js'
-import type { CallOptions, Gateway, MapRequest, PortMapping } from '../gateway.js'
+import { AbortError, GatewayRefusedError, RemoteProtocolError, TimeoutError, UncertainMappingError, UsageError } from '../errors.js'
+import type { CallOptions, Gateway, GatewayAbilities, GatewayReset, MapRequest, MapResult, PortMapping } from '../gateway.js'
 import { createLogger } from '../log.js'
-import { GatewaySocket, type PortControlClientOptions } from '../net/gateway-socket.js'
-import { decodeNatPmpResponse, encodeNatPmpRequest, type NatPmpRequest, type NatPmpResponse } from './codec.js'
-import { NATPMP_SERVER_PORT, NatPmpOpcode, natPmpResultName } from './codes.js'
+import type { RequestOptions } from '../net/gateway-socket.js'
+import { decodeNatPmpResponse, encodeNatPmpRequest, type NatPmpRequest, type NatPmpResponse } from '../natpmp/codec.js'
+import { NatPmpOpcode, NatPmpResultCode, natPmpResultName } from '../natpmp/codes.js'
+import type { PortControlClientOptions } from './pcp-client.js'
+import { PortControlServer } from './server.js'
 
 export type NatPmpClientOptions = PortControlClientOptions
 
-interface NatPmpSession { requestedLifetimeSeconds: number }
+export interface NatPmpSession { readonly requestedLifetimeSeconds: number }
+
+export function isNatPmpSession (session: unknown): session is NatPmpSession {
+  return typeof (session as Partial<NatPmpSession> | null | undefined)?.requestedLifetimeSeconds === 'number'
+}
 
 /**
  * A NAT-PMP client (RFC 6886). Requests are queued, one at a time, because §3.1 says clients
@@ -16,17 +22,20 @@ interface NatPmpSession { requestedLifetimeSeconds: number }
 export class NatPmpClient implements Gateway {
   readonly method = 'natpmp' as const
   readonly address: string
-  readonly #socket: GatewaySocket
-  onReset: (() => void) | undefined
+  readonly #server: PortControlServer
   #queue: Promise<unknown> = Promise.resolve()
   #externalAddress: string | undefined
   #pendingExternalAddress: Promise<string> | undefined
+  #closed = false
 
   constructor (options: NatPmpClientOptions) {
     this.address = options.gateway
-    this.onReset = options.onEpochReset
-    this.#socket = new GatewaySocket({ ...options, port: options.port ?? NATPMP_SERVER_PORT, logger: options.logger ?? createLogger('natpmp') })
+    this.#server = (options.server ?? new PortControlServer({ ...options, logger: options.logger ?? createLogger('natpmp') })).acquire()
+    // A reboot may come with a new address; an announcement says which.
+    this.#server.onReset((reset) => { this.#externalAddress = reset.externalAddress })
   }
+
+  get #socket (): PortControlServer['socket'] { return this.#server.socket }
 
   async externalAddress (options: CallOptions = {}): Promise<string> {
     const response = await this.#send({ opcode: 'external-address' }, options)
@@ -42,10 +51,32 @@ export class NatPmpClient implements Gateway {
     return await this.#pendingExternalAddress
   }
 
-  async map (request: MapRequest, options: CallOptions = {}): Promise<PortMapping> {
+  async map (request: MapRequest, options: CallOptions = {}): Promise<MapResult> {
+    let sent = false
+    try {
+      return { mapping: await this.#mapPort(request, { ...options, onSent: () => { sent = true } }) }
+    } catch (err) {
+      // Sent and unanswered: the server may hold it until its lifetime ends; a delete names the port.
+      if (!sent || !(err instanceof TimeoutError || err instanceof AbortError)) throw err
+      const nowMs = this.#socket.clock.now()
+      throw new UncertainMappingError({
+        method: 'natpmp',
+        protocol: request.protocol,
+        internalPort: request.internalPort,
+        externalPort: request.suggestedExternalPort ?? request.internalPort,
+        externalAddress: this.#externalAddress,
+        lifetimeSeconds: request.lifetimeSeconds,
+        grantedAtMs: nowMs,
+        expiresAtMs: nowMs + request.lifetimeSeconds * 1000,
+        session: { requestedLifetimeSeconds: request.lifetimeSeconds }
+      }, err)
+    }
+  }
+
+  async #mapPort (request: MapRequest, options: RequestOptions): Promise<PortMapping> {
     // The MAP reply has no external address (§3.3), so learn it once and keep it; an epoch
     // reset clears it, since a reboot may come with a new address.
-    const externalAddress = await this.#knownExternalAddress(options)
+    const externalAddress = await this.#knownExternalAddress({ signal: options.signal, timeoutMs: options.timeoutMs })
     // Suggest the internal port rather than 0: some routers (RouterOS, tailscale#13785) fail
     // to allocate when asked for "any port".
     const suggestedExternalPort = request.suggestedExternalPort ?? request.internalPort
@@ -80,12 +111,12 @@ export class NatPmpClient implements Gateway {
   async renew (mapping: PortMapping, options: CallOptions = {}): Promise<PortMapping> {
     // §3.3: a renewal suggests the port previously assigned, which is also how a mapping comes
     // back on the same port after the gateway rebooted.
-    const session = mapping.session as NatPmpSession | undefined
-    return await this.map({
+    if (mapping.method !== 'natpmp' || !isNatPmpSession(mapping.session)) throw new UsageError('not a mapping made by a NAT-PMP client')
+    return await this.#mapPort({
       protocol: mapping.protocol,
       internalPort: mapping.internalPort,
       suggestedExternalPort: mapping.externalPort,
-      lifetimeSeconds: session?.requestedLifetimeSeconds ?? mapping.lifetimeSeconds
+      lifetimeSeconds: mapping.session.requestedLifetimeSeconds
     }, options)
   }
 
@@ -98,15 +129,21 @@ export class NatPmpClient implements Gateway {
     if (response.opcode === 'error') throw refused(response)
   }
 
-  async localAddress (): Promise<string> {
-    return await this.#socket.localAddress()
+  onReset (listener: (reset: GatewayReset) => void): () => void {
+    return this.#server.onReset(listener)
+  }
+
+  describe (): GatewayAbilities {
+    return { listen: async (options) => await this.#server.listen(options?.portControl) }
   }
 
   close (): void {
-    this.#socket.close()
+    if (this.#closed) return
+    this.#closed = true
+    this.#server.release()
   }
 
-  async #send (request: NatPmpRequest, options: CallOptions & { maxAttempts?: number }): Promise<NatPmpResponse> {
+  async #send (request: NatPmpRequest, options: RequestOptions): Promise<NatPmpResponse> {
     const run = async (): Promise<NatPmpResponse> => {
       const label = request.opcode === 'map'
         ? `NAT-PMP map ${request.protocol} ${request.internalPort} lifetime ${request.lifetimeSeconds}`
@@ -133,15 +170,14 @@ export class NatPmpClient implements Gateway {
   }
 
   #checkEpoch (epochSeconds: number): void {
-    if (!this.#socket.observeEpoch(epochSeconds)) {
-      this.#externalAddress = undefined
-      this.onReset?.()
-    }
+    this.#server.observeEpoch('natpmp', epochSeconds)
   }
 }
 
 function answers (response: NatPmpResponse, request: NatPmpRequest, wantedOpcode: number): boolean {
-  if (response.opcode === 'error') return response.requestOpcode === wantedOpcode
+  // A version-0 UNSUPPORTED_VERSION can only answer a PCP request on the shared socket (a PCP
+  // ANNOUNCE's opcode 0 looks like ours); a PCP-only server answers NAT-PMP in PCP's format.
+  if (response.opcode === 'error') return response.requestOpcode === wantedOpcode && response.resultCode !== NatPmpResultCode.UNSUPPORTED_VERSION
   if (request.opcode === 'external-address') return response.opcode === 'external-address'
   return response.opcode === 'map' && response.protocol === request.protocol && response.internalPort === request.internalPort
 }

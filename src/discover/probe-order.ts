@@ -1,6 +1,6 @@
-import type { Clock, TimerHandle } from './clock.js'
-import { AbortError, NatmapperError, NoResponseError } from './errors.js'
-import type { MappingMethod } from './gateway.js'
+import type { Clock, TimerHandle } from '../clock.js'
+import { AbortError, NoResponseError, NotAskedError } from '../errors.js'
+import type { MappingMethod } from '../gateway.js'
 
 /**
  * The order of discovery's probes: when one may start after another (natpmpAfterPcp), and which
@@ -13,26 +13,19 @@ import type { MappingMethod } from './gateway.js'
  */
 export const HEAD_START_MS = 25
 
-/** The NAT-PMP probe was not sent: PCP answered, or its refusal says NAT-PMP would be refused too. */
-class NotAskedError extends NatmapperError {
-  constructor (message: string, options?: ErrorOptions) {
-    super('NATMAPPER_NOT_ASKED', message, options)
-  }
-}
-
 /**
  * discoverNAT's quick discovery asks PCP alone first: resolves with its answer if it comes within
  * `headStartMs`, or undefined when PCP failed or is still silent then (the other probes start).
  */
-export async function pcpFirst<T> (pcp: Promise<T>, headStartMs: number): Promise<T | undefined> {
-  let timer: ReturnType<typeof setTimeout> | undefined
+export async function pcpFirst<T> (pcp: Promise<T>, headStartMs: number, clock: Clock): Promise<T | undefined> {
+  let timer: TimerHandle | undefined
   try {
     return await new Promise<T | undefined>((resolve) => {
-      timer = setTimeout(() => { resolve(undefined) }, headStartMs)
+      timer = clock.setTimeout(() => { resolve(undefined) }, headStartMs)
       pcp.then(resolve, () => { resolve(undefined) })
     })
   } finally {
-    clearTimeout(timer)
+    if (timer !== undefined) clock.clearTimeout(timer)
   }
 }
 
@@ -45,8 +38,8 @@ export async function pcpFirst<T> (pcp: Promise<T>, headStartMs: number): Promis
  * has not answered within the head start; not when PCP answered, nor when port 5351 refused
  * PCP (ICMP port unreachable: NAT-PMP, on the same port, would be refused as well).
  */
-export async function natpmpAfterPcp (pcp: Promise<unknown>, signal: AbortSignal, decided: Promise<void>, headStartMs: number): Promise<void> {
-  await waitForTurn(signal, decided, headStartMs, false, (go, skip) => {
+export async function natpmpAfterPcp (pcp: Promise<unknown>, signal: AbortSignal, decided: Promise<void>, headStartMs: number, clock: Clock): Promise<void> {
+  await waitForTurn(clock, signal, decided, headStartMs, false, (go, skip) => {
     pcp.then(() => { skip(new NotAskedError('not asked: PCP answered')) }, (err: unknown) => {
       if (err instanceof NoResponseError) skip(new NotAskedError(`not asked: ${err.message}`, { cause: err }))
       else go()
@@ -61,10 +54,10 @@ export async function natpmpAfterPcp (pcp: Promise<unknown>, signal: AbortSignal
  * that speaks PCP never sees a search (router load; quirk 41 of the reference list). It is not
  * asked at all once discovery has chosen an answer (`decided`).
  */
-export async function upnpAfterOthers (others: Array<Promise<unknown>>, signal: AbortSignal, decided: Promise<void>, headStartMs: number): Promise<void> {
+export async function upnpAfterOthers (others: Array<Promise<unknown>>, signal: AbortSignal, decided: Promise<void>, headStartMs: number, clock: Clock): Promise<void> {
   // Its timer holds the process while nothing else does (answered probes leave their sockets
   // unref'd), and goes when discovery ends, so it does not hold a finished CLI either.
-  await waitForTurn(signal, decided, headStartMs, true, (go) => {
+  await waitForTurn(clock, signal, decided, headStartMs, true, (go) => {
     // Settles only if every other probe failed: an answer leaves it pending for ever.
     void Promise.all(others.map(async (p) => { await p.then(async () => { await new Promise(() => {}) }, () => {}) })).then(go)
   })
@@ -75,23 +68,23 @@ export async function upnpAfterOthers (others: Array<Promise<unknown>>, signal: 
  * first, and ends unasked when `watch` calls `skip`, the signal aborts, or discovery has chosen
  * an answer (`decided`).
  */
-async function waitForTurn (signal: AbortSignal, decided: Promise<void>, headStartMs: number, holdsProcess: boolean,
+async function waitForTurn (clock: Clock, signal: AbortSignal, decided: Promise<void>, headStartMs: number, holdsProcess: boolean,
   watch: (go: () => void, skip: (err: Error) => void) => void): Promise<void> {
-  let timer: ReturnType<typeof setTimeout> | undefined
+  let timer: TimerHandle | undefined
   try {
     await new Promise<void>((resolve, reject) => {
       if (signal.aborted) {
         reject(new AbortError(signal.reason))
         return
       }
-      timer = setTimeout(resolve, headStartMs)
-      if (!holdsProcess) timer.unref()
+      timer = clock.setTimeout(resolve, headStartMs)
+      if (!holdsProcess) timer.unref?.()
       signal.addEventListener('abort', () => { reject(new AbortError(signal.reason)) }, { once: true })
       watch(() => { resolve() }, reject)
       void decided.then(() => { reject(new NotAskedError('not asked: another protocol answered first')) })
     })
   } finally {
-    clearTimeout(timer)
+    if (timer !== undefined) clock.clearTimeout(timer)
   }
 }
 

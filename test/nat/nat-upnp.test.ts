@@ -1,9 +1,9 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { createSocket } from 'node:dgram'
-import { discoverNAT } from '../src/discover.js'
-import { startIgd } from './upnp/setup.js'
-import { waitFor } from './helpers/wait.js'
+import { discoverNAT } from '../../src/nat/discover-nat.js'
+import { startIgd } from '../upnp/setup.js'
+import { waitFor } from '../helpers/wait.js'
 
 async function freeUdpPort (): Promise<number> {
   const socket = createSocket('udp4')
@@ -27,10 +27,13 @@ test('a UPnP router that restarts on another HTTP port: its ssdp:alive brings th
   })
   ctx.after(async () => { await nat.close() })
   assert.equal(nat.method, 'upnp')
-  const renewed: number[] = []
-  nat.on('renewed', (m) => renewed.push(m.externalPort))
   await nat.addMapping('tcp', 4001)
   await nat.addMapping('udp', 4002)
+  // The restart is said as it is: each mapping lost, then mapped again.
+  const events: string[] = []
+  nat.on('lost', (e) => events.push(`lost ${e.internalPort}`))
+  nat.on('mapped', (m) => events.push(`mapped ${m.internalPort}`))
+  nat.on('renewed', (m) => events.push(`renewed ${m.internalPort}`))
   const ports = igd.mappings().map((m) => m.externalPort).sort()
   const oldHttpPort = igd.httpPort
   const restartedAt = Date.now()
@@ -40,7 +43,9 @@ test('a UPnP router that restarts on another HTTP port: its ssdp:alive brings th
   const recoveryMs = Date.now() - restartedAt
   assert.deepEqual(igd.mappings().map((m) => m.externalPort).sort(), ports)
   assert.ok(recoveryMs < 1000, `recovered in ${recoveryMs} ms`)
-  await waitFor(() => renewed.length === 2, 'renewed events')
+  await waitFor(() => events.filter((e) => e.startsWith('mapped')).length === 2, 'mapped events')
+  assert.deepEqual(events.slice(0, 2).sort(), ['lost 4001', 'lost 4002'], 'lost first')
+  assert.deepEqual(events.slice(2).sort(), ['mapped 4001', 'mapped 4002'], 'then mapped, not renewed')
   await nat.close()
   assert.deepEqual(igd.mappings(), [], 'close deleted both on the restarted router')
 })

@@ -1,17 +1,18 @@
 import { test, type TestContext } from 'node:test'
 import assert from 'node:assert/strict'
 import { createSocket } from 'node:dgram'
-import { PcpClient } from '../../src/pcp/client.js'
+import { PcpClient } from '../../src/port-control/pcp-client.js'
 import { SimulatedPmpGateway, type SimulatedPmpGatewayOptions } from '../../src/testing/pmp-gateway.js'
 import { FakeClock } from '../../src/testing/fake-clock.js'
-import { GatewayRefusedError, TimeoutError } from '../../src/errors.js'
+import { GatewayRefusedError, TimeoutError, UncertainMappingError } from '../../src/errors.js'
 import { PcpResultCode, PcpOpcode } from '../../src/pcp/codes.js'
 import { decodePcpRequest, encodePcpResponse } from '../../src/pcp/codec.js'
-import { openGateway } from '../../src/discover.js'
-import { NatPmpClient } from '../../src/natpmp/client.js'
+import { openGateway } from '../../src/discover/discover.js'
+import { NatPmpClient } from '../../src/port-control/natpmp-client.js'
 import { waitFor } from '../helpers/wait.js'
+import { mapChecked } from '../../src/gateway.js'
 
-async function setup (ctx: TestContext, options: SimulatedPmpGatewayOptions = {}, clientOptions: { onEpochReset?: () => void, maxAttempts?: number } = {}) {
+async function setup (ctx: TestContext, options: SimulatedPmpGatewayOptions = {}, clientOptions: { maxAttempts?: number } = {}) {
   const clock = new FakeClock()
   const gateway = await SimulatedPmpGateway.start({ clock, ...options })
   const client = new PcpClient({ gateway: gateway.address, port: gateway.port, clock, ...clientOptions })
@@ -24,7 +25,7 @@ async function setup (ctx: TestContext, options: SimulatedPmpGatewayOptions = {}
 
 test('a MAP costs one request and carries the external address, port and lifetime', async (ctx) => {
   const t = await setup(ctx, { externalAddress: '198.51.100.9', maxLifetimeSeconds: 3600 })
-  const mapping = await t.client.map({ protocol: 'tcp', internalPort: 7001, lifetimeSeconds: 7200 })
+  const mapping = await mapChecked(t.client, { protocol: 'tcp', internalPort: 7001, lifetimeSeconds: 7200 })
   assert.equal(mapping.method, 'pcp')
   assert.equal(mapping.externalAddress, '198.51.100.9')
   assert.equal(mapping.externalPort, 7001)
@@ -34,18 +35,19 @@ test('a MAP costs one request and carries the external address, port and lifetim
   assert.equal(t.gateway.requestCount, 1)
 })
 
-test('localAddress is our address on the link to the gateway, from the client\'s own socket, and costs the gateway nothing', async (ctx) => {
+test('listening for announcements binds where asked, from the client\'s own socket, and costs the gateway nothing', async (ctx) => {
   const t = await setup(ctx)
-  assert.equal(await t.client.localAddress(), '127.0.0.1')
+  const where = { portControl: { port: 0, bindAddress: '127.0.0.1', multicastGroup: undefined } }
+  assert.equal((await t.client.describe().listen?.(where))?.address, '127.0.0.1')
   const nat = new NatPmpClient({ gateway: t.gateway.address, port: t.gateway.port, clock: t.clock })
   ctx.after(() => { nat.close() })
-  assert.equal(await nat.localAddress(), '127.0.0.1')
+  assert.equal((await nat.describe().listen?.(where))?.address, '127.0.0.1')
   assert.equal(t.gateway.requestCount, 0)
 })
 
 test('renew and delete reuse the nonce, so a server that enforces it accepts them', async (ctx) => {
   const t = await setup(ctx)
-  const mapping = await t.client.map({ protocol: 'udp', internalPort: 7002, suggestedExternalPort: 40000, lifetimeSeconds: 600 })
+  const mapping = await mapChecked(t.client, { protocol: 'udp', internalPort: 7002, suggestedExternalPort: 40000, lifetimeSeconds: 600 })
   const renewed = await t.client.renew(mapping)
   assert.equal(renewed.externalPort, 40000)
   assert.equal(renewed.internalPort, 7002)
@@ -62,14 +64,14 @@ test('renew and delete reuse the nonce, so a server that enforces it accepts the
 
 test('a NAT-PMP-only server answers UNSUPP_VERSION; openGateway then falls back to NAT-PMP', async (ctx) => {
   const t = await setup(ctx, { pcp: false })
-  const err = await t.client.map({ protocol: 'tcp', internalPort: 7001, lifetimeSeconds: 60 }).catch((e: unknown) => e)
+  const err = await mapChecked(t.client, { protocol: 'tcp', internalPort: 7001, lifetimeSeconds: 60 }).catch((e: unknown) => e)
   assert.ok(err instanceof GatewayRefusedError)
   assert.equal(err.resultName, 'UNSUPP_VERSION')
   assert.equal(await t.client.announce(), false)
   const gateway = await openGateway({ gateway: t.gateway.address, port: t.gateway.port, clock: t.clock, methods: ['pcp', 'natpmp'] })
   ctx.after(() => { gateway.close() })
   assert.ok(gateway instanceof NatPmpClient)
-  const mapping = await gateway.map({ protocol: 'tcp', internalPort: 7001, lifetimeSeconds: 60 })
+  const mapping = await mapChecked(gateway, { protocol: 'tcp', internalPort: 7001, lifetimeSeconds: 60 })
   assert.equal(mapping.method, 'natpmp')
 })
 
@@ -84,7 +86,7 @@ test('openGateway picks PCP when the server speaks it, at the cost of one ANNOUN
 test('a short-lifetime refusal carries its lifetime (NO_RESOURCES, RFC 6887 §7.4)', async (ctx) => {
   const t = await setup(ctx)
   t.gateway.faults.refuseWith = { pcp: PcpResultCode.NO_RESOURCES, lifetimeSeconds: 30 }
-  const err = await t.client.map({ protocol: 'tcp', internalPort: 7001, lifetimeSeconds: 7200 }).catch((e: unknown) => e)
+  const err = await mapChecked(t.client, { protocol: 'tcp', internalPort: 7001, lifetimeSeconds: 7200 }).catch((e: unknown) => e)
   assert.ok(err instanceof GatewayRefusedError)
   assert.equal(err.resultName, 'NO_RESOURCES')
   assert.equal(err.lifetimeSeconds, 30)
@@ -92,8 +94,9 @@ test('a short-lifetime refusal carries its lifetime (NO_RESOURCES, RFC 6887 §7.
 
 test('an epoch that goes backwards reports that the server lost its state', async (ctx) => {
   let resets = 0
-  const t = await setup(ctx, {}, { onEpochReset: () => { resets++ } })
-  const mapping = await t.client.map({ protocol: 'tcp', internalPort: 7001, lifetimeSeconds: 7200 })
+  const t = await setup(ctx)
+  t.client.onReset(() => { resets++ })
+  const mapping = await mapChecked(t.client, { protocol: 'tcp', internalPort: 7001, lifetimeSeconds: 7200 })
   await t.clock.advance(30_000)
   await t.client.renew(mapping)
   assert.equal(resets, 0)
@@ -123,19 +126,24 @@ test('replies with another nonce are ignored (stale or forged), the right one is
   })
   const client = new PcpClient({ gateway: '127.0.0.1', port: server.address().port })
   ctx.after(() => { client.close() })
-  const mapping = await client.map({ protocol: 'tcp', internalPort: 7001, lifetimeSeconds: 120 })
+  const mapping = await mapChecked(client, { protocol: 'tcp', internalPort: 7001, lifetimeSeconds: 120 })
   assert.equal(mapping.externalPort, 2222)
 })
 
-test('no answer within the attempts is a TimeoutError', async (ctx) => {
+test('no answer within the attempts: an UncertainMappingError around the TimeoutError, with what to delete (the nonce asked with)', async (ctx) => {
   const t = await setup(ctx, {}, { maxAttempts: 2 })
   t.gateway.faults.silent = true
-  const pending = t.client.map({ protocol: 'tcp', internalPort: 7001, lifetimeSeconds: 60 }).catch((e: unknown) => e)
+  const pending = mapChecked(t.client, { protocol: 'tcp', internalPort: 7001, lifetimeSeconds: 60 }).catch((e: unknown) => e)
   await waitFor(() => t.gateway.requestCount === 1, 'request')
   await t.clock.advance(250)
   await waitFor(() => t.gateway.requestCount === 2, 'retransmission')
   await t.clock.advance(500)
   const err = await pending
-  assert.ok(err instanceof TimeoutError, String(err))
+  assert.ok(err instanceof UncertainMappingError && err.reason instanceof TimeoutError, String(err))
   assert.match(err.message, /after 2 attempts/)
+  assert.equal(err.mapping.internalPort, 7001)
+  // The delete must carry the nonce the server may hold the mapping under (RFC 6887 §11.1).
+  t.gateway.faults.silent = false
+  await t.client.unmap(err.mapping)
+  assert.ok(t.gateway.received.some((r) => r.summary === 'MAP 6 7001 lifetime 0'), JSON.stringify(t.gateway.received.map((r) => r.summary)))
 })

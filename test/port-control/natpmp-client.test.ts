@@ -1,14 +1,15 @@
 import { test, type TestContext } from 'node:test'
 import assert from 'node:assert/strict'
 import { createSocket } from 'node:dgram'
-import { NatPmpClient } from '../../src/natpmp/client.js'
+import { NatPmpClient } from '../../src/port-control/natpmp-client.js'
 import { SimulatedPmpGateway, type SimulatedPmpGatewayOptions } from '../../src/testing/pmp-gateway.js'
 import { FakeClock } from '../../src/testing/fake-clock.js'
 import { AbortError, GatewayRefusedError, NoResponseError, TimeoutError } from '../../src/errors.js'
 import { NatPmpResultCode } from '../../src/natpmp/codes.js'
 import { waitFor } from '../helpers/wait.js'
+import { mapChecked } from '../../src/gateway.js'
 
-async function setup (ctx: TestContext, options: SimulatedPmpGatewayOptions = {}, clientOptions: { onEpochReset?: () => void, maxAttempts?: number } = {}) {
+async function setup (ctx: TestContext, options: SimulatedPmpGatewayOptions = {}, clientOptions: { maxAttempts?: number } = {}) {
   const clock = new FakeClock()
   const gateway = await SimulatedPmpGateway.start({ clock, ...options })
   const client = new NatPmpClient({ gateway: gateway.address, port: gateway.port, clock, ...clientOptions })
@@ -21,13 +22,13 @@ async function setup (ctx: TestContext, options: SimulatedPmpGatewayOptions = {}
 
 test('external address and a first mapping cost the gateway two requests; the next mapping one', async (ctx) => {
   const t = await setup(ctx, { externalAddress: '198.51.100.7' })
-  const mapping = await t.client.map({ protocol: 'tcp', internalPort: 7001, lifetimeSeconds: 7200 })
+  const mapping = await mapChecked(t.client, { protocol: 'tcp', internalPort: 7001, lifetimeSeconds: 7200 })
   assert.equal(mapping.method, 'natpmp')
   assert.equal(mapping.externalAddress, '198.51.100.7')
   assert.equal(mapping.externalPort, 7001)
   assert.equal(mapping.lifetimeSeconds, 7200)
   assert.equal(t.gateway.requestCount, 2)
-  await t.client.map({ protocol: 'udp', internalPort: 7002, lifetimeSeconds: 7200 })
+  await mapChecked(t.client, { protocol: 'udp', internalPort: 7002, lifetimeSeconds: 7200 })
   assert.equal(t.gateway.requestCount, 3)
   assert.deepEqual(t.gateway.mappings().map((m) => `${m.protocol} ${m.internalPort}->${m.externalPort}`).sort(), ['tcp 7001->7001', 'udp 7002->7002'])
 })
@@ -35,7 +36,7 @@ test('external address and a first mapping cost the gateway two requests; the ne
 test('the port and lifetime the gateway grants are honoured, not the ones asked for', async (ctx) => {
   const t = await setup(ctx, { minExternalPort: 40000 })
   t.gateway.faults.capLifetimeSeconds = 600
-  const mapping = await t.client.map({ protocol: 'tcp', internalPort: 7001, lifetimeSeconds: 7200 })
+  const mapping = await mapChecked(t.client, { protocol: 'tcp', internalPort: 7001, lifetimeSeconds: 7200 })
   assert.equal(mapping.externalPort, 40000)
   assert.equal(mapping.lifetimeSeconds, 600)
   assert.equal(mapping.expiresAtMs - mapping.grantedAtMs, 600_000)
@@ -43,8 +44,9 @@ test('the port and lifetime the gateway grants are honoured, not the ones asked 
 
 test('renewal asks for the port previously granted and gets it back after a reboot; the epoch reveals the reboot', async (ctx) => {
   let resets = 0
-  const t = await setup(ctx, {}, { onEpochReset: () => { resets++ } })
-  const first = await t.client.map({ protocol: 'udp', internalPort: 9000, suggestedExternalPort: 50000, lifetimeSeconds: 3600 })
+  const t = await setup(ctx)
+  t.client.onReset(() => { resets++ })
+  const first = await mapChecked(t.client, { protocol: 'udp', internalPort: 9000, suggestedExternalPort: 50000, lifetimeSeconds: 3600 })
   assert.equal(first.externalPort, 50000)
   await t.clock.advance(60_000)
   t.gateway.restart()
@@ -58,7 +60,7 @@ test('renewal asks for the port previously granted and gets it back after a rebo
 
 test('unmap deletes the mapping on the gateway', async (ctx) => {
   const t = await setup(ctx)
-  const mapping = await t.client.map({ protocol: 'tcp', internalPort: 7001, lifetimeSeconds: 7200 })
+  const mapping = await mapChecked(t.client, { protocol: 'tcp', internalPort: 7001, lifetimeSeconds: 7200 })
   await t.client.unmap(mapping)
   assert.deepEqual(t.gateway.mappings(), [])
 })
@@ -67,7 +69,7 @@ test('a refusal surfaces as GatewayRefusedError with the result name', async (ct
   const t = await setup(ctx)
   await t.client.externalAddress()
   t.gateway.faults.refuseWith = { natpmp: NatPmpResultCode.NOT_AUTHORIZED }
-  const err = await t.client.map({ protocol: 'tcp', internalPort: 7001, lifetimeSeconds: 7200 }).catch((e: unknown) => e)
+  const err = await mapChecked(t.client, { protocol: 'tcp', internalPort: 7001, lifetimeSeconds: 7200 }).catch((e: unknown) => e)
   assert.ok(err instanceof GatewayRefusedError)
   assert.equal(err.resultName, 'NOT_AUTHORIZED')
   assert.equal(err.protocol, 'natpmp')
@@ -123,7 +125,7 @@ test('the caller\'s AbortSignal stops a request', async (ctx) => {
 test('requests are serialised: concurrent maps reach the gateway one at a time', async (ctx) => {
   const t = await setup(ctx)
   t.gateway.faults.delayMs = 10
-  const all = Promise.all([7001, 7002, 7003].map(async (port) => await t.client.map({ protocol: 'tcp', internalPort: port, lifetimeSeconds: 60 })))
+  const all = Promise.all([7001, 7002, 7003].map(async (port) => await mapChecked(t.client, { protocol: 'tcp', internalPort: port, lifetimeSeconds: 60 })))
   for (let n = 1; n <= 4; n++) {
     await waitFor(() => t.gateway.requestCount === n, `request ${n}`)
     assert.equal(t.gateway.requestCount, n)

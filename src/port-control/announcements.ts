@@ -1,10 +1,10 @@
 import { EventEmitter } from 'node:events'
 import type { Socket } from 'node:dgram'
 import { createLogger, type Logger } from '../log.js'
+import { defaultCreateSocket, type CreateSocket } from '../net/udp.js'
 import { decodeNatPmpResponse } from '../natpmp/codec.js'
 import { decodePcpResponse } from '../pcp/codec.js'
 import { PcpOpcode, PcpResultCode } from '../pcp/codes.js'
-import { defaultCreateSocket, type CreateSocket } from './udp.js'
 
 /**
  * Listens for what a gateway multicasts when it restarts or its external address changes: a
@@ -19,11 +19,6 @@ import { defaultCreateSocket, type CreateSocket } from './udp.js'
 export type Announcement =
   | { kind: 'pcp', epochSeconds: number }
   | { kind: 'natpmp', epochSeconds: number, externalAddress: string }
-  /** A UPnP router announced itself again with a new BOOTID or LOCATION: it restarted. */
-  | { kind: 'ssdp', bootId: number | undefined, location: string | undefined }
-
-/** What arrives on port 5350: the PCP and NAT-PMP kinds. */
-export type PortControlAnnouncement = Extract<Announcement, { kind: 'pcp' | 'natpmp' }>
 
 export interface AnnouncementListenerOptions {
   /** Only packets from this address are believed (RFC 6886 §3.2.1: "MUST check the source"). */
@@ -56,6 +51,7 @@ export class AnnouncementListener extends EventEmitter<{ announcement: [Announce
   }
 
   get port (): number { return this.#socket.address().port }
+  get localAddress (): { address: string, port: number } { return this.#socket.address() }
 
   static async start (options: AnnouncementListenerOptions): Promise<AnnouncementListener | undefined> {
     const logger = options.logger ?? createLogger('announce')
@@ -90,7 +86,7 @@ export class AnnouncementListener extends EventEmitter<{ announcement: [Announce
 }
 
 /** An unsolicited PCP ANNOUNCE or NAT-PMP external-address packet, or undefined for anything else. */
-export function decodeAnnouncement (bytes: Uint8Array): PortControlAnnouncement | undefined {
+export function decodeAnnouncement (bytes: Uint8Array): Announcement | undefined {
   try {
     if (bytes[0] === 0) {
       const response = decodeNatPmpResponse(bytes)

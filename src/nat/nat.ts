@@ -1,0 +1,284 @@
+import { EventEmitter } from 'node:events'
+import { deadline, nextTurn, systemClock, type Clock } from '../clock.js'
+import { AbortError, ClosedError, NoResponseError, TimeoutError, UsageError } from '../errors.js'
+import type { Gateway, MappingMethod, PortMapping, TransportProtocol } from '../gateway.js'
+import { createLogger, type Logger } from '../log.js'
+import type { AddressClass } from '../net/address-class.js'
+import { AddressState } from './address-state.js'
+import { Keeper, type KeeperHost } from './keeper.js'
+import { Recovery } from './recovery.js'
+import { isNotAuthorized } from './retry.js'
+import { RequestSlots } from './slots.js'
+import type { AddMappingOptions, LeftMapping, NatEvents, NatOptions } from './types.js'
+
+/**
+ * The mapping manager: the behaviour contract of go-libp2p's p2p/net/nat NAT object (add, get,
+ * remove, close; map once synchronously, then keep the mapping alive in the background), with
+ * renewal driven by the lifetime the gateway granted instead of a fixed 20 s poll, and recovery
+ * driven by what the gateway says (epochs, announcements) instead of three failures. Each port is
+ * kept by a Keeper; Recovery handles resets and gateway changes; AddressState the external address.
+ */
+
+export type { AddMappingOptions, LeftMapping, MappingEvent, MappingKey, NatEvents, NatOptions } from './types.js'
+
+/** Requests in flight to one gateway at most, by default (see RequestSlots). */
+const DEFAULT_CONCURRENCY = { pcp: 8, natpmp: 8, upnp: 4 } as const
+
+export class NAT extends EventEmitter<NatEvents> {
+  #gateway: Gateway
+  readonly #clock: Clock
+  readonly #logger: Logger
+  readonly #keep: boolean
+  readonly #requestTimeoutMs: number
+  readonly #closeTimeoutMs: number
+  readonly #concurrency: number
+  readonly #keepers = new Map<string, Keeper>()
+  readonly #address: AddressState
+  readonly #recovery: Recovery
+  readonly #host: KeeperHost
+  readonly #closing = new AbortController()
+  #slots: RequestSlots
+  #closed: Promise<LeftMapping[]> | undefined
+  /** Set while the gateway refuses us with NOT_AUTHORIZED / 606 (see retry.ts). */
+  #refusal: Error | undefined
+  #asking: Promise<void> | undefined
+
+  constructor (gateway: Gateway, options: NatOptions = {}) {
+    super()
+    this.#gateway = gateway
+    this.#clock = options.clock ?? systemClock
+    this.#logger = options.logger ?? createLogger('nat')
+    this.#keep = options.keep ?? true
+    this.#requestTimeoutMs = options.requestTimeoutMs ?? 10_000
+    this.#closeTimeoutMs = options.closeTimeoutMs ?? 5_000
+    this.#concurrency = options.maxConcurrentRequests ?? DEFAULT_CONCURRENCY[gateway.method]
+    this.#slots = new RequestSlots(this.#concurrency)
+    this.#address = new AddressState(this.#logger, (event, ...args) => { this.#emit(event, ...args) },
+      { address: options.externalAddress, notPublicReason: options.notPublicReason })
+    // Listeners added once the NAT is made still hear what discovery knew.
+    if (!this.#address.unknown) nextTurn(this.#clock, () => { if (this.#closed === undefined) this.#address.announceKnown() })
+    const nat = this
+    this.#host = {
+      clock: this.#clock,
+      logger: this.#logger,
+      lifetimeSeconds: options.lifetimeSeconds ?? 7200,
+      requestTimeoutMs: this.#requestTimeoutMs,
+      verifyIntervalMs: options.verifyIntervalMs,
+      keep: this.#keep,
+      get slots () { return nat.#slots },
+      closing: this.#closing.signal,
+      gateway: () => this.#gateway,
+      isLive: (keeper) => this.#closed === undefined && this.#keepers.get(keeper.key) === keeper,
+      forget: (keeper) => { if (this.#keepers.get(keeper.key) === keeper) this.#keepers.delete(keeper.key) },
+      granted: (mapping) => { this.#granted(mapping) },
+      failed: (error) => this.#failed(error),
+      emit: (event, ...args) => { this.#emit(event, ...args) }
+    }
+    this.#recovery = new Recovery({
+      clock: this.#clock,
+      logger: this.#logger,
+      random: options.random ?? Math.random,
+      gateway: () => this.#gateway,
+      replaceGateway: (next, reason) => { this.#replaceGateway(next, reason) },
+      keepers: () => this.#keepers.values(),
+      isClosed: () => this.#closed !== undefined,
+      learnAddress: (address) => { this.#address.learn(address) },
+      error: (err) => { this.#emit('error', err, undefined) }
+    }, { rediscover: this.#keep ? options.rediscover : undefined, listen: this.#keep ? options.listen : false })
+    this.#recovery.watch(gateway)
+    if (this.#keep && options.watchRoute !== undefined) this.#recovery.watchRoute(options.watchRoute)
+    if (options.externalAddress === undefined && options.askExternalAddress === true) {
+      nextTurn(this.#clock, () => { void this.askExternalAddress().catch(() => {}) })
+    }
+  }
+
+  get method (): MappingMethod { return this.#gateway.method }
+  get gatewayAddress (): string { return this.#gateway.address }
+  /** The gateway's external address, undefined while unknown. */
+  get externalAddress (): string | undefined { return this.#address.address }
+  get externalAddressClass (): AddressClass | undefined { return this.#address.addressClass }
+
+  /**
+   * Why a mapping on this gateway will not be reachable from the internet (double NAT, CGNAT, no
+   * external address), or undefined when the external address is public or not yet known.
+   */
+  get notPublicReason (): string | undefined { return this.#address.notPublicReason }
+
+  /**
+   * Set while the gateway refuses mappings for this host (PCP or NAT-PMP NOT_AUTHORIZED, UPnP
+   * 606): the refusal, said once as an `error` event; mappings are then retried every 15 min
+   * and more rarely after, quietly, until one succeeds.
+   */
+  get refusal (): Error | undefined { return this.#refusal }
+
+  /**
+   * Maps `protocol`/`internalPort` once before resolving, then keeps it alive. A failed first
+   * attempt does not reject: it is retried in the background, as go-libp2p does, and the failure
+   * is emitted as an `error` event (with `keep: false` it rejects). Repeated calls for the same
+   * port share one mapping.
+   */
+  async addMapping (protocol: TransportProtocol, internalPort: number, options: AddMappingOptions = {}): Promise<void> {
+    const proto = checkProtocol(protocol)
+    checkPort(internalPort, 'internal port')
+    if (options.externalPort !== undefined) checkPort(options.externalPort, 'external port')
+    if (this.#closed !== undefined) throw new ClosedError('NAT')
+    const key = `${proto}/${internalPort}`
+    let keeper = this.#keepers.get(key)
+    if (keeper === undefined) {
+      keeper = new Keeper(this.#host, proto, internalPort, options)
+      this.#keepers.set(key, keeper)
+      this.#logger('%s %s %d', this.#keep ? 'keeping' : 'mapping once', proto, internalPort)
+      keeper.refresh(options.signal)
+    }
+    await keeper.pending
+    // The caller gave up on this attempt: say so, rather than resolve as if it had been made.
+    if (options.signal?.aborted === true) throw new AbortError(options.signal.reason)
+    if (!this.#keep && keeper.held === undefined) throw keeper.lastError ?? new ClosedError('NAT')
+  }
+
+  /** The external address and port, or undefined while the mapping or the address is unknown. */
+  getMapping (protocol: TransportProtocol, internalPort: number): { address: string, port: number } | undefined {
+    const mapping = this.#keepers.get(`${protocol}/${internalPort}`)?.mapping
+    // The latest address the gateway told us (a mapping reply or an announcement) wins.
+    const address = this.#address.address ?? mapping?.externalAddress
+    if (mapping === undefined || address === undefined) return undefined
+    return { address, port: mapping.externalPort }
+  }
+
+  /** The mappings held now, with what a later process needs to renew or delete them (see mappingToJSON). */
+  mappings (): PortMapping[] {
+    return [...this.#keepers.values()].flatMap((keeper) => keeper.held ?? [])
+  }
+
+  /** Stops keeping the mapping and deletes it on the router. */
+  async removeMapping (protocol: TransportProtocol, internalPort: number, options: { signal?: AbortSignal } = {}): Promise<void> {
+    const proto = checkProtocol(protocol)
+    const key = `${proto}/${internalPort}`
+    const keeper = this.#keepers.get(key)
+    if (keeper === undefined) throw new UsageError(`no mapping for ${proto} port ${internalPort}`)
+    this.#keepers.delete(key)
+    const left = await keeper.release({ signal: options.signal })
+    if (left !== undefined) throw left.error
+  }
+
+  /**
+   * Asks the gateway for its external address, unless known (one request shared by concurrent
+   * callers). Asked in the background after the first mappings when discovery did not learn it:
+   * a PCP MAP reply carries the address and a UPnP client asks alongside its first add, so an
+   * application that maps at once costs the router nothing more. An answer with no usable
+   * address is the double-NAT sign that discovery would have reported.
+   */
+  async askExternalAddress (): Promise<void> {
+    this.#asking ??= (async () => {
+      await Promise.allSettled([...this.#keepers.values()].map(async (keeper) => { await keeper.pending }))
+      const gateway = this.#gateway
+      if (this.#closed !== undefined || !this.#address.unknown) return
+      try {
+        const address = await gateway.externalAddress({ timeoutMs: this.#requestTimeoutMs, signal: this.#closing.signal })
+        if (this.#closed === undefined && this.#gateway === gateway) this.#address.learn(address)
+      } catch (err) {
+        this.#logger('external address: %s', (err as Error).message)
+        this.#address.noteFailure(err)
+      }
+    })().finally(() => { this.#asking = undefined })
+    await this.#asking
+  }
+
+  /**
+   * Deletes every mapping this object made (with `keep: false`, leaves them) and stops every timer
+   * and socket. Resolves with the mappings it could not delete, which stay on the gateway until
+   * their lease ends. Idempotent.
+   */
+  async close (): Promise<LeftMapping[]> {
+    this.#closed ??= this.#close()
+    return await this.#closed
+  }
+
+  async #close (): Promise<LeftMapping[]> {
+    this.#recovery.close()
+    const keepers = [...this.#keepers.values()]
+    this.#keepers.clear()
+    // Requests not yet sent are not sent; those in flight are given up on, and what they may have made is deleted.
+    this.#slots.close()
+    this.#closing.abort(new ClosedError('NAT'))
+    await this.#recovery.rediscovering?.catch(() => {})
+    if (!this.#keep) {
+      await Promise.all(keepers.map(async (keeper) => { await keeper.settle() }))
+      this.#gateway.close()
+      return []
+    }
+    const left = await this.#releaseAll(keepers)
+    this.#gateway.close()
+    return left
+  }
+
+  /**
+   * Deletes with the same bound on requests in flight as the mapping. Once a delete goes
+   * unanswered the router is taken for gone: the deletes not yet sent are given up at once.
+   */
+  async #releaseAll (keepers: Keeper[]): Promise<LeftMapping[]> {
+    const slots = new RequestSlots(this.#concurrency)
+    const gone = new AbortController()
+    const left: LeftMapping[] = []
+    await Promise.all(keepers.map(async (keeper) => {
+      try {
+        await slots.run(async () => {
+          const limit = deadline(this.#clock, this.#closeTimeoutMs, () => new TimeoutError(`no answer to the delete within ${this.#closeTimeoutMs} ms`), gone.signal)
+          try {
+            const failed = await keeper.release({ timeoutMs: this.#closeTimeoutMs, signal: limit.signal })
+            if (failed === undefined) return
+            left.push(failed)
+            if (failed.error instanceof TimeoutError || failed.error instanceof NoResponseError) gone.abort(failed.error)
+          } finally {
+            limit.cancel()
+          }
+        }, gone.signal)
+      } catch (err) {
+        const mapping = keeper.held
+        if (mapping !== undefined) left.push({ mapping, error: new Error(`not deleted: the router stopped answering (${(err as Error).message})`) })
+      }
+    }))
+    return left
+  }
+
+  #granted (mapping: PortMapping): void {
+    this.#recovery.answered()
+    if (this.#refusal !== undefined) {
+      this.#logger('the gateway accepts mappings again')
+      this.#refusal = undefined
+    }
+    if (mapping.externalAddress !== undefined) this.#address.learn(mapping.externalAddress)
+  }
+
+  /** Accounting for a failed request; true when it repeats a standing refusal (said once, not per retry: quirk 23). */
+  #failed (error: Error): boolean {
+    this.#address.noteFailure(error)
+    const repeated = isNotAuthorized(error) && this.#refusal !== undefined
+    if (isNotAuthorized(error)) this.#refusal ??= error
+    if (error instanceof NoResponseError) this.#recovery.refused()
+    return repeated
+  }
+
+  #replaceGateway (gateway: Gateway, reason: string): void {
+    const previous = this.#gateway
+    this.#gateway = gateway
+    previous.close()
+    this.emit('gateway-changed', { previous: previous.address, address: gateway.address, method: gateway.method, reason })
+  }
+
+  /** An `error` nobody listens to is logged, not thrown (EventEmitter would throw it). */
+  #emit<E extends keyof NatEvents> (event: E, ...args: NatEvents[E]): void {
+    if (event === 'error' && this.listenerCount('error') === 0) return
+    ;(this.emit as (event: E, ...args: NatEvents[E]) => boolean)(event, ...args)
+  }
+}
+
+function checkProtocol (protocol: unknown): TransportProtocol {
+  if (protocol === 'tcp' || protocol === 'udp') return protocol
+  throw new UsageError(`invalid protocol: ${JSON.stringify(protocol)} (expected "tcp" or "udp")`)
+}
+
+function checkPort (port: unknown, what: string): void {
+  if (typeof port !== 'number') throw new UsageError(`invalid ${what}: ${JSON.stringify(port)} is a ${typeof port}, not a number (expected an integer from 1 to 65535)`)
+  if (!Number.isInteger(port) || port < 1 || port > 65535) throw new UsageError(`invalid ${what}: ${String(port)} (expected an integer from 1 to 65535)`)
+}
