@@ -1,5 +1,6 @@
 import { test, type TestContext } from 'node:test'
 import assert from 'node:assert/strict'
+import { execFile } from 'node:child_process'
 import { getEventListeners } from 'node:events'
 import { createServer, type Server, type Socket } from 'node:net'
 import fc from 'fast-check'
@@ -369,6 +370,22 @@ test('sloppy replies the strict parser refuses are a clean RemoteProtocolError: 
   // Still read: whitespace around a value, obs-text in it, empty lines before the status-line.
   assert.deepEqual((await response(ctx, '\r\nHTTP/1.1 200 OK\r\nServer:  miniupnpd \r\nX-Latin: \u00ff\r\nContent-Length:  2 \r\n\r\nok')).headers,
     { server: 'miniupnpd', 'x-latin': '\u00ff', 'content-length': '2' })
+})
+
+test('a process started with --insecure-http-parser still gets the strict parser', async (ctx) => {
+  const server = await replyServer(ctx, 'HTTP/1.1 200 OK\nContent-Length: 2\n\nok')
+  const module = new URL('../../src/upnp/http.js', import.meta.url).href
+  const script = `
+    const { sendHttpRequest } = await import(${JSON.stringify(module)})
+    try {
+      await sendHttpRequest({ method: 'GET', url: 'http://127.0.0.1:${server.port}/', maxBytes: 100, timeoutMs: 2000 })
+      console.log('read')
+    } catch (err) { console.log(err.constructor.name) }
+  `
+  const stdout = await new Promise<string>((resolve, reject) => {
+    execFile(process.execPath, ['--insecure-http-parser', '--input-type=module', '-e', script], (err, out) => { if (err === null) resolve(out); else reject(err) })
+  })
+  assert.equal(stdout.trim(), 'RemoteProtocolError')
 })
 
 // ---------------------------------------------------------------------------------------------
