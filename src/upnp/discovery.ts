@@ -8,7 +8,6 @@ import {
 import { fetchDescription, soapCall, type ExchangeContext } from './control.js'
 import { findWanServices, parseDescription, type UpnpRootDevice, type WanServiceCandidate } from './description.js'
 import { checkUpnpUrl, isPublicIpv4, repointUrl, UnsafeUrlError, type UrlPolicy } from './guard.js'
-import { preloadHttp } from './http.js'
 import { startIgdSearch, type IgdSearchOptions, type StartedIgdSearch } from './search.js'
 import { isIgdAnswer, type SsdpAnswer, type SsdpTarget } from './ssdp.js'
 import { preloadXmlParser } from './xml.js'
@@ -89,13 +88,8 @@ export async function discoverIgd (options: UpnpDiscoverOptions = {}): Promise<I
     throw new AbortError(signal.reason)
   }
   const { search, gateway, subnet } = options.started ?? await startIgdSearch({ ...options, clock, logger })
-  // The answer takes 50 ms or more (miniupnpd waits 50 ms before it sends one); what reading it
-  // needs is loaded meanwhile, one module per turn of the event loop so that an answer arriving
-  // sooner waits for one load at most.
-  setImmediate(() => {
-    preloadHttp()
-    setImmediate(preloadXmlParser)
-  })
+  // The answer takes 50 ms or more (miniupnpd waits 50 ms before it sends one): the XML parser loads meanwhile.
+  setImmediate(preloadXmlParser)
   const inFlight = new AbortController()
   try {
     return await new Promise<IgdSelection>((resolve, reject) => {
