@@ -120,7 +120,6 @@ export class GatewaySocket {
       sending = true
       startMs = this.clock.now()
       this.logger('%s: sending to %s:%d', label, this.gateway, this.port)
-      options.onSent?.()
       const value = await exchange({
         socket,
         payload,
@@ -134,7 +133,8 @@ export class GatewaySocket {
         ...(options.signal === undefined ? {} : { signal: options.signal }),
         label,
         subscribe: (listener) => this.#subscribe(listener, this.#replyKey === undefined ? undefined : options.key),
-        onAnswered: () => { this.#sampleAnswerTime(this.clock.now() - startMs) }
+        onAnswered: () => { this.#sampleAnswerTime(this.clock.now() - startMs) },
+        onSent: options.onSent
       })
       this.logger('%s: answered in %d ms', label, Math.round(this.clock.now() - startMs))
       return value

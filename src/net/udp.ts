@@ -64,6 +64,8 @@ export interface ExchangeOptions<T> {
   subscribe?: (onMessage: (message: Buffer, rinfo: RemoteInfo) => void) => () => void
   /** Called when the exchange is answered, with the number of transmissions it took. */
   onAnswered?: (attempts: number) => void
+  /** Called once the request has first been handed to the socket. */
+  onSent?: (() => void) | undefined
 }
 
 /**
@@ -142,10 +144,9 @@ export async function exchange<T> (options: ExchangeOptions<T>): Promise<T> {
     else unsubscribe = options.subscribe(onMessage)
     socket.on('error', onError)
     send()
-    // After the request has left: nothing can abort or answer it before this line runs, and a
-    // process's first listener on an AbortSignal costs about 0.4 ms, better spent while the
-    // gateway works on the request.
-    if (!finished) signal?.addEventListener('abort', onAbort, { once: true })
+    if (finished) return
+    signal?.addEventListener('abort', onAbort, { once: true })
+    options.onSent?.()
   })
 }
 

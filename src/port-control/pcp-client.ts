@@ -42,6 +42,8 @@ export class PcpClient implements Gateway {
   readonly #server: PortControlServer
   readonly #randomNonce: () => Uint8Array
   #externalAddress: string | undefined
+  /** A nonce drawn while the ANNOUNCE was on its way, for the first MAP. */
+  #spareNonce: Uint8Array | undefined
   #closed = false
 
   constructor (options: PcpClientOptions) {
@@ -84,7 +86,8 @@ export class PcpClient implements Gateway {
   }
 
   async map (request: MapRequest, options: CallOptions = {}): Promise<MapResult> {
-    const session: PcpSession = { nonce: this.#randomNonce(), requestedLifetimeSeconds: request.lifetimeSeconds }
+    const session: PcpSession = { nonce: this.#spareNonce ?? this.#randomNonce(), requestedLifetimeSeconds: request.lifetimeSeconds }
+    this.#spareNonce = undefined
     const externalPort = request.suggestedExternalPort ?? request.internalPort
     let sent = false
     try {
@@ -125,6 +128,8 @@ export class PcpClient implements Gateway {
   async announce (options: CallOptions = {}): Promise<boolean> {
     const clientAddress = await this.#socket.localAddress()
     const payload = encodePcpRequest({ opcode: PcpOpcode.ANNOUNCE, lifetimeSeconds: 0, clientAddress, options: [] })
+    // The CSPRNG's first use in a process (loading node:crypto) goes while the server answers.
+    const call = { ...options, onSent: () => { this.#spareNonce ??= this.#randomNonce() } }
     const reply = await this.#socket.request<PcpResponse | 'natpmp-only'>('PCP announce', payload, (message) => {
       if (message[0] === 0) return isNatPmpUnsupportedVersion(message) ? 'natpmp-only' : undefined
       try {
@@ -133,7 +138,7 @@ export class PcpClient implements Gateway {
       } catch {
         return undefined
       }
-    }, options)
+    }, call)
     if (reply === 'natpmp-only') return false
     this.#checkEpoch(reply.epochSeconds)
     if (reply.resultCode === PcpResultCode.UNSUPP_VERSION) return false

@@ -1,4 +1,4 @@
-import { systemClock, type Clock, type TimerHandle } from '../clock.js'
+import { nextTurn, systemClock, type Clock, type TimerHandle } from '../clock.js'
 import { AbortError, RemoteProtocolError, TimeoutError } from '../errors.js'
 import { createLogger, type Logger } from '../log.js'
 import {
@@ -89,7 +89,7 @@ export async function discoverIgd (options: UpnpDiscoverOptions = {}): Promise<I
   }
   const { search, gateway, subnet } = options.started ?? await startIgdSearch({ ...options, clock, logger })
   // The answer takes 50 ms or more (miniupnpd waits 50 ms before it sends one): the XML parser loads meanwhile.
-  setImmediate(preloadXmlParser)
+  nextTurn(clock, preloadXmlParser)
   const inFlight = new AbortController()
   try {
     return await new Promise<IgdSelection>((resolve, reject) => {

@@ -84,7 +84,7 @@ const port = Number(process.argv[2])
 const t0 = performance.now()
 const client = await UpnpClient.discover({ timeoutMs: 5000 })
 const t1 = performance.now()
-const mapping = await mapChecked(client, { protocol: 'tcp', internalPort: port, lifetimeSeconds: 3600 })
+const { mapping } = await client.map({ protocol: 'tcp', internalPort: port, lifetimeSeconds: 3600 })
 const t2 = performance.now()
 const s = client.selection
 console.log(JSON.stringify({
