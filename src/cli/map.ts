@@ -6,6 +6,7 @@ import type { PortMapping } from '../gateway.js'
 import { mappingToJSON } from '../mapping-json.js'
 import { classifyAddress, notPublicReason, notPublicReasonOf } from '../net/address-class.js'
 import type { MappingEvent } from '../nat.js'
+import { capDescription } from '../upnp/mapping-description.js'
 import { discoverOptionsFrom, gatewayOptionSpec, gatewayOptionsHelp, methodNames } from './common.js'
 import { createOutput, type Output } from './output.js'
 import { parseIntegerOption, parsePortSpec, type PortSpec } from './ports.js'
@@ -47,7 +48,8 @@ export async function runMap (argv: string[], output?: Output): Promise<number> 
   const lifetimeSeconds = parseIntegerOption('lifetime', values.lifetime, 1, 0xffffffff) ?? 7200
   const externalPort = parseIntegerOption('external-port', values['external-port'], 1, 65535)
   if (externalPort !== undefined && specs.length > 1) throw new UsageError('--external-port applies to a single port')
-  const request = { lifetimeSeconds, externalPort, description: values.description ?? 'natmapper' }
+  // Cut to what routers keep (miniupnpd: 63 bytes, escaped), on a character, never inside an entity.
+  const request = { lifetimeSeconds, externalPort, description: capDescription(values.description ?? 'natmapper') }
   return values.once ? await mapOnce(specs, discover, request, out) : await mapAndKeep(specs, discover, request, out)
 }
 

@@ -15,6 +15,8 @@ import { soapCall, type ExchangeContext } from './control.js'
 import { discoverIgd, type IgdSelection, type UpnpDiscoverOptions } from './discovery.js'
 import type { Ipv4Subnet, UrlPolicy } from './guard.js'
 import { ConnectionResetError } from './http.js'
+import { attachUnreadable, type UnreadableEntry } from './listing.js'
+import { capDescription } from './mapping-description.js'
 import type { SoapRequest } from './soap.js'
 
 /** The gateway answered GetExternalIPAddress with no usable address. */
@@ -94,6 +96,8 @@ type EntryState = 'ok' | 'missing' | 'wrong-port' | 'wrong-client'
 
 /** Entries `list` reads at most. */
 const MAX_LISTED = 1024
+/** Unreadable answers in a row after which `list` stops: a router that answers every index with garbage. */
+const MAX_UNREADABLE_IN_A_ROW = 8
 
 /**
  * A UPnP IGD client (WANIPConnection / WANPPPConnection, IGD v1 and v2) behind the
@@ -218,7 +222,8 @@ export class UpnpClient implements Gateway {
     }
     const internalClient = this.#internalClient
     if (internalClient === undefined) throw new RemoteProtocolError('could not learn our LAN address from the connection to the router')
-    const description = request.description ?? 'natmapper'
+    // As routers keep it (miniupnpd: 63 bytes escaped), so that what is read back compares equal.
+    const description = capDescription(request.description ?? 'natmapper')
     let conflict: Error | undefined
     for (let attempt = 0; attempt < this.#maxPortAttempts; attempt++) {
       const port = candidatePort(request, internalClient, attempt)
@@ -297,12 +302,31 @@ export class UpnpClient implements Gateway {
   /**
    * The router's whole table, by GetGenericPortMappingEntry from index 0 until the router says
    * the index is past the end. Bounded (MAX_LISTED entries) against a router that never says so.
+   * An answer that cannot be read is skipped and the next index asked: miniupnpd up to 2.3.10
+   * sends a description of 64 bytes or more cut there, stack bytes after it, often mid-entity
+   * (desc[64] in upnpsoap.c; see mapping-description.ts), and one such entry must not hide the
+   * others. The skipped ones are on the list (unreadableEntriesOf, listing.ts). After
+   * MAX_UNREADABLE_IN_A_ROW in a row the listing stops; if nothing at all could be read, the
+   * first error is thrown: that router's listing does not work.
    */
   async list (options: CallOptions = {}): Promise<ListedMapping[]> {
     const entries: ListedMapping[] = []
+    const unreadable: UnreadableEntry[] = []
     const context = this.#context(options)
+    let inARow = 0
     for (let index = 0; index < MAX_LISTED; index++) {
-      const entry = await this.#call((st) => encodeGetGenericPortMappingEntry(st, index), decodeGetGenericPortMappingEntry, context)
+      let entry
+      try {
+        entry = await this.#call((st) => encodeGetGenericPortMappingEntry(st, index), decodeGetGenericPortMappingEntry, context)
+      } catch (err) {
+        if (!(err instanceof RemoteProtocolError)) throw err
+        this.#logger('GetGenericPortMappingEntry %d: unreadable (%s); going on with the next index', index, err.message)
+        unreadable.push({ index, reason: err.message })
+        if (++inARow < MAX_UNREADABLE_IN_A_ROW) continue
+        if (entries.length === 0) throw err
+        break
+      }
+      inARow = 0
       if (entry === undefined) break
       entries.push({
         protocol: entry.protocol,
@@ -314,7 +338,7 @@ export class UpnpClient implements Gateway {
         enabled: entry.enabled
       })
     }
-    return entries
+    return attachUnreadable(entries, unreadable)
   }
 
   /**
