@@ -242,7 +242,8 @@ async function probeUpnp (ctx: ProbeContext, turn: Promise<void>, asking: Set<Ma
   // soon as PCP and NAT-PMP have failed. The rest of the UPnP code (most of natmapper),
   // which a process whose gateway speaks PCP or NAT-PMP never needs, loads only now,
   // while the router takes its 50 ms or more to answer.
-  const search = { gateway: address, clock, ssdpTarget: options.ssdpTarget, ssdpGatewayPort: options.ssdpGatewayPort, createSocket: options.createSocket, logger: options.logger }
+  // A gateway the caller named must be the UPnP device itself; the default route's may have a CARP partner answer for it.
+  const search = { gateway: address, gatewayNamed: options.gateway !== undefined, clock, ssdpTarget: options.ssdpTarget, ssdpGatewayPort: options.ssdpGatewayPort, createSocket: options.createSocket, logger: options.logger }
   const started = await startIgdSearch(search)
   let UpnpClient: typeof import('./upnp/client.js').UpnpClient
   try {
