@@ -66,7 +66,7 @@ export interface IgdQuirks {
   strictSoapAction: boolean
   /** Bodies sent with chunked transfer encoding (BiPAC 7404VNOX, per miniupnpc's minisoap.c). */
   chunkedResponses: boolean
-  /** Refuse external and internal ports below 1024, as miniupnpd's default rules do (606 on v2, 718 on v1). Default true. */
+  /** Refuse external and internal ports below 1024, as miniupnpd's default rules do (606 on v2, 718 on v1; AddAnyPortMapping walks past a low external port, and answers 728 for a low internal one). Default true. */
   lowPortsRefused: boolean
   /** The description names absolute control URLs on this host (a description that points elsewhere: the SSRF case). */
   controlUrlHost: string | undefined

@@ -170,8 +170,11 @@ test('low internal ports map to a high external port; a low external port is sen
   const asked = await client.map({ protocol: 'udp', internalPort: 53, suggestedExternalPort: 53, lifetimeSeconds: 7200 })
   assert.equal(asked.externalPort, 53)
   igd.quirks.lowPortsRefused = true
-  // miniupnpd's default rules: 606 on v2.
-  await assert.rejects(client.map({ protocol: 'tcp', internalPort: 8080, suggestedExternalPort: 80, lifetimeSeconds: 7200 }), refusedWith(606))
+  // miniupnpd's default rules: AddAnyPortMapping walks from the refused 80 to the first permitted port
+  // (in the lab too: ext 80 -> :8080 got 1024); AddPortMapping refuses it, 606 on v2.
+  assert.equal((await client.map({ protocol: 'tcp', internalPort: 8080, suggestedExternalPort: 80, lifetimeSeconds: 7200 })).externalPort, 1024)
+  igd.quirks.faultNext = [{ action: 'AddAnyPortMapping', code: 401 }]
+  await assert.rejects(client.map({ protocol: 'tcp', internalPort: 8081, suggestedExternalPort: 81, lifetimeSeconds: 7200 }), refusedWith(606))
   for (const r of igd.requests) if (r.args !== undefined) assert.notEqual(Object.fromEntries(r.args).NewExternalPort, '0')
 })
 
