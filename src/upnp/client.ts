@@ -3,6 +3,7 @@ import { AbortError, ClosedError, GatewayRefusedError, NatmapperError, NoRespons
 import { attachPendingCheck, attachUncertainMapping, type CallOptions, type Gateway, type ListedMapping, type MapRequest, type PortMapping, type TransportProtocol } from '../gateway.js'
 import { createLogger, type Logger } from '../log.js'
 import { isIpv4Literal } from '../net/address.js'
+import { lowPortHint } from '../port-rules.js'
 import {
   decodeGetGenericPortMappingEntry, encodeGetGenericPortMappingEntry,
   decodeAddAnyPortMapping, decodeAddPortMapping, decodeDeletePortMapping, decodeGetExternalIPAddress,
@@ -257,6 +258,8 @@ export class UpnpClient implements Gateway {
         if (isUncertain(err)) {
           throw attachUncertainMapping(err, this.#mapping(request.protocol, request.internalPort, port, externalAddress, request.lifetimeSeconds, request.lifetimeSeconds, description))
         }
+        const outsideRules = lowPortRefusal(err, request.internalPort, looking.sawFree)
+        if (outsideRules !== undefined) throw outsideRules
         // 718: another host holds this port; 729: another mechanism (NAT-PMP, PCP, a static rule) does.
         if (!isRefused(err, UpnpErrorCode.ConflictInMappingEntry, UpnpErrorCode.ConflictWithOtherMechanisms)) throw err
         this.#logger('%s %d: external port %d is taken (%s), trying another', request.protocol, request.internalPort, port, (err as Error).message)
@@ -703,6 +706,20 @@ function fnv1a (text: string): number {
     hash = Math.imul(hash, 0x01000193) >>> 0
   }
   return hash
+}
+
+/**
+ * A refusal of an add for a low internal port as what it is: outside the router's rules
+ * (port-rules.ts). miniupnpd answers 606 on IGD v2, 728 to AddAnyPortMapping (no permitted
+ * external port for that internal port: upnpsoap.c, get_permitted_ext_ports) and 718 when built
+ * without IGD_V2; a 718 counts only when the port was just seen free, else it is a conflict.
+ * Told at once: other external ports are refused the same way (the internal port is the cause).
+ */
+function lowPortRefusal (err: unknown, internalPort: number, portWasFree: boolean): GatewayRefusedError | undefined {
+  const hint = lowPortHint(internalPort)
+  if (hint === undefined || !(err instanceof GatewayRefusedError) || err.protocol !== 'upnp') return undefined
+  if (!isRefused(err, UpnpErrorCode.ActionNotAuthorized, UpnpErrorCode.NoPortMapsAvailable) && !(portWasFree && isRefused(err, UpnpErrorCode.ConflictInMappingEntry))) return undefined
+  return new GatewayRefusedError('upnp', err.resultCode, err.resultName, hint)
 }
 
 /** The request may have reached the router and been applied: no answer, a reset, an abort after sending. */

@@ -178,6 +178,30 @@ test('low internal ports map to a high external port; a low external port is sen
   for (const r of igd.requests) if (r.args !== undefined) assert.notEqual(Object.fromEntries(r.args).NewExternalPort, '0')
 })
 
+// Issue 18 point 11: `map 80` on a router whose rules allow 1024-65535 only.
+for (const [version, code, what] of [[2, 728, 'AddAnyPortMapping: no permitted external port for internal port 80 (miniupnpd in the lab)'], [1, 718, 'AddPortMapping: 718 from a miniupnpd built without IGD_V2, the port seen free just before']] as const) {
+  test(`issue 18 point 11, IGD v${version}: a low internal port refused (${what}) is said plainly, at once, with no other port tried`, async (ctx) => {
+    const { igd, client } = await setup(ctx, { igdVersion: version })
+    await assert.rejects(client.map({ protocol: 'tcp', internalPort: 80, lifetimeSeconds: 7200 }), (err: unknown) => {
+      assert.ok(refusedWith(code)(err), String(err))
+      assert.match((err as Error).message, /internal port 80 is outside what the router permits: many routers allow only ports 1024-65535 \(miniupnpd's default rules\); use an internal port from 1024 up/)
+      return true
+    })
+    assert.deepEqual(actions(igd).slice(2), ['GetSpecificPortMappingEntry', version === 2 ? 'AddAnyPortMapping' : 'AddPortMapping'], 'one look-up, one add: the other candidate ports would be refused the same way')
+    assert.deepEqual(igd.mappings(), [])
+  })
+}
+
+test('issue 18 point 11: a 718 on a low internal port whose external port was not seen free is a conflict as before; a high internal port refused is not explained as a low one', async (ctx) => {
+  const { igd, client } = await setup(ctx, { igdVersion: 1 }, (i) => { i.quirks.lowPortsRefused = false }, { maxPortAttempts: 3 })
+  // The look-up cannot answer (501): the 718 may be another host's entry, so other ports are tried.
+  igd.quirks.faultNext = [{ action: 'GetSpecificPortMappingEntry', code: 501 }, { action: 'AddPortMapping', code: 718 }]
+  const mapping = await client.map({ protocol: 'tcp', internalPort: 80, lifetimeSeconds: 7200 })
+  assert.equal(mapping.externalPort, candidatePort({ protocol: 'tcp', internalPort: 80 }, '127.0.0.1', 1))
+  igd.quirks.faultNext = [{ action: 'AddPortMapping', code: 606 }]
+  await assert.rejects(client.map({ protocol: 'tcp', internalPort: 8080, lifetimeSeconds: 7200 }), (err: unknown) => refusedWith(606)(err) && !/outside what the router permits/.test((err as Error).message))
+})
+
 test('quirk lower-case protocol rejected (TP-Link ER605: tailscale#7377): we send upper case, so it works', async (ctx) => {
   const { igd, client } = await setup(ctx, { igdVersion: 1 }, (i) => { i.quirks.rejectLowerCaseProtocol = true })
   await client.map({ protocol: 'udp', internalPort: 7002, lifetimeSeconds: 7200 })
