@@ -90,7 +90,7 @@ export interface GatewayAbilities {
   /** For people: what the gateway is ("MiniUPnPd, IGD v2, WANIPConnection:2"). */
   detail?: string | undefined
   /** The gateway's whole table, whoever made each entry, where the protocol can list it (UPnP). */
-  list?: ((options?: CallOptions) => Promise<ListedMapping[]>) | undefined
+  list?: ((options?: CallOptions) => Promise<ListedTable>) | undefined
   /**
    * Whether the gateway still holds a mapping as made, asked without re-making it (UPnP).
    * Some routers drop entries long before their lease ends (ASUS purges its table every 600 s:
@@ -111,6 +111,13 @@ export interface ListenOptions {
   portControl?: { port?: number, bindAddress?: string, multicastGroup?: string | undefined } | false | undefined
   /** SSDP NOTIFY: default 239.255.255.250:1900 (none for a gateway on loopback); a unicast group binds that address; false: none. */
   ssdp?: { group?: string, port?: number } | false | undefined
+}
+
+/** A gateway's table as listed: what could be read, and where the router's answer could not be. */
+export interface ListedTable {
+  entries: ListedMapping[]
+  /** Indexes whose entry the router answered with something unreadable (a description cut mid-entity). */
+  unreadable: Array<{ index: number, reason: string }>
 }
 
 /** One entry of a gateway's table, whoever made it. */

@@ -27,11 +27,15 @@ export async function runList (argv: string[], output?: Output): Promise<number>
   try {
     const list = gateway.describe().list
     if (list !== undefined) {
-      const rows = await list(options.timeout === undefined ? {} : { timeoutMs: options.timeout })
-      const human = rows.length === 0
-        ? `the gateway ${gateway.address} has no mappings (${methodNames[gateway.method]})`
-        : rows.map((r) => `${r.protocol} ${r.externalPort} -> ${r.internalClient}:${r.internalPort} ${JSON.stringify(r.description)} (${r.leaseSeconds === 0 ? 'permanent' : r.leaseSeconds === undefined ? 'lease unknown' : `lease ${r.leaseSeconds} s`}${r.enabled === false ? ', disabled' : ''})`).join('\n')
-      out.result({ gateway: gateway.address, source: 'gateway', method: gateway.method, mappings: rows }, human)
+      const { entries: rows, unreadable } = await list(options.timeout === undefined ? {} : { timeoutMs: options.timeout })
+      // Entries the router answered with something unreadable (a description it cut mid-entity) are skipped, and said.
+      const lines = rows.length === 0 && unreadable.length === 0
+        ? [`the gateway ${gateway.address} has no mappings (${methodNames[gateway.method]})`]
+        : rows.map((r) => `${r.protocol} ${r.externalPort} -> ${r.internalClient}:${r.internalPort} ${JSON.stringify(r.description)} (${r.leaseSeconds === 0 ? 'permanent' : r.leaseSeconds === undefined ? 'lease unknown' : `lease ${r.leaseSeconds} s`}${r.enabled === false ? ', disabled' : ''})`)
+      if (unreadable.length > 0) {
+        lines.push(`${unreadable.length} entr${unreadable.length === 1 ? 'y' : 'ies'} could not be read: ${unreadable.map((u) => `index ${u.index} (${u.reason})`).join('; ')}`)
+      }
+      out.result({ gateway: gateway.address, source: 'gateway', method: gateway.method, mappings: rows, unreadable }, lines.join('\n'))
       return 0
     }
   } finally {

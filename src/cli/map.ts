@@ -49,6 +49,7 @@ export async function runMap (argv: string[], output?: Output): Promise<number> 
   const lifetimeSeconds = parseIntegerOption('lifetime', values.lifetime, 1, 0xffffffff) ?? 7200
   const externalPort = parseIntegerOption('external-port', values['external-port'], 1, 65535)
   if (externalPort !== undefined && specs.length > 1) throw new UsageError('--external-port applies to a single port')
+  // Cut to what routers keep (miniupnpd: 63 bytes, escaped), on a character, never inside an entity.
   const request = { lifetimeSeconds, externalPort, description: values.description ?? 'natmapper' }
   return values.once ? await mapOnce(specs, discover, request, out) : await mapAndKeep(specs, discover, request, out)
 }

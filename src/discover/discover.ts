@@ -125,7 +125,7 @@ async function probeGateway (options: DiscoverOptions, methods: MappingMethod[],
     server: server.get,
     call: { signal, timeoutMs: probeTimeoutMs() },
     probeTimeoutMs,
-    upnp: { ssdpTarget: options.ssdpTarget, ssdpGatewayPort: options.ssdpGatewayPort, deferExternalAddress: options.deferExternalAddress }
+    upnp: { ssdpTarget: options.ssdpTarget, ssdpGatewayPort: options.ssdpGatewayPort, deferExternalAddress: options.deferExternalAddress, gatewayNamed: options.gateway !== undefined }
   }
   try {
     return await runProbes(options, methods, ctx, { address, timeoutMs, startMs, clock, signal, logger })

@@ -31,6 +31,8 @@ export interface ProbeContext {
     ssdpGatewayPort: number | undefined
     /** Discovery returns at the best answer (discoverNAT): a lone WAN service is taken without GetExternalIPAddress. */
     deferExternalAddress: boolean | undefined
+    /** The caller named the gateway: the UPnP device must be that host, not one beside it. */
+    gatewayNamed: boolean
   }
 }
 
@@ -81,7 +83,7 @@ export async function probeUpnp (ctx: ProbeContext, turn: Promise<void>): Promis
   const { upnp, clock, address, call } = ctx
   // The M-SEARCH goes out first; the rest of the UPnP code, which a process whose gateway speaks
   // PCP or NAT-PMP never needs, loads while the router takes its 50 ms or more to answer.
-  const search = { gateway: address, clock, ssdpTarget: upnp.ssdpTarget, ssdpGatewayPort: upnp.ssdpGatewayPort, createSocket: ctx.createSocket, logger: ctx.logger }
+  const search = { gateway: address, gatewayNamed: upnp.gatewayNamed, clock, ssdpTarget: upnp.ssdpTarget, ssdpGatewayPort: upnp.ssdpGatewayPort, createSocket: ctx.createSocket, logger: ctx.logger }
   const started = await startIgdSearch(search)
   let UpnpClient: typeof import('../upnp/client.js').UpnpClient
   try {

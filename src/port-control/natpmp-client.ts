@@ -6,6 +6,7 @@ import { decodeNatPmpResponse, encodeNatPmpRequest, type NatPmpRequest, type Nat
 import { NatPmpOpcode, NatPmpResultCode, natPmpResultName } from '../natpmp/codes.js'
 import type { PortControlClientOptions } from './pcp-client.js'
 import { PortControlServer } from './server.js'
+import { lowPortHint } from '../port-rules.js'
 
 export type NatPmpClientOptions = PortControlClientOptions
 
@@ -87,7 +88,8 @@ export class NatPmpClient implements Gateway {
       suggestedExternalPort,
       lifetimeSeconds: request.lifetimeSeconds
     }, options)
-    if (response.opcode !== 'map') throw refused(response)
+    // NOT_AUTHORIZED for a low port: the router's rules, said plainly (port-rules.ts; miniupnpd natpmp.c).
+    if (response.opcode !== 'map') throw refused(response, request.lifetimeSeconds !== 0 && response.resultCode === NatPmpResultCode.NOT_AUTHORIZED ? lowPortHint(request.internalPort) : undefined)
     // §3.3: lifetime 0 deletes, and port 0 is no port; a "success" granting either is no
     // mapping (and taken as one, its renewal at half of 0 s would follow at once, and again).
     if (request.lifetimeSeconds !== 0 && (response.lifetimeSeconds === 0 || response.externalPort === 0)) {
@@ -182,7 +184,7 @@ function answers (response: NatPmpResponse, request: NatPmpRequest, wantedOpcode
   return response.opcode === 'map' && response.protocol === request.protocol && response.internalPort === request.internalPort
 }
 
-function refused (response: NatPmpResponse): GatewayRefusedError {
+function refused (response: NatPmpResponse, detail?: string): GatewayRefusedError {
   const code = response.resultCode
-  return new GatewayRefusedError('natpmp', code, natPmpResultName(code))
+  return new GatewayRefusedError('natpmp', code, natPmpResultName(code), detail)
 }

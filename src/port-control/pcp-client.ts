@@ -3,6 +3,7 @@ import type { CallOptions, Gateway, GatewayAbilities, GatewayReset, MapRequest, 
 import { createLogger } from '../log.js'
 import { unspecifiedFor } from '../net/address.js'
 import type { RequestOptions } from '../net/gateway-socket.js'
+import { lowPortHint } from '../port-rules.js'
 import { decodeNatPmpResponse, encodeNatPmpRequest } from '../natpmp/codec.js'
 import { NatPmpResultCode, natPmpResultName } from '../natpmp/codes.js'
 import { decodePcpResponse, encodePcpRequest, type PcpResponse } from '../pcp/codec.js'
@@ -209,8 +210,9 @@ export class PcpClient implements Gateway {
     }
     this.#checkEpoch(reply.epochSeconds)
     if (reply.resultCode !== PcpResultCode.SUCCESS) {
-      throw new GatewayRefusedError('pcp', reply.resultCode, pcpResultName(reply.resultCode),
-        reply.version !== PCP_VERSION ? `server speaks version ${reply.version}` : undefined, reply.lifetimeSeconds)
+      // NOT_AUTHORIZED for a low port: the router's rules, said plainly (port-rules.ts; miniupnpd pcpserver.c).
+      const why = reply.version !== PCP_VERSION ? `server speaks version ${reply.version}` : reply.resultCode === PcpResultCode.NOT_AUTHORIZED && lifetimeSeconds !== 0 ? lowPortHint(internalPort) : undefined
+      throw new GatewayRefusedError('pcp', reply.resultCode, pcpResultName(reply.resultCode), why, reply.lifetimeSeconds)
     }
     if (reply.map === undefined) throw new RemoteProtocolError(`${label}: success reply without MAP data`)
     // A success that grants nothing would be a mapping that is already gone (lifetime 0 deletes:

@@ -26,7 +26,7 @@ export function igdAction (igd: IgdState, action: string, args: Record<string, s
     case 'AddPortMapping':
     case 'AddAnyPortMapping': {
       if (action === 'AddAnyPortMapping' && !v2) return UpnpErrorCode.InvalidAction
-      const checked = checkMapping(igd, args, requester)
+      const checked = checkMapping(igd, args, requester, action === 'AddAnyPortMapping')
       if (typeof checked === 'number') return checked
       if (action === 'AddPortMapping') {
         if (igd.quirks.conflictNext > 0) {
@@ -86,8 +86,13 @@ function keep (igd: IgdState, entry: SimulatedIgdMapping, requestedLease: string
   igd.mappings.set(key, stored)
 }
 
-/** The checks miniupnpd's upnp_redirect makes, in its order, plus the quirks. */
-function checkMapping (igd: IgdState, args: Record<string, string>, requester: string): SimulatedIgdMapping | number {
+/**
+ * The checks miniupnpd's upnp_redirect makes, in its order, plus the quirks. AddAnyPortMapping
+ * (`any`) walks past external ports its rules refuse, and answers 728 when the rules permit none
+ * for the internal port (upnpsoap.c, get_permitted_ext_ports; in the lab: ext 80 -> :8080 got
+ * 1024, ext 26578 -> :80 got 728).
+ */
+function checkMapping (igd: IgdState, args: Record<string, string>, requester: string, any: boolean): SimulatedIgdMapping | number {
   const v2 = igd.igdVersion === 2
   const notAllowed = v2 ? UpnpErrorCode.ActionNotAuthorized : UpnpErrorCode.ConflictInMappingEntry
   const rawProtocol = args.NewProtocol ?? ''
@@ -101,7 +106,8 @@ function checkMapping (igd: IgdState, args: Record<string, string>, requester: s
   // Secure mode: a client maps to itself only; an empty NewInternalClient means the requester.
   const internalClient = args.NewInternalClient === '' || args.NewInternalClient === undefined ? requester : args.NewInternalClient
   if (internalClient !== requester) return notAllowed
-  if (igd.quirks.lowPortsRefused && (externalPort < 1024 || internalPort < 1024)) return notAllowed
+  if (igd.quirks.lowPortsRefused && internalPort < 1024) return any ? UpnpErrorCode.NoPortMapsAvailable : notAllowed
+  if (igd.quirks.lowPortsRefused && externalPort < 1024 && !any) return notAllowed
   if (lease !== 0 && igd.quirks.onlyPermanentLeases) return UpnpErrorCode.OnlyPermanentLeasesSupported
   if (lease !== 0 && igd.quirks.invalidArgsOnLease) return UpnpErrorCode.InvalidArgs
   // IGD v2: "a value of 0 ... the maximum value instead (e.g. 604800 seconds)".

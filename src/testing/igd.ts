@@ -3,7 +3,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net'
 import { systemClock, type Clock } from '../clock.js'
 import { UpnpErrorCode } from '../upnp/codes.js'
-import { encodeSoapFault, encodeSoapResponse, parseSoapRequest } from '../upnp/soap.js'
+import { encodeSoapFault, encodeSoapResponse, escapeXml, parseSoapRequest } from '../upnp/soap.js'
 import { encodeNotify, encodeSsdpResponse, parseSsdpMessage } from '../upnp/ssdp-codec.js'
 import type { SsdpTarget } from '../upnp/ssdp.js'
 import { igdAction } from './igd-actions.js'
@@ -66,7 +66,7 @@ export interface IgdQuirks {
   strictSoapAction: boolean
   /** Bodies sent with chunked transfer encoding (BiPAC 7404VNOX, per miniupnpc's minisoap.c). */
   chunkedResponses: boolean
-  /** Refuse external and internal ports below 1024, as miniupnpd's default rules do (606 on v2, 718 on v1). Default true. */
+  /** Refuse external and internal ports below 1024, as miniupnpd's default rules do (606 on v2, 718 on v1; AddAnyPortMapping walks past a low external port, and answers 728 for a low internal one). Default true. */
   lowPortsRefused: boolean
   /** The description names absolute control URLs on this host (a description that points elsewhere: the SSRF case). */
   controlUrlHost: string | undefined
@@ -89,6 +89,12 @@ export interface IgdQuirks {
    * delete and a fresh add make it work (Technicolor CGA4131COM, RDK-B: tailscale#21208, quirk 27).
    */
   staleOnOverwrite: boolean
+  /**
+   * Descriptions are read back cut after this many bytes of the text as it was sent (escaped,
+   * UTF-8), entities and all, so the reply may not be XML: miniupnpd up to 2.3.10 copies them
+   * into `char desc[64]` (upnpsoap.c; the lab's 2.3.1 answered `&am` then stack bytes).
+   */
+  descriptionBytesKept: number | undefined
 }
 
 export interface SimulatedIgdMapping {
@@ -147,7 +153,8 @@ export class SimulatedIgd {
     applyThenResetNext: [],
     statusDisconnected: false,
     httpDelayMs: 0,
-    staleOnOverwrite: false
+    staleOnOverwrite: false,
+    descriptionBytesKept: undefined
   }
 
   /** Every request, in order. */
@@ -207,6 +214,9 @@ export class SimulatedIgd {
   get descriptionUrl (): string { return `http://${this.#httpAddress}:${this.httpPort}/rootDesc.xml` }
   get serviceType (): string { return this.#types.service }
 
+  /** HTTP requests received and not yet answered (with httpDelayMs: what a client has in flight). */
+  get httpInFlight (): number { return this.#httpInFlight }
+
   /** Live mappings, expired ones purged first. */
   mappings (): SimulatedIgdMapping[] {
     this.#purge()
@@ -223,10 +233,14 @@ export class SimulatedIgd {
     this.#mappings.clear()
   }
 
-  /** Another host holds this external port (for conflicts). */
-  occupy (externalPort: number, protocol: 'TCP' | 'UDP', internalClient = '192.0.2.99'): void {
+  /**
+   * Another host holds this external port (for conflicts); or, with our own address as
+   * `internalClient`, another program of our host does, forwarding to `entry.internalPort`.
+   */
+  occupy (externalPort: number, protocol: 'TCP' | 'UDP', internalClient = '192.0.2.99',
+    entry: { internalPort?: number, description?: string } = {}): void {
     this.#mappings.set(`${protocol}/${externalPort}`, {
-      externalPort, protocol, internalClient, internalPort: externalPort, description: 'another host', leaseSeconds: 0, expiresAtMs: Infinity, enabled: true
+      externalPort, protocol, internalClient, internalPort: entry.internalPort ?? externalPort, description: entry.description ?? 'another host', leaseSeconds: 0, expiresAtMs: Infinity, enabled: true
     })
   }
 
@@ -368,8 +382,18 @@ export class SimulatedIgd {
       entry.fault = result
       this.#send(res, 500, encodeSoapFault(result), 'text/xml; charset="utf-8"')
     } else {
-      this.#send(res, 200, encodeSoapResponse(this.#types.service, request.action, result), 'text/xml; charset="utf-8"')
+      this.#send(res, 200, this.#cutDescription(encodeSoapResponse(this.#types.service, request.action, result), result), 'text/xml; charset="utf-8"')
     }
+  }
+
+  /** The reply with its description cut as `quirks.descriptionBytesKept` says, escaped text and all. */
+  #cutDescription (body: string, result: Array<[string, string]>): string {
+    const kept = this.quirks.descriptionBytesKept
+    const description = result.find(([name]) => name === 'NewPortMappingDescription')?.[1]
+    if (kept === undefined || description === undefined) return body
+    const element = `<NewPortMappingDescription>${escapeXml(description)}</NewPortMappingDescription>`
+    const cut = Buffer.from(escapeXml(description), 'utf8').subarray(0, kept).toString('utf8')
+    return body.replace(element, `<NewPortMappingDescription>${cut}</NewPortMappingDescription>`)
   }
 
   #send (res: ServerResponse, status: number, body: string, contentType: string): void {

@@ -1,9 +1,10 @@
 import { systemClock, type Clock } from '../clock.js'
 import { AbortError, ClosedError, GatewayRefusedError, NatmapperError, NoResponseError, RemoteProtocolError, throwIfAborted, TimeoutError, UncertainMappingError, UsageError } from '../errors.js'
-import type { CallOptions, Gateway, GatewayAbilities, GatewayReset, ListedMapping, ListenOptions, MapRequest, MapResult, PortMapping, TransportProtocol } from '../gateway.js'
+import type { CallOptions, Gateway, GatewayAbilities, GatewayReset, ListedMapping, ListedTable, ListenOptions, MapRequest, MapResult, PortMapping, TransportProtocol } from '../gateway.js'
 import { createLogger, type Logger } from '../log.js'
 import { isIpv4Literal } from '../net/address.js'
 import type { CreateSocket } from '../net/udp.js'
+import { lowPortHint } from '../port-rules.js'
 import {
   decodeGetGenericPortMappingEntry, encodeGetGenericPortMappingEntry,
   decodeAddAnyPortMapping, decodeAddPortMapping, decodeDeletePortMapping, decodeGetExternalIPAddress,
@@ -16,6 +17,8 @@ import { soapCall, type ExchangeContext } from './control.js'
 import { discoverIgd, type IgdSelection, type UpnpDiscoverOptions } from './discovery.js'
 import type { Ipv4Subnet, UrlPolicy } from './guard.js'
 import { ConnectionResetError } from './http.js'
+import { capDescription } from './mapping-description.js'
+import { EntryNotOursError, notOursBecause, type WantedEntry } from './ownership.js'
 import { listenForRestarts } from './restarts.js'
 import type { SoapRequest } from './soap.js'
 import type { SsdpListener } from './ssdp-listener.js'
@@ -99,11 +102,20 @@ export function isUpnpSession (session: unknown): session is UpnpSession {
  */
 const DEFAULT_VERIFY_INTERVAL_MS = 30 * 60_000
 
+/** The look-ups of one map() call (see #takenBy). */
+interface EntryLook {
+  unreadableInARow: number
+  /** The last look-up found the port free: a refusal of the add that follows is no conflict. */
+  sawFree: boolean
+}
+
 /** What GetSpecificPortMappingEntry says about a mapping we made. */
 type EntryState = 'ok' | 'missing' | 'wrong-port' | 'wrong-client'
 
 /** Entries `list` reads at most. */
 const MAX_LISTED = 1024
+/** Unreadable answers in a row after which `list` stops: a router that answers every index with garbage. */
+const MAX_UNREADABLE_IN_A_ROW = 8
 
 /**
  * A UPnP IGD client (WANIPConnection / WANPPPConnection, IGD v1 and v2) behind the
@@ -134,6 +146,10 @@ export class UpnpClient implements Gateway {
   #permanentOnly = false
   /** Learnt from 401/602 or a reset: AddAnyPortMapping is not there, despite IGD v2. */
   #noAddAny = false
+  /** Learnt from 401/602 to GetSpecificPortMappingEntry: adds and deletes then go ahead without looking. */
+  #noEntryLookup = false
+  /** Mappings whose port verify() found holding another program's entry: renew() maps another port for them. */
+  readonly #takenOver = new WeakSet<PortMapping>()
   /** Set once an add has been read back as made: later ones are trusted (see #readBack). */
   #addsCheckedOut = false
   readonly #createSocket: CreateSocket | undefined
@@ -235,10 +251,21 @@ export class UpnpClient implements Gateway {
     }
     const internalClient = this.#internalClient
     if (internalClient === undefined) throw new RemoteProtocolError('could not learn our LAN address from the connection to the router')
-    const description = request.description ?? 'natmapper'
+    // As routers keep it (miniupnpd: 63 bytes escaped), so that what is read back compares equal.
+    const description = capDescription(request.description ?? 'natmapper')
     let conflict: Error | undefined
+    const wanted = { internalClient, internalPort: request.internalPort, description }
+    const looking: EntryLook = { unreadableInARow: 0, sawFree: false }
     for (let attempt = 0; attempt < this.#maxPortAttempts; attempt++) {
       const port = candidatePort(request, internalClient, attempt)
+      // The router would overwrite an entry of our host made by another program (ownership.ts): look first.
+      looking.sawFree = false
+      const taken = await this.#takenBy(request.protocol, port, wanted, looking, context)
+      if (taken !== undefined) {
+        this.#logger('%s %d: %s; trying another external port', request.protocol, request.internalPort, taken.message)
+        conflict = taken
+        continue
+      }
       let mapping: PortMapping
       try {
         mapping = await this.#add(request.protocol, request.internalPort, port, request.lifetimeSeconds, description, internalClient, externalAddress, context, { beforePermanent: addressing })
@@ -247,6 +274,8 @@ export class UpnpClient implements Gateway {
         if (isUncertain(err)) {
           throw new UncertainMappingError(this.#mapping(request.protocol, request.internalPort, port, externalAddress, request.lifetimeSeconds, request.lifetimeSeconds, description), err as Error)
         }
+        const outsideRules = lowPortRefusal(err, request.internalPort, looking.sawFree)
+        if (outsideRules !== undefined) throw outsideRules
         // 718: another host holds this port; 729: another mechanism (NAT-PMP, PCP, a static rule) does.
         if (!isRefused(err, UpnpErrorCode.ConflictInMappingEntry, UpnpErrorCode.ConflictWithOtherMechanisms)) throw err
         this.#logger('%s %d: external port %d is taken (%s), trying another', request.protocol, request.internalPort, port, (err as Error).message)
@@ -274,38 +303,132 @@ export class UpnpClient implements Gateway {
   async verify (mapping: PortMapping, options: CallOptions = {}): Promise<boolean> {
     sessionOf(mapping)
     const internalClient = this.#internalClient
-    return await this.#entryState(mapping, internalClient, this.#context(options)) === 'ok'
+    const state = await this.#entryState(mapping, internalClient, this.#context(options))
+    // Another program took the port (an add over ours): the renewal must not take it back (see renew).
+    if (state === 'wrong-port' || state === 'wrong-client') this.#takenOver.add(mapping)
+    return state === 'ok'
   }
 
-  /** The same external port again (an add of the same entry refreshes it); another one if it was taken meanwhile. */
+  /**
+   * The same external port again (an add of the same entry refreshes it); another one if it was
+   * taken meanwhile. A renewal does not look at the entry first (that would be a third request
+   * per mapping-hour): between the 30-min checks (verify) an entry is ours unless another
+   * program added over it, and once verify has seen that, the mapping moves to another port
+   * instead of taking that one back.
+   */
   async renew (mapping: PortMapping, options: CallOptions = {}): Promise<PortMapping> {
     const session = sessionOf(mapping)
+    if (this.#takenOver.has(mapping)) {
+      this.#logger('%s %d: external port %d now holds another program\'s entry; mapping another', mapping.protocol, mapping.internalPort, mapping.externalPort)
+      return await this.#remap(mapping, session, options)
+    }
     const context = this.#context(options)
     const externalAddress = await this.externalAddress(options)
     const internalClient = this.#internalClient
     if (internalClient === undefined) throw new RemoteProtocolError('could not learn our LAN address from the connection to the router')
-    if (this.#refreshByDeleteAdd) await this.unmap(mapping, options)
+    if (this.#refreshByDeleteAdd) {
+      try {
+        await this.unmap(mapping, options)
+      } catch (err) {
+        if (!(err instanceof EntryNotOursError)) throw err
+        this.#logger('%s %d: %s; mapping another', mapping.protocol, mapping.internalPort, err.message)
+        return await this.#remap(mapping, session, options)
+      }
+    }
     try {
       return await this.#add(mapping.protocol, mapping.internalPort, mapping.externalPort, session.requestedLifetimeSeconds,
         session.description, internalClient, externalAddress, context, { exactPort: true })
     } catch (err) {
       if (!isRefused(err, UpnpErrorCode.ConflictInMappingEntry, UpnpErrorCode.ConflictWithOtherMechanisms)) throw err
       this.#logger('%s %d: external port %d was taken meanwhile, mapping another', mapping.protocol, mapping.internalPort, mapping.externalPort)
-      const { mapping: moved, check } = await this.map({
-        protocol: mapping.protocol, internalPort: mapping.internalPort, lifetimeSeconds: session.requestedLifetimeSeconds, description: session.description
-      }, options)
-      return check === undefined ? moved : await check
+      return await this.#remap(mapping, session, options)
     }
   }
 
-  /** DeletePortMapping. An entry already gone (714, or 730 in some v2 firmware) counts as deleted. */
+  /** A mapping made anew for `mapping`'s internal port, on another external port, checked. */
+  async #remap (mapping: PortMapping, session: UpnpSession, options: CallOptions): Promise<PortMapping> {
+    const { mapping: moved, check } = await this.map({
+      protocol: mapping.protocol, internalPort: mapping.internalPort, lifetimeSeconds: session.requestedLifetimeSeconds, description: session.description
+    }, options)
+    return check === undefined ? moved : await check
+  }
+
+  /**
+   * DeletePortMapping, once GetSpecificPortMappingEntry shows the entry is ours: the same
+   * internal client and internal port (ownership.ts; the description does not count here, so a
+   * router that rewrites descriptions does not keep our entries for good). Another's entry is
+   * left alone and EntryNotOursError thrown: the router would delete whatever holds the port. An
+   * entry already gone counts as deleted (no request more); so does 714, or 730 in some v2
+   * firmware, to the delete. Where the router cannot answer the look-up (a fault), it deletes as
+   * before; an answer that cannot be read is EntryNotOursError (nothing says it is ours).
+   */
   async unmap (mapping: PortMapping, options: CallOptions = {}): Promise<void> {
+    const context = this.#context(options)
+    if (!this.#noEntryLookup) {
+      let entry: PortMappingEntry | undefined | null
+      try {
+        entry = await this.#lookUp(mapping.protocol, mapping.externalPort, context)
+      } catch (err) {
+        if (err instanceof RemoteProtocolError) throw new EntryNotOursError('delete', mapping.protocol, mapping.externalPort, undefined, `its entry could not be read (${err.message})`)
+        if (!(err instanceof GatewayRefusedError)) throw err
+        this.#logger('%s external port %d: GetSpecificPortMappingEntry refused (%s); deleting without looking', mapping.protocol, mapping.externalPort, err.message)
+        entry = null
+      }
+      if (entry === undefined) return
+      const why = entry === null ? undefined : notOursBecause(entry, { internalClient: this.#internalClient, internalPort: mapping.internalPort })
+      if (why !== undefined) throw new EntryNotOursError('delete', mapping.protocol, mapping.externalPort, entry ?? undefined, why)
+    }
+    await this.#delete(mapping, options)
+  }
+
+  /** DeletePortMapping without looking: for an entry this client has just made or read (see unmap). */
+  async #delete (mapping: PortMapping, options: CallOptions): Promise<void> {
     const key = { externalPort: mapping.externalPort, protocol: mapping.protocol }
     try {
       await this.#call((st) => encodeDeletePortMapping(st, key), decodeDeletePortMapping, this.#context(options))
     } catch (err) {
       if (!isRefused(err, UpnpErrorCode.NoSuchEntryInArray, UpnpErrorCode.PortMappingNotFound)) throw err
     }
+  }
+
+  /** GetSpecificPortMappingEntry, remembering a router that does not have the action (then nothing is looked up again). */
+  async #lookUp (protocol: TransportProtocol, externalPort: number, context: ExchangeContext): Promise<PortMappingEntry | undefined> {
+    try {
+      return await this.#call((st) => encodeGetSpecificPortMappingEntry(st, { externalPort, protocol }), decodeGetSpecificPortMappingEntry, context)
+    } catch (err) {
+      if (isRefused(err, UpnpErrorCode.InvalidAction, UpnpErrorCode.OptionalActionNotImplemented)) this.#noEntryLookup = true
+      throw err
+    }
+  }
+
+  /**
+   * Before an add on `externalPort`: EntryNotOursError when the router holds an entry there that
+   * is not ours, undefined when the port is free (`looking.sawFree`) or holds our own entry (the
+   * add refreshes it: a restarted natmapper takes back its earlier mapping). A router that cannot
+   * answer (a fault) gets the add unchecked, as before. An unreadable answer (miniupnpd up to
+   * 2.3.10 with a description of 64 bytes or more: mapping-description.ts) is someone's entry;
+   * two in a row are the router's look-ups that do not work, and the add goes ahead unchecked.
+   */
+  async #takenBy (protocol: TransportProtocol, externalPort: number, wanted: WantedEntry, looking: EntryLook, context: ExchangeContext): Promise<EntryNotOursError | undefined> {
+    if (this.#noEntryLookup) return undefined
+    let entry: PortMappingEntry | undefined
+    try {
+      entry = await this.#lookUp(protocol, externalPort, context)
+    } catch (err) {
+      if (err instanceof RemoteProtocolError && ++looking.unreadableInARow < 2) {
+        return new EntryNotOursError('map', protocol, externalPort, undefined, `its entry could not be read (${err.message})`)
+      }
+      if (!(err instanceof GatewayRefusedError) && !(err instanceof RemoteProtocolError)) throw err
+      this.#logger('%s external port %d: cannot look at the entry (%s); adding without looking', protocol, externalPort, (err as Error).message)
+      return undefined
+    }
+    looking.unreadableInARow = 0
+    if (entry === undefined) {
+      looking.sawFree = true
+      return undefined
+    }
+    const why = notOursBecause(entry, wanted)
+    return why === undefined ? undefined : new EntryNotOursError('map', protocol, externalPort, entry, why)
   }
 
   /** GetSpecificPortMappingEntry: the router's entry for an external port, undefined when it has none. */
@@ -316,12 +439,31 @@ export class UpnpClient implements Gateway {
   /**
    * The router's whole table, by GetGenericPortMappingEntry from index 0 until the router says
    * the index is past the end. Bounded (MAX_LISTED entries) against a router that never says so.
+   * An answer that cannot be read is skipped and the next index asked: miniupnpd up to 2.3.10
+   * sends a description of 64 bytes or more cut there, stack bytes after it, often mid-entity
+   * (desc[64] in upnpsoap.c; see mapping-description.ts), and one such entry must not hide the
+   * others. The skipped ones are listed as unreadable. After
+   * MAX_UNREADABLE_IN_A_ROW in a row the listing stops; if nothing at all could be read, the
+   * first error is thrown: that router's listing does not work.
    */
-  async list (options: CallOptions = {}): Promise<ListedMapping[]> {
+  async list (options: CallOptions = {}): Promise<ListedTable> {
     const entries: ListedMapping[] = []
+    const unreadable: ListedTable['unreadable'] = []
     const context = this.#context(options)
+    let inARow = 0
     for (let index = 0; index < MAX_LISTED; index++) {
-      const entry = await this.#call((st) => encodeGetGenericPortMappingEntry(st, index), decodeGetGenericPortMappingEntry, context)
+      let entry
+      try {
+        entry = await this.#call((st) => encodeGetGenericPortMappingEntry(st, index), decodeGetGenericPortMappingEntry, context)
+      } catch (err) {
+        if (!(err instanceof RemoteProtocolError)) throw err
+        this.#logger('GetGenericPortMappingEntry %d: unreadable (%s); going on with the next index', index, err.message)
+        unreadable.push({ index, reason: err.message })
+        if (++inARow < MAX_UNREADABLE_IN_A_ROW) continue
+        if (entries.length === 0) throw err
+        break
+      }
+      inARow = 0
       if (entry === undefined) break
       entries.push({
         protocol: entry.protocol,
@@ -333,7 +475,7 @@ export class UpnpClient implements Gateway {
         enabled: entry.enabled
       })
     }
-    return entries
+    return { entries, unreadable }
   }
 
   /**
@@ -371,14 +513,14 @@ export class UpnpClient implements Gateway {
       if (round > 0) {
         // The second way did not work either: take it away rather than leave a broken entry (a
         // router that says it has none may still hold a permanent one; 714 costs nothing).
-        await this.unmap(mapping, { signal: context.signal }).catch(() => {})
+        await this.#delete(mapping, { signal: context.signal }).catch(() => {})
         throw new RemoteProtocolError(state === 'missing'
           ? `the router accepted ${what}, even as a permanent lease, but does not keep it (GetSpecificPortMappingEntry finds no entry)`
           : `the router forwards ${what} to another internal port than ${mapping.internalPort}, even with equal ports; the mapping was removed`)
       }
       if (state === 'missing') {
         if (session.leaseSeconds === 0 || this.#permanentOnly) {
-          await this.unmap(mapping, { signal: context.signal }).catch(() => {})
+          await this.#delete(mapping, { signal: context.signal }).catch(() => {})
           throw new RemoteProtocolError(`the router accepted ${what} but does not keep it (GetSpecificPortMappingEntry finds no entry)`)
         }
         this.#logger('%s: gone at once after a leased add (old DD-WRT, tailscale#18196): adding it with a permanent lease', what)
@@ -394,9 +536,14 @@ export class UpnpClient implements Gateway {
       }
       // wrong-port: the router forwards to the external port; equal ports make that right.
       this.#logger('%s: the router lists internal port other than %d (SoftAtHome, tailscale#14344): removing it, mapping equal ports', what, mapping.internalPort)
-      await this.unmap(mapping, { signal: context.signal }).catch((err: Error) => { throw new UncertainMappingError(mapping, err) })
+      await this.#delete(mapping, { signal: context.signal }).catch((err: Error) => { throw new UncertainMappingError(mapping, err) })
       if (mapping.internalPort < 1024) {
         throw new RemoteProtocolError(`the router forwards ${what} to another internal port than ${mapping.internalPort}, and a low external port cannot be asked for instead; the mapping was removed`)
+      }
+      // A first add of that port: looked at like any (ownership.ts).
+      const taken = await this.#takenBy(mapping.protocol, mapping.internalPort, { internalClient, internalPort: mapping.internalPort, description: session.description }, { unreadableInARow: 0, sawFree: false }, context)
+      if (taken !== undefined) {
+        throw new RemoteProtocolError(`the router forwards ${what} to another internal port than ${mapping.internalPort}, and equal ports are impossible: ${taken.message}; the mapping was removed`)
       }
       mapping = await this.#add(mapping.protocol, mapping.internalPort, mapping.internalPort, session.requestedLifetimeSeconds,
         session.description, internalClient, externalAddress, context, { exactPort: true })
@@ -465,7 +612,7 @@ export class UpnpClient implements Gateway {
     } catch (err) {
       this.#logger('%s %d: no external address (%s): deleting external port %d again', mapping.protocol, mapping.internalPort, (err as Error).message, mapping.externalPort)
       try {
-        await this.unmap(mapping, options.signal === undefined ? {} : { signal: options.signal })
+        await this.#delete(mapping, options.signal === undefined ? {} : { signal: options.signal })
       } catch {
         throw new UncertainMappingError(mapping, err as Error)
       }
@@ -610,6 +757,20 @@ function fnv1a (text: string): number {
     hash = Math.imul(hash, 0x01000193) >>> 0
   }
   return hash
+}
+
+/**
+ * A refusal of an add for a low internal port as what it is: outside the router's rules
+ * (port-rules.ts). miniupnpd answers 606 on IGD v2, 728 to AddAnyPortMapping (no permitted
+ * external port for that internal port: upnpsoap.c, get_permitted_ext_ports) and 718 when built
+ * without IGD_V2; a 718 counts only when the port was just seen free, else it is a conflict.
+ * Told at once: other external ports are refused the same way (the internal port is the cause).
+ */
+function lowPortRefusal (err: unknown, internalPort: number, portWasFree: boolean): GatewayRefusedError | undefined {
+  const hint = lowPortHint(internalPort)
+  if (hint === undefined || !(err instanceof GatewayRefusedError) || err.protocol !== 'upnp') return undefined
+  if (!isRefused(err, UpnpErrorCode.ActionNotAuthorized, UpnpErrorCode.NoPortMapsAvailable) && !(portWasFree && isRefused(err, UpnpErrorCode.ConflictInMappingEntry))) return undefined
+  return new GatewayRefusedError('upnp', err.resultCode, err.resultName, hint)
 }
 
 /** The request may have reached the router and been applied: no answer, a reset, an abort after sending. */

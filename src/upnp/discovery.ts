@@ -119,7 +119,8 @@ export async function discoverIgd (options: UpnpDiscoverOptions = {}): Promise<I
       const deadline = clock.setTimeout(() => {
         conclude()
         const unusable = failures.length === 0 ? '' : `; ${failures.length} answer${failures.length === 1 ? '' : 's'} unusable, the first: ${failures[0]!.message}`
-        finish(new TimeoutError(`no usable UPnP IGD answered within ${Math.round(timeoutMs)} ms (M-SEARCH to ${gateway}${options.ssdpTarget === false ? '' : ' and the SSDP group'}; ${search.received} datagram${search.received === 1 ? '' : 's'} received${unusable})`, failures.length > 0 ? { cause: failures[0] } : undefined))
+        const refused = search.refused === 0 ? '' : `; ${search.refused} from ${subnet === undefined ? 'hosts other than the gateway' : 'outside the gateway\'s subnet'} refused`
+        finish(new TimeoutError(`no usable UPnP IGD answered within ${Math.round(timeoutMs)} ms (M-SEARCH to ${gateway}${options.ssdpTarget === false ? '' : ' and the SSDP group'}; ${search.received} datagram${search.received === 1 ? '' : 's'} received${refused}${unusable})`, failures.length > 0 ? { cause: failures[0] } : undefined))
       }, timeoutMs)
       const onAbort = (): void => { finish(new AbortError(signal?.reason)) }
       signal?.addEventListener('abort', onAbort, { once: true })

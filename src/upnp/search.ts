@@ -16,6 +16,12 @@ import { SsdpSearch, type SearchBurst, type SsdpTarget } from './ssdp.js'
 export interface IgdSearchOptions {
   /** The gateway's address; found from the default route when absent. */
   gateway?: string | undefined
+  /**
+   * The caller named the gateway (natmapper --gateway): then only it may answer and be
+   * connected to. Otherwise another host of its subnet may answer for it, as a CARP pair does
+   * (guard.ts); when the user asked for one router, another one answering is not it.
+   */
+  gatewayNamed?: boolean | undefined
   /** Where the multicast M-SEARCH goes (default 239.255.255.250:1900); false for none. */
   ssdpTarget?: SsdpTarget | false | undefined
   /** The gateway's SSDP port for the unicast M-SEARCH. Default 1900. */
@@ -40,7 +46,8 @@ export interface StartedIgdSearch {
 
 export async function startIgdSearch (options: IgdSearchOptions = {}): Promise<StartedIgdSearch> {
   const gateway = options.gateway ?? (await findDefaultGateway()).gateway
-  const subnet = localSubnetFor(gateway, options.interfaces ?? networkInterfaces())
+  // No subnet, no other host: the URL policy then allows the gateway alone (guard.ts).
+  const subnet = options.gatewayNamed === true ? undefined : localSubnetFor(gateway, options.interfaces ?? networkInterfaces())
   const base = { gateway, subnet }
   const search = await SsdpSearch.start({
     gateway,
@@ -49,6 +56,7 @@ export async function startIgdSearch (options: IgdSearchOptions = {}): Promise<S
     multicastInterface: options.multicastInterface,
     schedule: options.searchSchedule,
     acceptFrom: (address) => isLocalResponder(address, base),
+    refusedWhy: options.gatewayNamed === true ? 'not the gateway that was named' : 'not the gateway nor a host of its subnet',
     clock: options.clock ?? systemClock,
     createSocket: options.createSocket,
     logger: options.logger ?? createLogger('upnp')

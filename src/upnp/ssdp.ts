@@ -93,6 +93,8 @@ export interface SsdpSearchOptions {
   mx?: number | undefined
   /** Which sources to believe; others are dropped with a `warning`. Default: all. */
   acceptFrom?: ((address: string) => boolean) | undefined
+  /** Why acceptFrom refuses, for the warning. Default: not the gateway nor a host of its subnet. */
+  refusedWhy?: string | undefined
   /** Distinct answers per host; default MAX_ANSWERS_PER_HOST. */
   maxAnswersPerHost?: number | undefined
   /** Distinct answers from hosts other than the gateway together; default MAX_ANSWERS. */
@@ -126,6 +128,8 @@ export interface SsdpSearchEvents {
 export class SsdpSearch extends EventEmitter<SsdpSearchEvents> {
   /** Datagrams received, accepted or not. */
   received = 0
+  /** Datagrams dropped because acceptFrom refused their source. */
+  refused = 0
   /** New answers dropped because their host, or all hosts together, had reached the cap. */
   overCap = 0
   /** Every answer reported so far (bounded by the caps), for a reader that comes late. */
@@ -136,6 +140,7 @@ export class SsdpSearch extends EventEmitter<SsdpSearchEvents> {
   readonly #startMs: number
   readonly #seen = new Set<string>()
   readonly #acceptFrom: (address: string) => boolean
+  readonly #refusedWhy: string
   readonly #timers: TimerHandle[] = []
   readonly #gateway: string | undefined
   readonly #maxPerHost: number
@@ -153,6 +158,7 @@ export class SsdpSearch extends EventEmitter<SsdpSearchEvents> {
     this.#clock = options.clock ?? systemClock
     this.#logger = options.logger ?? createLogger('ssdp')
     this.#acceptFrom = options.acceptFrom ?? (() => true)
+    this.#refusedWhy = options.refusedWhy ?? 'not the gateway nor a host of its subnet'
     this.#gateway = options.gateway
     this.#maxPerHost = options.maxAnswersPerHost ?? MAX_ANSWERS_PER_HOST
     this.#maxAnswers = options.maxAnswers ?? MAX_ANSWERS
@@ -215,7 +221,8 @@ export class SsdpSearch extends EventEmitter<SsdpSearchEvents> {
     if (this.#closed) return
     this.received++
     const from = { address: rinfo.address, port: rinfo.port }
-    const parsed = readSsdpDatagram(message, rinfo, this.#acceptFrom, 'not the gateway nor a host of its subnet')
+    if (!this.#acceptFrom(rinfo.address)) this.refused++
+    const parsed = readSsdpDatagram(message, rinfo, this.#acceptFrom, this.#refusedWhy)
     if (parsed instanceof Error) {
       this.#warn(parsed)
       return

@@ -237,3 +237,19 @@ test('discoverNAT: a server that drops PCP without a word is asked NAT-PMP after
   assert.equal(nat.method, 'natpmp')
   assert.equal(nat.externalAddress, '11.0.0.5')
 })
+
+test('issue 18 point 8: a gateway named by the caller must be the UPnP device; another host of its subnet answering for it (a CARP partner, tolerated for the default route\'s gateway) is refused, nothing fetched from it', async (ctx) => {
+  const { startIgd } = await import('../upnp/setup.js')
+  // 127.0.0.1 is named and runs no IGD (its "port 1900" is the named one's silent SSDP socket); 127.0.0.2, on the same /8, answers the group.
+  const named = await startIgd(ctx)
+  named.quirks.silentSsdp = true
+  const other = await startIgd(ctx, { address: '127.0.0.2', externalAddress: '11.22.33.44' })
+  await assert.rejects(discoverGateway({ gateway: '127.0.0.1', methods: ['upnp'], timeout: 1000, ssdpTarget: other.ssdpMulticastTarget, ssdpGatewayPort: named.ssdpUnicastTarget.port }),
+    (err: unknown) => {
+      assert.ok(err instanceof NatmapperError, String(err))
+      assert.match(err.message, /upnp: no usable UPnP IGD answered within \d+ ms \(M-SEARCH to 127\.0\.0\.1 and the SSDP group; \d+ datagrams? received; \d+ from hosts other than the gateway refused\)/)
+      return true
+    })
+  assert.ok(other.count('ssdp') > 0, 'the other host did hear the search')
+  assert.equal(other.count('http'), 0, 'its description was never fetched')
+})

@@ -97,3 +97,18 @@ test('discoverNAT on a UPnP gateway with no external address (miniupnpd behind a
   await nat.close()
   assert.deepEqual(igd.mappings(), [])
 })
+
+test('issue 18 point 7: close() does not delete what another program of this host put over our mapping; it says so (error event)', async (ctx) => {
+  const igd = await startIgd(ctx)
+  const nat = await discoverNAT({ gateway: igd.address, methods: ['upnp'], ssdpTarget: igd.ssdpMulticastTarget, ssdpGatewayPort: igd.ssdpUnicastTarget.port, ssdpListen: false, announcements: false, timeout: 3000 })
+  const errors: Error[] = []
+  nat.on('error', (err) => errors.push(err))
+  await nat.addMapping('tcp', 4001)
+  await nat.addMapping('tcp', 4002)
+  // Another program adds over 4001 (miniupnpd lets it: same internal client).
+  igd.occupy(4001, 'TCP', '127.0.0.1', { internalPort: 4009, description: 'other program' })
+  await nat.close()
+  assert.deepEqual(igd.mappings().map((m) => `${m.externalPort}->${m.internalPort} ${m.description}`), ['4001->4009 other program'], 'ours (4002) deleted, theirs kept')
+  assert.equal(errors.length, 1)
+  assert.match(errors[0]!.message, /not deleting UPnP TCP external port 4001/)
+})

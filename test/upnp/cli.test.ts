@@ -3,7 +3,7 @@ import assert from 'node:assert/strict'
 import { spawn } from 'node:child_process'
 import { createSocket } from 'node:dgram'
 import { waitFor } from '../helpers/wait.js'
-import { bin, startCli } from '../helpers/cli.js'
+import { bin, runCli, startCli } from '../helpers/cli.js'
 import { startIgd } from './setup.js'
 
 /** `natmapper map --protocol upnp` against the simulated IGD, over loopback only. */
@@ -47,4 +47,17 @@ test('--ssdp-target must be IP:PORT', async () => {
     assert.equal(code, 2, `${target}: ${stderr}`)
     assert.match(stderr, /^natmapper: --ssdp-target /, target)
   }
+})
+
+test('issue 18 point 7: natmapper unmap refuses to delete an entry that is not ours (another internal port), and says why; ours it deletes', async (ctx) => {
+  const igd = await startIgd(ctx, { externalAddress: '198.51.100.4' })
+  igd.occupy(7170, 'TCP', '127.0.0.1', { internalPort: 7171, description: 'libminiupnpc' })
+  igd.occupy(7175, 'TCP', '127.0.0.1', { internalPort: 7175, description: 'natmapper' })
+  const flags = ['--protocol', 'upnp', '--gateway', '127.0.0.1', '--ssdp-target', `127.0.0.1:${igd.ssdpUnicastTarget.port}`]
+  const refused = await runCli(['unmap', '7170/tcp', ...flags])
+  assert.equal(refused.code, 1)
+  assert.match(refused.stderr, /could not unmap 7170\/tcp: not deleting UPnP TCP external port 7170: the router's entry there is not natmapper's: it forwards to 127\.0\.0\.1:7171, not to internal port 7170/)
+  const deleted = await runCli(['unmap', '7175/tcp', ...flags])
+  assert.equal(deleted.code, 0, deleted.stderr)
+  assert.deepEqual(igd.mappings().map((m) => m.externalPort), [7170])
 })

@@ -5,6 +5,7 @@ import type { PortMapping } from '../../src/gateway.js'
 import type { SimulatedIgd, SimulatedIgdOptions } from '../../src/testing/igd.js'
 import { candidatePort, NoExternalAddressError, UpnpClient, type UpnpClientTuning } from '../../src/upnp/client.js'
 import { upnpErrorName } from '../../src/upnp/codes.js'
+import { EntryNotOursError } from '../../src/upnp/ownership.js'
 import { discoverOptions, startIgd } from './setup.js'
 import { mapChecked } from '../../src/gateway.js'
 
@@ -23,7 +24,7 @@ const argsOf = (igd: SimulatedIgd, action: string, nth = 0): Record<string, stri
 const refusedWith = (code: number) => (err: unknown): boolean =>
   err instanceof GatewayRefusedError && err.protocol === 'upnp' && err.resultCode === code && err.resultName === upnpErrorName(code)
 
-test('IGD v2: discovery and a first mapping cost one description, one GetExternalIPAddress, one AddAnyPortMapping, one read-back', async (ctx) => {
+test('IGD v2: discovery and a first mapping cost one description, one GetExternalIPAddress, one look-up, one AddAnyPortMapping, one read-back', async (ctx) => {
   const { igd, client } = await setup(ctx, { externalAddress: '198.51.100.20' })
   assert.equal(client.method, 'upnp')
   assert.equal(client.address, '127.0.0.1')
@@ -35,10 +36,11 @@ test('IGD v2: discovery and a first mapping cost one description, one GetExterna
     lifetimeSeconds: 7200, grantedAtMs: 0, expiresAtMs: 0, session: undefined
   })
   assert.equal(mapping.expiresAtMs - mapping.grantedAtMs, 7200_000)
-  // The client's first add is read back once (quirks 10 and 28); later equal-port adds are trusted.
-  assert.deepEqual(actions(igd), ['GET', 'GetExternalIPAddress', 'AddAnyPortMapping', 'GetSpecificPortMappingEntry'])
+  // Each add is preceded by a look-up (another program's entry is not overwritten: ownership.ts); the
+  // client's first add is read back once (quirks 10 and 28); later equal-port adds are trusted.
+  assert.deepEqual(actions(igd), ['GET', 'GetExternalIPAddress', 'GetSpecificPortMappingEntry', 'AddAnyPortMapping', 'GetSpecificPortMappingEntry'])
   await mapChecked(client, { protocol: 'tcp', internalPort: 7002, lifetimeSeconds: 7200 })
-  assert.deepEqual(actions(igd).slice(4), ['AddAnyPortMapping'])
+  assert.deepEqual(actions(igd).slice(5), ['GetSpecificPortMappingEntry', 'AddAnyPortMapping'])
   assert.deepEqual(argsOf(igd, 'AddAnyPortMapping'), {
     NewRemoteHost: '', NewExternalPort: '7001', NewProtocol: 'TCP', NewInternalPort: '7001',
     // From the TCP connection's local address, as miniupnpc does: never 0.0.0.0 or a docker bridge's.
@@ -53,28 +55,33 @@ test('IGD v1: AddPortMapping, upper-case UDP, the description given', async (ctx
   assert.equal(client.service.igdVersion, 1)
   const mapping = await mapChecked(client, { protocol: 'udp', internalPort: 7002, lifetimeSeconds: 3600, description: 'my app' })
   assert.equal(mapping.externalPort, 7002)
-  assert.deepEqual(actions(igd), ['GET', 'GetExternalIPAddress', 'AddPortMapping', 'GetSpecificPortMappingEntry'])
+  assert.deepEqual(actions(igd), ['GET', 'GetExternalIPAddress', 'GetSpecificPortMappingEntry', 'AddPortMapping', 'GetSpecificPortMappingEntry'])
   assert.equal(argsOf(igd, 'AddPortMapping').NewProtocol, 'UDP')
   assert.equal(argsOf(igd, 'AddPortMapping').NewPortMappingDescription, 'my app')
   assert.equal(argsOf(igd, 'AddPortMapping').NewLeaseDuration, '3600')
 })
 
-test('renew re-adds the same external port (refreshing the external address); unmap deletes that port and protocol', async (ctx) => {
+test('renew re-adds the same external port (refreshing the external address), without a look-up; unmap looks, then deletes that port and protocol', async (ctx) => {
   const { igd, client } = await setup(ctx)
   igd.occupy(7001, 'TCP')
   const first = await mapChecked(client, { protocol: 'tcp', internalPort: 7001, lifetimeSeconds: 7200 })
-  assert.equal(first.externalPort, 7000, 'AddAnyPortMapping: the router picked the nearest free port')
+  const derived = candidatePort({ protocol: 'tcp', internalPort: 7001 }, '127.0.0.1', 1)
+  assert.equal(first.externalPort, derived, 'the look-up saw the other host\'s entry: the next candidate port, looked at too')
   igd.externalAddress = '198.51.100.99'
   const renewed = await client.renew(first)
-  assert.equal(renewed.externalPort, 7000)
+  assert.equal(renewed.externalPort, derived)
   assert.equal(renewed.externalAddress, '198.51.100.99')
   assert.deepEqual(actions(igd).slice(-2), ['GetExternalIPAddress', 'AddPortMapping'])
-  assert.equal(argsOf(igd, 'AddPortMapping').NewExternalPort, '7000')
+  assert.equal(argsOf(igd, 'AddPortMapping').NewExternalPort, String(derived))
   await client.unmap(renewed)
-  assert.deepEqual(argsOf(igd, 'DeletePortMapping'), { NewRemoteHost: '', NewExternalPort: '7000', NewProtocol: 'TCP' })
+  assert.deepEqual(actions(igd).slice(-2), ['GetSpecificPortMappingEntry', 'DeletePortMapping'])
+  assert.deepEqual(argsOf(igd, 'DeletePortMapping'), { NewRemoteHost: '', NewExternalPort: String(derived), NewProtocol: 'TCP' })
   assert.deepEqual(igd.mappings().map((m) => m.externalPort), [7001], 'only the other host\'s entry is left')
   await client.unmap(renewed)
-  assert.equal(igd.requests.filter((r) => r.what === 'DeletePortMapping')[1]!.fault, 714, 'deleting twice: 714, taken as done')
+  assert.deepEqual(actions(igd).slice(-1), ['GetSpecificPortMappingEntry'], 'deleting twice: the look-up finds nothing, nothing more is sent')
+  igd.quirks.faultNext = [{ action: 'DeletePortMapping', code: 714 }]
+  await client.unmap(await mapChecked(client, { protocol: 'udp', internalPort: 7003, lifetimeSeconds: 60 }))
+  assert.equal(igd.requests.filter((r) => r.what === 'DeletePortMapping').at(-1)!.fault, 714, 'a 714 to the delete itself is taken as done')
 })
 
 test('renew of a port another host took meanwhile maps another port', async (ctx) => {
@@ -125,10 +132,11 @@ test('quirk 718 conflicts (IGD v1): other ports, derived from our address, a bou
   const expected = candidatePort({ protocol: 'tcp', internalPort: 7001 }, '127.0.0.1', 1)
   assert.equal(mapping.externalPort, expected)
   assert.ok(expected >= 1024 && expected !== 7001)
-  assert.deepEqual(igd.requests.filter((r) => r.what === 'AddPortMapping').map((r) => r.fault), [718, undefined])
+  assert.deepEqual(igd.requests.filter((r) => r.what === 'AddPortMapping').map((r) => r.fault), [undefined], 'the look-up saw 7001 taken: no add there')
+  // A 718 the look-up could not foresee (a race, a rule): the next port all the same.
   igd.quirks.conflictNext = 100
   await assert.rejects(mapChecked(client, { protocol: 'udp', internalPort: 9000, lifetimeSeconds: 7200 }), refusedWith(718))
-  assert.equal(igd.count('http', 'AddPortMapping'), 2 + 5)
+  assert.equal(igd.count('http', 'AddPortMapping'), 1 + 5)
 })
 
 test('729 ConflictWithOtherMechanisms is a conflict too', async (ctx) => {
@@ -163,9 +171,36 @@ test('low internal ports map to a high external port; a low external port is sen
   const asked = await mapChecked(client, { protocol: 'udp', internalPort: 53, suggestedExternalPort: 53, lifetimeSeconds: 7200 })
   assert.equal(asked.externalPort, 53)
   igd.quirks.lowPortsRefused = true
-  // miniupnpd's default rules: 606 on v2.
-  await assert.rejects(mapChecked(client, { protocol: 'tcp', internalPort: 8080, suggestedExternalPort: 80, lifetimeSeconds: 7200 }), refusedWith(606))
+  // miniupnpd's default rules: AddAnyPortMapping walks from the refused 80 to the first permitted port
+  // (in the lab too: ext 80 -> :8080 got 1024); AddPortMapping refuses it, 606 on v2.
+  assert.equal((await mapChecked(client, { protocol: 'tcp', internalPort: 8080, suggestedExternalPort: 80, lifetimeSeconds: 7200 })).externalPort, 1024)
+  igd.quirks.faultNext = [{ action: 'AddAnyPortMapping', code: 401 }]
+  await assert.rejects(mapChecked(client, { protocol: 'tcp', internalPort: 8081, suggestedExternalPort: 81, lifetimeSeconds: 7200 }), refusedWith(606))
   for (const r of igd.requests) if (r.args !== undefined) assert.notEqual(Object.fromEntries(r.args).NewExternalPort, '0')
+})
+
+// Issue 18 point 11: `map 80` on a router whose rules allow 1024-65535 only.
+for (const [version, code, what] of [[2, 728, 'AddAnyPortMapping: no permitted external port for internal port 80 (miniupnpd in the lab)'], [1, 718, 'AddPortMapping: 718 from a miniupnpd built without IGD_V2, the port seen free just before']] as const) {
+  test(`issue 18 point 11, IGD v${version}: a low internal port refused (${what}) is said plainly, at once, with no other port tried`, async (ctx) => {
+    const { igd, client } = await setup(ctx, { igdVersion: version })
+    await assert.rejects(mapChecked(client, { protocol: 'tcp', internalPort: 80, lifetimeSeconds: 7200 }), (err: unknown) => {
+      assert.ok(refusedWith(code)(err), String(err))
+      assert.match((err as Error).message, /internal port 80 is outside what the router permits: many routers allow only ports 1024-65535 \(miniupnpd's default rules\); use an internal port from 1024 up/)
+      return true
+    })
+    assert.deepEqual(actions(igd).slice(2), ['GetSpecificPortMappingEntry', version === 2 ? 'AddAnyPortMapping' : 'AddPortMapping'], 'one look-up, one add: the other candidate ports would be refused the same way')
+    assert.deepEqual(igd.mappings(), [])
+  })
+}
+
+test('issue 18 point 11: a 718 on a low internal port whose external port was not seen free is a conflict as before; a high internal port refused is not explained as a low one', async (ctx) => {
+  const { igd, client } = await setup(ctx, { igdVersion: 1 }, (i) => { i.quirks.lowPortsRefused = false }, { maxPortAttempts: 3 })
+  // The look-up cannot answer (501): the 718 may be another host's entry, so other ports are tried.
+  igd.quirks.faultNext = [{ action: 'GetSpecificPortMappingEntry', code: 501 }, { action: 'AddPortMapping', code: 718 }]
+  const mapping = await mapChecked(client, { protocol: 'tcp', internalPort: 80, lifetimeSeconds: 7200 })
+  assert.equal(mapping.externalPort, candidatePort({ protocol: 'tcp', internalPort: 80 }, '127.0.0.1', 1))
+  igd.quirks.faultNext = [{ action: 'AddPortMapping', code: 606 }]
+  await assert.rejects(mapChecked(client, { protocol: 'tcp', internalPort: 8080, lifetimeSeconds: 7200 }), (err: unknown) => refusedWith(606)(err) && !/outside what the router permits/.test((err as Error).message))
 })
 
 test('quirk lower-case protocol rejected (TP-Link ER605: tailscale#7377): we send upper case, so it works', async (ctx) => {
@@ -212,7 +247,7 @@ test('quirk AddAnyPortMapping answered with a connection reset (Ubee EVW32C-0S: 
   const { igd, client } = await setup(ctx, {}, (i) => { i.quirks.resetAddAnyPortMapping = true })
   await mapChecked(client, { protocol: 'tcp', internalPort: 7001, lifetimeSeconds: 7200 })
   await mapChecked(client, { protocol: 'tcp', internalPort: 7002, lifetimeSeconds: 7200 })
-  assert.deepEqual(actions(igd).slice(2), ['AddAnyPortMapping', 'AddPortMapping', 'GetSpecificPortMappingEntry', 'AddPortMapping'])
+  assert.deepEqual(actions(igd).slice(2), ['GetSpecificPortMappingEntry', 'AddAnyPortMapping', 'AddPortMapping', 'GetSpecificPortMappingEntry', 'GetSpecificPortMappingEntry', 'AddPortMapping'])
   assert.equal(igd.mappings().length, 2)
 })
 
@@ -221,7 +256,7 @@ for (const code of [401, 602]) {
     const { igd, client } = await setup(ctx, {}, (i) => { i.quirks.faultNext = [{ action: 'AddAnyPortMapping', code }] })
     const mapping = await mapChecked(client, { protocol: 'udp', internalPort: 7001, lifetimeSeconds: 7200 })
     assert.equal(mapping.externalPort, 7001)
-    assert.deepEqual(actions(igd).slice(2), ['AddAnyPortMapping', 'AddPortMapping', 'GetSpecificPortMappingEntry'])
+    assert.deepEqual(actions(igd).slice(2), ['GetSpecificPortMappingEntry', 'AddAnyPortMapping', 'AddPortMapping', 'GetSpecificPortMappingEntry'])
   })
 }
 
@@ -314,4 +349,101 @@ test('bad requests are UsageErrors; an aborted signal is an AbortError; a closed
   client.close()
   client.close()
   await assert.rejects(mapChecked(client, { protocol: 'tcp', internalPort: 7001, lifetimeSeconds: 60 }), ClosedError)
+})
+
+// Issue 18 point 7: the router overwrites an entry of the same internal client whatever its internal
+// port (miniupnpd upnp_redirect; SimulatedIgd does the same), so the client looks before each add.
+const entryAt = (igd: SimulatedIgd, port: number): string | undefined => {
+  const m = igd.mappings().find((e) => e.externalPort === port)
+  return m === undefined ? undefined : `${m.protocol} ${m.externalPort}->${m.internalClient}:${m.internalPort} ${JSON.stringify(m.description)}`
+}
+const notOurs = (err: unknown): boolean => err instanceof EntryNotOursError && err.code === 'NATMAPPER_UPNP_NOT_OURS'
+
+for (const version of [1, 2] as const) {
+  test(`issue 18 point 7, IGD v${version}: another program of our host holds the port (ext 7170 -> :7171, as upnpc -a makes it): map 7170 takes another port and leaves that entry alone`, async (ctx) => {
+    const { igd, client } = await setup(ctx, { igdVersion: version })
+    igd.occupy(7170, 'TCP', '127.0.0.1', { internalPort: 7171, description: 'libminiupnpc' })
+    const mapping = await mapChecked(client, { protocol: 'tcp', internalPort: 7170, lifetimeSeconds: 7200 })
+    assert.equal(mapping.externalPort, candidatePort({ protocol: 'tcp', internalPort: 7170 }, '127.0.0.1', 1))
+    assert.equal(entryAt(igd, 7170), 'TCP 7170->127.0.0.1:7171 "libminiupnpc"', 'the other program\'s entry is untouched')
+    assert.equal(entryAt(igd, mapping.externalPort), `TCP ${mapping.externalPort}->127.0.0.1:7170 "natmapper"`)
+    assert.equal(igd.requests.filter((r) => r.args !== undefined && Object.fromEntries(r.args).NewExternalPort === '7170' && r.what.startsWith('Add')).length, 0, 'no add was sent for 7170')
+  })
+}
+
+test('issue 18 point 7: --external-port 7170 for another internal port while natmapper holds 7170 -> :7170: another port, natmapper\'s own entry untouched', async (ctx) => {
+  const { igd, client } = await setup(ctx)
+  const first = await mapChecked(client, { protocol: 'tcp', internalPort: 7170, lifetimeSeconds: 7200 })
+  assert.equal(first.externalPort, 7170)
+  const other = await UpnpClient.discover(discoverOptions(igd))
+  ctx.after(() => { other.close() })
+  const second = await mapChecked(other, { protocol: 'tcp', internalPort: 7172, suggestedExternalPort: 7170, lifetimeSeconds: 7200 })
+  assert.notEqual(second.externalPort, 7170)
+  assert.equal(entryAt(igd, 7170), 'TCP 7170->127.0.0.1:7170 "natmapper"')
+  assert.equal(entryAt(igd, second.externalPort), `TCP ${second.externalPort}->127.0.0.1:7172 "natmapper"`)
+})
+
+test('issue 18 point 7: the same internal port but another program\'s description is not ours either; our own entry (same client, port and description) is taken back by a restarted client', async (ctx) => {
+  const { igd, client } = await setup(ctx)
+  igd.occupy(7180, 'UDP', '127.0.0.1', { internalPort: 7180, description: 'game server' })
+  const beside = await mapChecked(client, { protocol: 'udp', internalPort: 7180, lifetimeSeconds: 600 })
+  assert.notEqual(beside.externalPort, 7180)
+  assert.equal(entryAt(igd, 7180), 'UDP 7180->127.0.0.1:7180 "game server"')
+  // A natmapper that made 7190 and was restarted: the entry is its own, refreshed in place.
+  igd.occupy(7190, 'UDP', '127.0.0.1', { internalPort: 7190, description: 'natmapper' })
+  const restarted = await mapChecked(client, { protocol: 'udp', internalPort: 7190, lifetimeSeconds: 600 })
+  assert.equal(restarted.externalPort, 7190)
+  assert.equal(igd.mappings().find((m) => m.externalPort === 7190)?.leaseSeconds, 600, 'refreshed: the add went over it')
+  // Some routers list the client as a name or nothing (see #entryState): that counts as ours.
+  igd.occupy(7200, 'UDP', '', { internalPort: 7200, description: 'natmapper' })
+  await mapChecked(client, { protocol: 'udp', internalPort: 7200, lifetimeSeconds: 600 })
+  assert.equal(igd.requests.filter((r) => r.what === 'AddAnyPortMapping').map((r) => Object.fromEntries(r.args!).NewExternalPort).at(-1), '7200', 'asked for 7200 itself, not a derived port')
+})
+
+test('issue 18 point 7: unmap deletes only our entry; one another program put at that port meanwhile is left, with EntryNotOursError', async (ctx) => {
+  const { igd, client } = await setup(ctx)
+  const mapping = await mapChecked(client, { protocol: 'tcp', internalPort: 7170, lifetimeSeconds: 7200 })
+  // Another program adds over it (the router lets it: same internal client).
+  igd.occupy(7170, 'TCP', '127.0.0.1', { internalPort: 7172, description: 'natmapper' })
+  await assert.rejects(client.unmap(mapping), (err: unknown) => {
+    assert.ok(notOurs(err), String(err))
+    assert.match((err as Error).message, /not deleting UPnP TCP external port 7170: the router's entry there is not natmapper's: it forwards to 127\.0\.0\.1:7172, not to internal port 7170/)
+    return true
+  })
+  assert.equal(entryAt(igd, 7170), 'TCP 7170->127.0.0.1:7172 "natmapper"')
+  assert.equal(igd.count('http', 'DeletePortMapping'), 0)
+  // Another host's entry, likewise.
+  igd.occupy(7170, 'TCP', '192.0.2.7', { internalPort: 7170 })
+  await assert.rejects(client.unmap(mapping), (err: unknown) => notOurs(err) && /another host, 192\.0\.2\.7:7170/.test((err as Error).message))
+  assert.equal(igd.count('http', 'DeletePortMapping'), 0)
+})
+
+test('issue 18 point 7: verify sees another program took our port; the renewal then maps another port instead of taking it back', async (ctx) => {
+  const { igd, client } = await setup(ctx)
+  const mapping = await mapChecked(client, { protocol: 'tcp', internalPort: 7170, lifetimeSeconds: 7200 })
+  igd.occupy(7170, 'TCP', '127.0.0.1', { internalPort: 7171, description: 'libminiupnpc' })
+  assert.equal(await client.verify(mapping), false)
+  const renewed = await client.renew(mapping)
+  assert.notEqual(renewed.externalPort, 7170)
+  assert.equal(entryAt(igd, 7170), 'TCP 7170->127.0.0.1:7171 "libminiupnpc"', 'not taken back')
+  assert.equal(entryAt(igd, renewed.externalPort), `TCP ${renewed.externalPort}->127.0.0.1:7170 "natmapper"`)
+})
+
+test('issue 18 point 7: an entry whose answer cannot be read (a long description on miniupnpd <= 2.3.10) is nobody\'s we know: not mapped over, not deleted', async (ctx) => {
+  const { igd, client } = await setup(ctx)
+  igd.quirks.descriptionBytesKept = 64
+  igd.occupy(7170, 'TCP', '127.0.0.1', { internalPort: 7170, description: `${'x'.repeat(60)} & co` })
+  const mapping = await mapChecked(client, { protocol: 'tcp', internalPort: 7170, lifetimeSeconds: 7200 })
+  assert.notEqual(mapping.externalPort, 7170)
+  await assert.rejects(client.unmap({ ...mapping, externalPort: 7170 }), (err: unknown) => notOurs(err) && /could not be read/.test((err as Error).message))
+  assert.equal(igd.mappings().length, 2)
+})
+
+test('issue 18 point 7: a router without GetSpecificPortMappingEntry (401) gets adds and deletes unchecked, as before, and is not asked again', async (ctx) => {
+  const { igd, client } = await setup(ctx, {}, (i) => { i.quirks.faultNext = [{ action: 'GetSpecificPortMappingEntry', code: 401 }] })
+  const mapping = await mapChecked(client, { protocol: 'tcp', internalPort: 7170, lifetimeSeconds: 7200 })
+  assert.equal(mapping.externalPort, 7170)
+  await client.unmap(mapping)
+  assert.deepEqual(igd.mappings(), [])
+  assert.equal(igd.count('http', 'GetSpecificPortMappingEntry'), 2, 'the look-up that got 401 and the read-back; none before the delete')
 })

@@ -41,6 +41,30 @@ test('another host of the subnet answering for the gateway (CARP: tailscale#5502
   assert.equal(selection.policy.responder, '127.0.0.2')
 })
 
+test('issue 18 point 8: a gateway the caller named (gatewayNamed) must answer itself: another host of its subnet is refused, its description never fetched', async (ctx) => {
+  const gateway = await startIgd(ctx)
+  gateway.quirks.silentSsdp = true
+  const other = await startIgd(ctx, { address: '127.0.0.2', externalAddress: PUBLIC })
+  const clock = new FakeClock()
+  const pending = discoverIgd(discoverOptions(gateway, { gatewayNamed: true, ssdpTarget: other.ssdpMulticastTarget, clock, timeoutMs: 1500 }))
+  const outcome = pending.then(() => undefined, (err: Error) => err)
+  await waitFor(() => other.count('ssdp') === 1, 'the other host\'s answer')
+  await clock.advance(1500)
+  const err = await outcome
+  assert.ok(err instanceof TimeoutError, String(err))
+  assert.match(err.message, /\d+ datagrams? received; \d+ from hosts other than the gateway refused\)/)
+  assert.equal(other.count('http'), 0, 'its description was never fetched')
+})
+
+test('issue 18 point 8: with gatewayNamed, the gateway\'s own answer still works, and a control URL on another host of the subnet is refused', async (ctx) => {
+  const igd = await startIgd(ctx, { externalAddress: PUBLIC })
+  const selection = await discoverIgd(discoverOptions(igd, { gatewayNamed: true }))
+  assert.equal(selection.responder.address, '127.0.0.1')
+  assert.equal(selection.policy.subnet, undefined, 'the URL policy allows the gateway alone')
+  igd.quirks.controlUrlHost = '127.0.0.2'
+  await assert.rejects(discoverIgd(discoverOptions(igd, { gatewayNamed: true })), (err: unknown) => err instanceof UnsafeUrlError && err.reason === 'foreign-host')
+})
+
 test('a public address elsewhere on the subnet beats a gateway without one; the gateway wins ties', async (ctx) => {
   const gateway = await startIgd(ctx, { externalAddress: '' })
   const other = await startIgd(ctx, { address: '127.0.0.2', externalAddress: PUBLIC })
@@ -74,7 +98,7 @@ test('answers from outside the gateway\'s subnet are not believed', async (ctx) 
   await clock.advance(1500)
   const err = await outcome
   assert.ok(err instanceof TimeoutError, String(err))
-  assert.match(err.message, /no usable UPnP IGD answered within 1500 ms \(M-SEARCH to 127\.0\.0\.1 and the SSDP group; \d+ datagrams? received\)/)
+  assert.match(err.message, /no usable UPnP IGD answered within 1500 ms \(M-SEARCH to 127\.0\.0\.1 and the SSDP group; \d+ datagrams? received; \d+ from outside the gateway's subnet refused\)/)
   assert.equal(other.count('http'), 0, 'its description was never fetched')
 })
 
@@ -159,7 +183,8 @@ test('a finished discovery leaves no timer behind (a settle timer would hold a C
   const igd = await startIgd(ctx, { externalAddress: PUBLIC })
   const selection = await discoverIgd(discoverOptions(igd, { clock, settleMs: 250 }))
   assert.equal(selection.rank, 0)
-  await new Promise((resolve) => setImmediate(resolve))
+  // What is due now (the XML parser's preload) runs; nothing is left to wait for.
+  await clock.advance(0)
   assert.equal(clock.pendingTimers, 0)
 })
 
