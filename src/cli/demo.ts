@@ -3,7 +3,7 @@ import { NAT } from '../nat/nat.js'
 import { PcpClient } from '../port-control/pcp-client.js'
 import { SimulatedPmpGateway } from '../testing/pmp-gateway.js'
 import { parseCommandLine } from './common.js'
-import { mappedLine, mappingFields } from './map.js'
+import { mappedLine, mappingFields } from './map-lines.js'
 import { createOutput, type Output } from './output.js'
 
 export const demoHelp = `Usage: natmapper demo [--json]

@@ -1,8 +1,8 @@
 import { discoverNAT } from '../nat/discover-nat.js'
 import { UsageError } from '../errors.js'
-import type { MappingEvent } from '../nat/nat.js'
 import { discoverOptionsFrom, gatewayOptionSpec, gatewayOptionsHelp, parseCommandLine } from './common.js'
 import { mapAndKeep } from './map-keep.js'
+import { mappedLine, mappingFields, type MapRequest } from './map-lines.js'
 import { createOutput, type Output } from './output.js'
 import { parseIntegerOption, parsePortSpec, type PortSpec } from './ports.js'
 import { remember } from './state.js'
@@ -27,8 +27,6 @@ external-address, not-public, gateway-changed, unmapped, error, left.
 While it runs, natmapper records each mapping in its state file, so that 'natmapper unmap'
 can delete what a crash left.
 `
-
-export interface MapRequest { lifetimeSeconds: number, externalPort: number | undefined, description: string }
 
 export async function runMap (argv: string[], output?: Output): Promise<number> {
   const { values, positionals } = parseCommandLine('map', argv, {
@@ -63,17 +61,6 @@ function uniqueSpecs (specs: PortSpec[]): PortSpec[] {
     seen.add(key)
     return true
   })
-}
-
-export function mappingFields (m: MappingEvent): Record<string, unknown> {
-  return {
-    protocol: m.protocol, internalPort: m.internalPort, externalAddress: m.externalAddress,
-    externalPort: m.externalPort, method: m.method, lifetime: m.lifetimeSeconds
-  }
-}
-
-export function mappedLine (verb: string, m: MappingEvent): string {
-  return `${verb} ${m.protocol} ${m.internalPort} -> ${m.externalAddress ?? '?'}:${m.externalPort} (${m.method}, lifetime ${m.lifetimeSeconds} s)`
 }
 
 /** The NAT in its map-once mode: the same discovery, requests and double-NAT reading as `map`. */
