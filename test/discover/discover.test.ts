@@ -6,6 +6,7 @@ import { discoverNAT } from '../../src/nat/discover-nat.js'
 import { SimulatedPmpGateway, type SimulatedPmpGatewayOptions } from '../../src/testing/pmp-gateway.js'
 import { NatmapperError, NoGatewayError, TimeoutError } from '../../src/errors.js'
 import { waitFor } from '../helpers/wait.js'
+import { FakeClock } from '../../src/testing/fake-clock.js'
 
 async function gatewayFor (ctx: TestContext, options: SimulatedPmpGatewayOptions = {}): Promise<SimulatedPmpGateway> {
   const gateway = await SimulatedPmpGateway.start(options)
@@ -35,7 +36,8 @@ test('a NAT-PMP-only gateway is found with NAT-PMP', async (ctx) => {
 
 test('discoverNAT on a PCP gateway costs it one request (the ANNOUNCE); the address comes with the first MAP, no NAT-PMP request', async (ctx) => {
   const sim = await gatewayFor(ctx)
-  const nat = await discoverNAT({ gateway: sim.address, port: sim.port, methods: ['pcp', 'natpmp'], ...noAnnouncements })
+  const clock = new FakeClock()
+  const nat = await discoverNAT({ gateway: sim.address, port: sim.port, methods: ['pcp', 'natpmp'], clock, ...noAnnouncements })
   ctx.after(async () => { await nat.close() })
   assert.equal(nat.method, 'pcp')
   assert.equal(nat.gatewayAddress, '127.0.0.1')
@@ -44,8 +46,8 @@ test('discoverNAT on a PCP gateway costs it one request (the ANNOUNCE); the addr
   await nat.addMapping('tcp', 4001)
   assert.deepEqual(nat.getMapping('tcp', 4001), { address: '11.0.0.1', port: 4001 })
   assert.equal(nat.externalAddress, '11.0.0.1')
-  // The NAT's own ask comes after the first mapping and finds the address known.
-  await new Promise((resolve) => setTimeout(resolve, 20))
+  // The NAT's own ask, in the turn after it was made, waits for the first mapping and finds the address known.
+  await clock.advance(0)
   assert.equal(sim.requestCount, 2, 'ANNOUNCE and MAP only')
 })
 
@@ -121,13 +123,14 @@ test('discoverNAT\'s quick discovery, PCP answering: nothing else is set up; the
   const { startIgd } = await import('../upnp/setup.js')
   const igd = await startIgd(ctx)
   const sim = await gatewayFor(ctx)
-  const found = await discoverGateway({ gateway: sim.address, port: sim.port, deferExternalAddress: true, ssdpTarget: igd.ssdpMulticastTarget, ssdpGatewayPort: igd.ssdpUnicastTarget.port })
+  const clock = new FakeClock()
+  const found = await discoverGateway({ gateway: sim.address, port: sim.port, deferExternalAddress: true, ssdpTarget: igd.ssdpMulticastTarget, ssdpGatewayPort: igd.ssdpUnicastTarget.port, clock })
   ctx.after(() => { found.gateway.close() })
   assert.equal(found.gateway.method, 'pcp')
   assert.deepEqual(found.probes.map((p) => [p.method, p.ok]), [['pcp', true]])
   assert.equal(found.externalAddress, undefined, 'the first MAP reply tells it')
   // Past both head starts (25 ms): the probes that were never set up stay that way.
-  await new Promise((resolve) => setTimeout(resolve, 60))
+  await clock.advance(60)
   assert.equal(sim.requestCount, 1, 'the ANNOUNCE alone')
   assert.equal(igd.count('ssdp'), 0, 'no M-SEARCH')
 })
@@ -136,10 +139,11 @@ test('discoverNAT\'s quick discovery, NAT-PMP answering: UPnP, waiting for its t
   const { startIgd } = await import('../upnp/setup.js')
   const igd = await startIgd(ctx)
   const sim = await gatewayFor(ctx, { pcp: false })
-  const found = await discoverGateway({ gateway: sim.address, port: sim.port, deferExternalAddress: true, ssdpTarget: igd.ssdpMulticastTarget, ssdpGatewayPort: igd.ssdpUnicastTarget.port })
+  const clock = new FakeClock()
+  const found = await discoverGateway({ gateway: sim.address, port: sim.port, deferExternalAddress: true, ssdpTarget: igd.ssdpMulticastTarget, ssdpGatewayPort: igd.ssdpUnicastTarget.port, clock })
   ctx.after(() => { found.gateway.close() })
   assert.equal(found.gateway.method, 'natpmp')
-  await new Promise((resolve) => setTimeout(resolve, 60))
+  await clock.advance(60)
   assert.equal(igd.count('ssdp'), 0, 'no M-SEARCH after discovery ended')
   const upnp = found.probes.find((p) => p.method === 'upnp')
   assert.equal(upnp, undefined, 'the report is made when the answer is chosen, before UPnP ends')
@@ -149,17 +153,21 @@ test('discoverNAT: a gateway that refuses the first MAP vaguely (NO_RESOURCES) a
   const sim = await gatewayFor(ctx)
   sim.faults.refuseWith = { pcp: 8 }
   sim.faults.externalAddressResult = 3
-  const nat = await discoverNAT({ gateway: sim.address, port: sim.port, methods: ['pcp', 'natpmp'], ...noAnnouncements })
+  const clock = new FakeClock()
+  const nat = await discoverNAT({ gateway: sim.address, port: sim.port, methods: ['pcp', 'natpmp'], clock, ...noAnnouncements })
   ctx.after(async () => { await nat.close() })
   const reasons: string[] = []
   nat.on('not-public', (e) => { reasons.push(e.reason) })
   nat.on('error', () => {})
   await nat.addMapping('tcp', 4001)
   assert.equal(nat.getMapping('tcp', 4001), undefined)
+  await clock.advance(0)
   await waitFor(() => reasons.length > 0, 'the not-public event')
   assert.match(reasons[0]!, /NETWORK_FAILURE/)
   assert.equal(nat.notPublicReason, reasons[0])
-  await new Promise((resolve) => setTimeout(resolve, 20))
+  // The retries that follow (NO_RESOURCES, then the back-off) say it no more.
+  await clock.advance(10 * 60_000)
+  assert.ok(sim.requestCount > 3, 'retried meanwhile')
   assert.equal(reasons.length, 1)
 })
 
@@ -184,10 +192,11 @@ test('UPnP waits for PCP and NAT-PMP: a PCP gateway never sees an M-SEARCH; a UP
   const igd = await startIgd(ctx)
   const upnp = { ssdpTarget: igd.ssdpMulticastTarget, ssdpGatewayPort: igd.ssdpUnicastTarget.port }
   const sim = await gatewayFor(ctx)
-  const found = await discoverGateway({ gateway: sim.address, port: sim.port, ...upnp })
+  const clock = new FakeClock()
+  const found = await discoverGateway({ gateway: sim.address, port: sim.port, ...upnp, clock })
   ctx.after(() => { found.gateway.close() })
   assert.equal(found.gateway.method, 'pcp')
-  await new Promise((resolve) => setTimeout(resolve, 100))
+  await clock.advance(100)
   assert.equal(igd.count('ssdp'), 0, 'no M-SEARCH reached the router')
 
   // Nothing on the PCP/NAT-PMP port: ICMP unreachable at once, and UPnP starts without waiting.
@@ -203,7 +212,6 @@ test('UPnP waits for PCP and NAT-PMP: a PCP gateway never sees an M-SEARCH; a UP
 
 test('PCP and NAT-PMP silent (a router that drops port 5351 without an ICMP error): UPnP answers and is taken 150 ms after the start, not a fixed wait after its answer', async (ctx) => {
   const { startIgd } = await import('../upnp/setup.js')
-  const { FakeClock } = await import('../../src/testing/fake-clock.js')
   const igd = await startIgd(ctx)
   const sim = await gatewayFor(ctx)
   sim.faults.silent = true

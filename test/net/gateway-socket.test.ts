@@ -3,6 +3,7 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { createSocket } from 'node:dgram'
+import { createUdpSocket } from '../../src/net/udp.js'
 import { GatewaySocket } from '../../src/net/gateway-socket.js'
 import { mapReplyKey, PcpClient } from '../../src/port-control/pcp-client.js'
 import { encodePcpResponse } from '../../src/pcp/codec.js'
@@ -58,12 +59,20 @@ test('at most maxInFlight requests are sent at once; the rest wait their turn', 
   const received: Array<{ port: number, message: Buffer }> = []
   server.on('message', (message, rinfo) => { received.push({ port: rinfo.port, message }) })
   const clock = new FakeClock()
-  const socket = new GatewaySocket({ gateway: '127.0.0.1', port: server.address().port, clock, maxInFlight: 3 })
+  // Counts what leaves, as it leaves: the requests not sent are waiting, not late.
+  let sends = 0
+  const countingSocket = (type: 'udp4' | 'udp6'): ReturnType<typeof createUdpSocket> => {
+    const s = createUdpSocket({ type })
+    const send = s.send.bind(s) as (...args: unknown[]) => void
+    s.send = ((...args: unknown[]) => { sends++; send(...args) }) as typeof s.send
+    return s
+  }
+  const socket = new GatewaySocket({ gateway: '127.0.0.1', port: server.address().port, clock, maxInFlight: 3, createSocket: countingSocket })
   t.after(() => { socket.close(); server.close() })
   const answers = Array.from({ length: 5 }, async (_v, i) => await socket.request(`r${i}`, Uint8Array.of(i), (m) => m[0] === i ? i : undefined, { timeoutMs: 60_000 }))
   await waitUntil(() => received.length >= 3)
-  await new Promise((resolve) => { setTimeout(resolve, 50) })
-  assert.deepEqual(received.map((r) => r.message[0]), [0, 1, 2], 'three sent, two waiting')
+  assert.equal(sends, 3, 'three sent, two waiting')
+  assert.deepEqual(received.map((r) => r.message[0]), [0, 1, 2])
   const reply = (i: number): void => { server.send(Uint8Array.of(i), received[0]!.port, '127.0.0.1') }
   reply(1)
   assert.equal(await answers[1], 1)
