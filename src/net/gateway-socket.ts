@@ -62,6 +62,7 @@ export class GatewaySocket {
   #socket: Promise<Socket> | undefined
   #closed = false
   #inFlight = 0
+  #requests = 0
   readonly #replyKey: ((message: Uint8Array) => string | undefined) | undefined
   /** Requests waiting for a reply with a known key, by key. */
   readonly #keyed = new Map<string, Set<Listener>>()
@@ -106,7 +107,9 @@ export class GatewaySocket {
     return (await this.#open()).address().address
   }
 
-  async request<T> (label: string, payload: Uint8Array, accept: (message: Uint8Array, from: RemoteInfo) => T | undefined, options: RequestOptions = {}): Promise<T> {
+  async request<T> (what: string, payload: Uint8Array, accept: (message: Uint8Array, from: RemoteInfo) => T | undefined, options: RequestOptions = {}): Promise<T> {
+    // A number per request, so that interleaved log lines can be told apart in a bug report.
+    const label = `${what} #${++this.#requests}`
     const socket = await this.#open()
     // The socket holds the process open only while a request waits for its answer: an idle
     // client must not keep a finished program from exiting.
@@ -134,7 +137,8 @@ export class GatewaySocket {
         label,
         subscribe: (listener) => this.#subscribe(listener, this.#replyKey === undefined ? undefined : options.key),
         onAnswered: () => { this.#sampleAnswerTime(this.clock.now() - startMs) },
-        onSent: options.onSent
+        onSent: options.onSent,
+        onRetransmit: (attempt, waitedMs) => { this.logger('%s: no answer within %d ms, sending again (attempt %d)', label, Math.round(waitedMs), attempt) }
       })
       this.logger('%s: answered in %d ms', label, Math.round(this.clock.now() - startMs))
       return value

@@ -66,6 +66,8 @@ export interface ExchangeOptions<T> {
   onAnswered?: (attempts: number) => void
   /** Called once the request has first been handed to the socket. */
   onSent?: (() => void) | undefined
+  /** Called before each retransmission, with its number and how long the last one went unanswered. */
+  onRetransmit?: ((attempt: number, waitedMs: number) => void) | undefined
 }
 
 /**
@@ -135,6 +137,7 @@ export async function exchange<T> (options: ExchangeOptions<T>): Promise<T> {
           const noise = ignored === 0 ? '' : ` (${ignored} datagram${ignored === 1 ? '' : 's'} that did not answer it ignored)`
           finish(new TimeoutError(`${label}: no answer from ${from.address}:${from.port} after ${attempts} attempt${attempts === 1 ? '' : 's'} in ${Math.round(clock.now() - startMs)} ms${noise}`))
         } else {
+          options.onRetransmit?.(attempts + 1, delayMs)
           send()
         }
       }, delayMs)

@@ -164,6 +164,8 @@ export class NatPmpClient implements Gateway {
         return answers(decoded, request, wanted) ? decoded : undefined
       }, options)
       this.#checkEpoch(response.epochSeconds)
+      this.#server.logger('%s: %s (%d)%s, epoch %d s', label, natPmpResultName(response.resultCode), response.resultCode,
+        response.opcode === 'map' ? `, external port ${response.externalPort}, lifetime ${response.lifetimeSeconds} s` : response.opcode === 'external-address' ? `, external address ${response.externalAddress}` : '', response.epochSeconds)
       return response
     }
     const next = this.#queue.then(run, run)

@@ -209,6 +209,8 @@ export class PcpClient implements Gateway {
       throw new GatewayRefusedError('pcp', PcpResultCode.UNSUPP_VERSION, pcpResultName(PcpResultCode.UNSUPP_VERSION), 'the server speaks only NAT-PMP')
     }
     this.#checkEpoch(reply.epochSeconds)
+    this.#server.logger('%s: %s (%d), lifetime %d s%s, epoch %d s', label, pcpResultName(reply.resultCode), reply.resultCode, reply.lifetimeSeconds,
+      reply.map === undefined ? '' : `, external ${reply.map.externalAddress}:${reply.map.externalPort}`, reply.epochSeconds)
     if (reply.resultCode !== PcpResultCode.SUCCESS) {
       // NOT_AUTHORIZED for a low port: the router's rules, said plainly (port-rules.ts; miniupnpd pcpserver.c).
       const why = reply.version !== PCP_VERSION ? `server speaks version ${reply.version}` : reply.resultCode === PcpResultCode.NOT_AUTHORIZED && lifetimeSeconds !== 0 ? lowPortHint(internalPort) : undefined
