@@ -95,7 +95,7 @@ test('the wait for a slot counts against the request\'s timeout', async (t) => {
   first.catch(() => {})
   second.catch(() => {})
   await clock.advance(1000)
-  await assert.rejects(second, (err: Error) => err instanceof TimeoutError && /second: not sent within 1000 ms/.test(err.message))
+  await assert.rejects(second, (err: Error) => err instanceof TimeoutError && /second #2: not sent within 1000 ms/.test(err.message))
   await clock.advance(10_000)
   await assert.rejects(first, TimeoutError)
 })
