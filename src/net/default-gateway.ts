@@ -1,4 +1,4 @@
-import { readFileInto } from '../builtin.js'
+import { requireBuiltin } from '../builtin.js'
 import { NoDefaultGatewayError } from '../errors.js'
 
 /**
@@ -23,48 +23,18 @@ export function parseProcNetRoute (text: string): DefaultRoute | undefined {
   const RTF_GATEWAY = 0x2
   let best: { route: DefaultRoute, metric: number } | undefined
   for (const line of text.split('\n').slice(1)) {
-    const cols = fields(line)
+    const cols = line.trim().split(/\s+/)
     if (cols.length < 8) continue
     const [iface, destination, gatewayHex, flagsHex, , , metricText, mask] = cols as [string, string, string, string, string, string, string, string]
     const flags = parseInt(flagsHex, 16)
     if (destination !== '00000000' || mask !== '00000000') continue
-    if ((flags & RTF_UP) === 0 || (flags & RTF_GATEWAY) === 0 || !isHex8(gatewayHex)) continue
+    if ((flags & RTF_UP) === 0 || (flags & RTF_GATEWAY) === 0 || !/^[0-9a-f]{8}$/i.test(gatewayHex)) continue
     const value = parseInt(gatewayHex, 16)
     const gateway = [value & 0xff, (value >>> 8) & 0xff, (value >>> 16) & 0xff, value >>> 24].join('.')
     const metric = Number(metricText)
     if (best === undefined || metric < best.metric) best = { route: { gateway, interface: iface }, metric }
   }
   return best?.route
-}
-
-/**
- * The whitespace-separated fields of a line. Without regular expressions, as isHex8: this runs
- * before the first datagram of every process, where compiling them cost about 0.3 ms.
- */
-function fields (line: string): string[] {
-  const out: string[] = []
-  let start = -1
-  for (let i = 0; i <= line.length; i++) {
-    const c = i === line.length ? 0x20 : line.charCodeAt(i)
-    const space = c === 0x20 || c === 0x09 || c === 0x0d
-    if (space && start !== -1) {
-      out.push(line.slice(start, i))
-      start = -1
-    } else if (!space && start === -1) {
-      start = i
-    }
-  }
-  return out
-}
-
-function isHex8 (text: string): boolean {
-  if (text.length !== 8) return false
-  for (let i = 0; i < 8; i++) {
-    const c = text.charCodeAt(i)
-    const lower = c | 0x20
-    if (!((c >= 0x30 && c <= 0x39) || (lower >= 0x61 && lower <= 0x66))) return false
-  }
-  return true
 }
 
 /** `route -n get default` on macOS/BSD: a "gateway: a.b.c.d" line, and "interface: en0". */
@@ -92,8 +62,7 @@ export function parseWindowsRoutePrint (text: string): DefaultRoute | undefined 
 export async function findDefaultGateway (platform: NodeJS.Platform = process.platform): Promise<DefaultRoute> {
   let route: DefaultRoute | undefined
   if (platform === 'linux' || platform === 'android') {
-    // Synchronously: a tiny procfs file, and the promise API costs 4-17 ms in a cold process
-    // before the first datagram can leave (BENCHMARKS.md).
+    // Synchronously: a tiny procfs file, read before the first datagram can leave.
     route = parseProcNetRoute(readProcNetRoute())
   } else if (platform === 'win32') {
     route = parseWindowsRoutePrint(await run('route', ['print', '-4', '0.0.0.0']))
@@ -114,12 +83,7 @@ async function run (command: string, args: string[]): Promise<string> {
 
 function readProcNetRoute (): string {
   try {
-    // A few hundred bytes on a host; a router-sized table may need a larger buffer.
-    for (let size = 16_384; ; size *= 4) {
-      const buffer = Buffer.allocUnsafe(size)
-      const length = readFileInto('/proc/net/route', buffer)
-      if (length < size) return buffer.toString('latin1', 0, length)
-    }
+    return requireBuiltin<typeof import('node:fs')>('node:fs').readFileSync('/proc/net/route', 'latin1')
   } catch {
     return ''
   }
