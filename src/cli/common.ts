@@ -52,12 +52,11 @@ export function parseCommandLine<T extends NonNullable<ParseArgsConfig['options'
     if (code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION') {
       throw new UsageError(/^-\d/.test(name) ? `invalid port ${JSON.stringify(name)}: ports are 1-65535; ${see}` : `unknown option ${name} for natmapper ${command}; ${see}`)
     }
-    const next = argv[argv.indexOf(name) + 1]
-    if (code === 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE' && next !== undefined && next.startsWith('-')) {
-      throw new UsageError(`${name} needs a value, not ${JSON.stringify(next)}; ${see}`)
-    }
     if (code === 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE') {
-      throw new UsageError(options[name.replace(/^-+/, '')]?.type === 'boolean' ? `${name} takes no value; ${see}` : `${name} needs a value; ${see}`)
+      if (options[name.replace(/^-+/, '')]?.type === 'boolean') throw new UsageError(`${name} takes no value; ${see}`)
+      const at = argv.indexOf(name)
+      const next = at === -1 ? undefined : argv[at + 1]
+      throw new UsageError(next !== undefined && next.startsWith('-') ? `${name} needs a value, not ${JSON.stringify(next)}; ${see}` : `${name} needs a value; ${see}`)
     }
     throw new UsageError(`${(err as Error).message.split('. ')[0] ?? 'bad arguments'}; ${see}`)
   }

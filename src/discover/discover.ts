@@ -199,6 +199,10 @@ async function chooseAnswer (options: DiscoverOptions, probes: Probe[],
   const report = (): ProbeResult[] => [...RANK].flatMap((m) => results.get(m) ?? [])
   if (winner === undefined) {
     if (options.signal?.aborted === true) throw new AbortError(options.signal.reason)
+    // A probe still waiting at the deadline did not answer in time: the report says so too.
+    for (const probe of probes) {
+      if (!results.has(probe.method)) results.set(probe.method, { method: probe.method, ok: false, durationMs: clock.now() - startMs, error: new TimeoutError(`no answer within ${timeoutMs} ms`) })
+    }
     const timedOut = signal.aborted || report().every((r) => r.error instanceof TimeoutError)
     throw new NoGatewayError(address, report(), timedOut, timeoutMs)
   }

@@ -40,6 +40,9 @@ test('addMapping rejects anything but tcp/udp, naming the protocol, and bad port
   await assert.rejects(nat.addMapping('sctp' as 'tcp', 4001), (err: Error) => err instanceof UsageError && err.message.includes('"sctp"'))
   await assert.rejects(nat.addMapping('tcp', 0), UsageError)
   await assert.rejects(nat.addMapping('tcp', 70000), UsageError)
+  // Issue 18.12: a port given as text (from JavaScript, or JSON) is named as such, not as an invalid number.
+  await assert.rejects(nat.addMapping('tcp', '4001' as unknown as number), (err: Error) => err instanceof UsageError && /"4001" is a string, not a number/.test(err.message))
+  await assert.rejects(nat.removeMapping('sctp' as 'tcp', 4001), (err: Error) => err instanceof UsageError && err.message.includes('"sctp"'))
 })
 
 test('addMapping maps once before resolving; getMapping then has the external address and port', async (ctx) => {
