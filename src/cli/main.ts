@@ -17,7 +17,7 @@ NAT-PMP or UPnP IGD.
 Commands:
   discover                   which gateway, which protocols it speaks, its external address
   map <port>[/tcp|/udp]...   map ports and keep them mapped until interrupted
-  unmap <port>/<proto>...    delete mappings (e.g. those 'map --once' left)
+  unmap <port>/<proto>...    delete mappings natmapper left (map --once, a crash); --all for every one
   list                       mappings natmapper left on the gateway
   external-ip                print the gateway's external address
   doctor                     step-by-step check, with advice, to paste into a bug report
@@ -27,8 +27,9 @@ Options:
   -h, --help                 show help (also: natmapper <command> --help)
   -v, --version              show the version
 
-Exit codes: 0 success, 1 failure (no gateway, refused, timed out, not public with --once),
-2 bad usage, 130 interrupted twice (cleanup skipped).
+Exit codes: 0 success, 1 failure (no gateway, refused, timed out, not public with --once, a
+mapping not deleted), 2 bad usage, 130 interrupted before anything was mapped, or twice
+(cleanup skipped).
 Environment: NODE_DEBUG=natmapper logs every exchange with the router on stderr; NO_COLOR
 turns colour off.
 `
