@@ -31,7 +31,7 @@ async function pmpSetup (ctx: TestContext, method: 'pcp' | 'natpmp') {
 }
 
 for (const method of ['pcp', 'natpmp'] as const) {
-  test(`quirk 23, NOT_AUTHORIZED (FRITZ!Box without port sharing: tailscale#13145), ${method}: a long-lived "disabled" state, one error event for three mappings over six hours, retries every 15 min and rarer`, async (ctx) => {
+  test(`quirk 23: NOT_AUTHORIZED (FRITZ!Box without port sharing: tailscale#13145), ${method}: a long-lived "disabled" state, one error event for three mappings over six hours, retries every 15 min and rarer`, async (ctx) => {
     const { clock, gateway, nat } = await pmpSetup(ctx, method)
     const errors: Error[] = []
     nat.on('error', (err) => errors.push(err))
@@ -56,7 +56,7 @@ for (const method of ['pcp', 'natpmp'] as const) {
   })
 }
 
-test('quirk 23, UPnP 606 Action not authorized (FRITZ!Box IGD2: miniupnp#392): the same quiet back-off', async (ctx) => {
+test('quirk 23: UPnP 606 Action not authorized (FRITZ!Box IGD2: miniupnp#392): the same quiet back-off', async (ctx) => {
   const clock = new FakeClock()
   const igd = await startIgd(ctx, { clock })
   igd.quirks.faultNext = Array.from({ length: 100 }, () => ({ action: 'AddAnyPortMapping', code: 606 }))
@@ -75,7 +75,7 @@ test('quirk 23, UPnP 606 Action not authorized (FRITZ!Box IGD2: miniupnp#392): t
   assert.equal(errors.length, 1)
 })
 
-test('quirk 25, PCP NO_RESOURCES (a short-lifetime error, 30 s from miniupnpd: tailscale#13687): retried after the lifetime in the reply, not at once', async (ctx) => {
+test('quirk 25: PCP NO_RESOURCES (a short-lifetime error, 30 s from miniupnpd: tailscale#13687): retried after the lifetime in the reply, not at once', async (ctx) => {
   const { clock, gateway, nat } = await pmpSetup(ctx, 'pcp')
   nat.on('error', () => {})
   gateway.faults.refuseWith = { pcp: PcpResultCode.NO_RESOURCES, lifetimeSeconds: 30 }
@@ -109,7 +109,7 @@ class GoneGateway implements Gateway {
   }
 }
 
-test('quirk 41, over-probing (tailscale#4237, #1001): a gateway gone for good costs a falling number of requests and rediscoveries, not one a second', async (ctx) => {
+test('quirk 41: over-probing (tailscale#4237, #1001): a gateway gone for good costs a falling number of requests and rediscoveries, not one a second', async (ctx) => {
   const clock = new FakeClock()
   const gateway = new GoneGateway()
   let rediscoveries = 0

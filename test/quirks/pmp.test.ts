@@ -17,7 +17,7 @@ async function start (ctx: TestContext, clock?: FakeClock): Promise<SimulatedPmp
   return gateway
 }
 
-test('quirk 21, NAT-PMP suggested port 0 fails to allocate on RouterOS (tailscale#13785): natmapper suggests the internal port, then the port it was granted, never 0 except to delete', async (ctx) => {
+test('quirk 21: NAT-PMP suggested port 0 fails to allocate on RouterOS (tailscale#13785): natmapper suggests the internal port, then the port it was granted, never 0 except to delete', async (ctx) => {
   const clock = new FakeClock()
   const gateway = await start(ctx, clock)
   const suggested: number[] = []
@@ -34,7 +34,7 @@ test('quirk 21, NAT-PMP suggested port 0 fails to allocate on RouterOS (tailscal
   assert.deepEqual(suggested, [7002, 7002, 0], 'map, renew (the granted port), delete (RFC 6886 §3.4: 0)')
 })
 
-test('quirk 24, PCP ADDRESS_MISMATCH (an unexpected NAT between client and server: tailscale PR #3397): PCP is passed over and NAT-PMP used', async (ctx) => {
+test('quirk 24: PCP ADDRESS_MISMATCH (an unexpected NAT between client and server: tailscale PR #3397): PCP is passed over and NAT-PMP used', async (ctx) => {
   const gateway = await start(ctx)
   gateway.faults.addressMismatch = true
   const found = await discoverGateway({ gateway: gateway.address, port: gateway.port, methods: ['pcp', 'natpmp'], timeout: 2000, waitForAll: true })
@@ -48,7 +48,7 @@ test('quirk 24, PCP ADDRESS_MISMATCH (an unexpected NAT between client and serve
   await found.gateway.unmap(mapping)
 })
 
-test('quirk 42, a NAT-PMP address change announced once (miniupnpd sends one packet, to 5350 and 5351, not RFC 6886\'s ten): that one packet brings every mapping back', async (ctx) => {
+test('quirk 42: a NAT-PMP address change announced once (miniupnpd sends one packet, to 5350 and 5351, not RFC 6886\'s ten): that one packet brings every mapping back', async (ctx) => {
   const clock = new FakeClock()
   const gateway = await SimulatedPmpGateway.start({ clock, pcp: false })
   ctx.after(async () => { await gateway.close() })

@@ -32,7 +32,7 @@ const leases = (igd: SimulatedIgd, action: string): string[] =>
 const table = (igd: SimulatedIgd): string[] =>
   igd.mappings().map((m) => `${m.protocol} ${m.externalPort}->${m.internalClient}:${m.internalPort} lease ${m.leaseSeconds}`).sort()
 
-test('quirk 10, leased entries dropped at once (old DD-WRT: tailscale#18196): the read-back finds none, the mapping is made again with a permanent lease, and that is remembered', async (ctx) => {
+test('quirk 10: leased entries dropped at once (old DD-WRT: tailscale#18196): the read-back finds none, the mapping is made again with a permanent lease, and that is remembered', async (ctx) => {
   const { igd, client } = await setup(ctx, { igdVersion: 1 }, (i) => { i.quirks.dropLeasedEntries = true })
   const mapping = await mapChecked(client, { protocol: 'tcp', internalPort: 7001, lifetimeSeconds: 7200 })
   assert.deepEqual(actions(igd), ['GET', 'GetExternalIPAddress', 'GetSpecificPortMappingEntry', 'AddPortMapping', 'GetSpecificPortMappingEntry', 'AddPortMapping', 'GetSpecificPortMappingEntry'])
@@ -73,7 +73,7 @@ test('map() resolves once the add is answered; the read-back it returns is still
   assert.equal(second.check, undefined, 'once one checked out, equal-port adds are trusted')
 })
 
-test('quirk 10 under the manager: addMapping returns at the add, the read-back then finds no entry, and the permanent re-add is announced as mapped and removed by close()', async (ctx) => {
+test('quirk 10: under the manager, addMapping returns at the add, the read-back then finds no entry, and the permanent re-add is announced as mapped and removed by close()', async (ctx) => {
   const { igd, client, clock } = await setup(ctx, { igdVersion: 1 }, (i) => { i.quirks.dropLeasedEntries = true })
   const nat = new NAT(client, { clock, verifyIntervalMs: 0 })
   const mapped: Array<{ externalPort: number }> = []
@@ -86,7 +86,7 @@ test('quirk 10 under the manager: addMapping returns at the add, the read-back t
   assert.deepEqual(igd.mappings(), [])
 })
 
-test('quirk 28 under the manager: the equal-port mapping made after the read-back replaces the first, in getMapping and on the router', async (ctx) => {
+test('quirk 28: under the manager, the equal-port mapping made after the read-back replaces the first, in getMapping and on the router', async (ctx) => {
   const { igd, client, clock } = await setup(ctx, {}, (i) => { i.quirks.listExternalAsInternalPort = true })
   const nat = new NAT(client, { clock, verifyIntervalMs: 0 })
   const mapped: number[] = []
@@ -128,7 +128,7 @@ test('a router that keeps nothing, found by the background read-back: the mappin
   assert.deepEqual(igd.mappings(), [])
 })
 
-test('quirk 11, permanent-lease leak on a failed follow-up (MikroTik: tailscale#10602): a lost reply is retried on the same port and, when given up on, deleted; never a second rule', async (ctx) => {
+test('quirk 11: permanent-lease leak on a failed follow-up (MikroTik: tailscale#10602): a lost reply is retried on the same port and, when given up on, deleted; never a second rule', async (ctx) => {
   const { igd, client, clock } = await setup(ctx, { igdVersion: 1 }, (i) => { i.quirks.onlyPermanentLeases = true })
   const nat = new NAT(client, { clock, verifyIntervalMs: 0 })
   const errors: Error[] = []
@@ -184,7 +184,7 @@ test('quirk 11: GetExternalIPAddress failing means no add at all, so nothing can
   assert.deepEqual(igd.mappings(), [])
 })
 
-test('quirk 26, table purge (ASUS: tailscale#10597): the 30-minute verification finds the mapping gone and makes it again; with the renewal, 2 router exchanges per mapping-hour', async (ctx) => {
+test('quirk 26: table purge (ASUS: tailscale#10597): the 30-minute verification finds the mapping gone and makes it again; with the renewal, 2 router exchanges per mapping-hour', async (ctx) => {
   const { igd, client, clock } = await setup(ctx)
   const nat = new NAT(client, { clock })
   ctx.after(async () => { await nat.close() })
@@ -221,7 +221,7 @@ test('quirk 26: a verification that gets no answer changes nothing and is tried 
   assert.equal(igd.count('http', 'AddAnyPortMapping'), 1, 'nothing re-made on a failed check')
 })
 
-test('quirk 28, the table shows internal port = external port (Orange FunBox6, SoftAtHome: tailscale#14344): deleted and made again with equal ports', async (ctx) => {
+test('quirk 28: the table shows internal port = external port (Orange FunBox6, SoftAtHome: tailscale#14344): deleted and made again with equal ports', async (ctx) => {
   const { igd, client } = await setup(ctx, {}, (i) => { i.quirks.listExternalAsInternalPort = true })
   const mapping = await mapChecked(client, { protocol: 'tcp', internalPort: 7001, suggestedExternalPort: 40000, lifetimeSeconds: 7200 })
   assert.equal(mapping.externalPort, 7001)
@@ -241,7 +241,7 @@ test('quirk 28: where equal ports are impossible (a low internal port) the mappi
   assert.deepEqual(igd.mappings(), [])
 })
 
-test('quirks 29 and 40, renewals never replace the internal port or client (tailscale#18348) nor add a second rule (miniupnpd pf backend: miniupnp#719): five renewals, one entry, the same ports', async (ctx) => {
+test('quirks 29 and 40: renewals never replace the internal port or client (tailscale#18348) nor add a second rule (miniupnpd pf backend: miniupnp#719): five renewals, one entry, the same ports', async (ctx) => {
   const { igd, client } = await setup(ctx, { igdVersion: 1 })
   let mapping = await mapChecked(client, { protocol: 'udp', internalPort: 7002, suggestedExternalPort: 41000, lifetimeSeconds: 600 })
   for (let i = 0; i < 5; i++) mapping = await client.renew(mapping)
@@ -257,7 +257,7 @@ test('quirks 29 and 40, renewals never replace the internal port or client (tail
   assert.deepEqual(table(igd), ['UDP 41000->127.0.0.1:7002 lease 600'], 'quirk 40 too: one entry, no duplicates')
 })
 
-test('quirk 19, "Disconnected" although mappings work (i2pd PR #2092): the only IGD is used all the same', async (ctx) => {
+test('quirk 19: "Disconnected" although mappings work (i2pd PR #2092): the only IGD is used all the same', async (ctx) => {
   const igd = await startIgd(ctx, { igdVersion: 1, externalAddress: '11.22.33.44' })
   igd.quirks.firstWanDisconnected = true
   igd.quirks.statusDisconnected = true
@@ -271,7 +271,7 @@ test('quirk 19, "Disconnected" although mappings work (i2pd PR #2092): the only 
   assert.equal(igd.mappings().length, 1)
 })
 
-test('quirk 38, listing unsupported (Sagemcom F@st 5684: miniupnp#665): mapping, verification, renewal and release never list', async (ctx) => {
+test('quirk 38: listing unsupported (Sagemcom F@st 5684: miniupnp#665): mapping, verification, renewal and release never list', async (ctx) => {
   const { igd, client, clock } = await setup(ctx, {}, (i) => { i.quirks.noListing = true })
   const nat = new NAT(client, { clock, lifetimeSeconds: 1800, verifyIntervalMs: 300_000 })
   await nat.addMapping('tcp', 4001)
@@ -287,7 +287,7 @@ test('quirk 38, listing unsupported (Sagemcom F@st 5684: miniupnp#665): mapping,
   }
 })
 
-test('quirk 36, one router with two root descriptions (IGD:1 and IGD:2 at one address: nextcloudpi#261): one device chosen, one mapping made', async (ctx) => {
+test('quirk 36: one router with two root descriptions (IGD:1 and IGD:2 at one address: nextcloudpi#261): one device chosen, one mapping made', async (ctx) => {
   const v2 = await startIgd(ctx, { igdVersion: 2 })
   const v1 = await startIgd(ctx, { igdVersion: 1 })
   // The unicast search reaches one description, the "multicast" one the other: both answer.
@@ -298,7 +298,7 @@ test('quirk 36, one router with two root descriptions (IGD:1 and IGD:2 at one ad
   assert.ok(v1.count('ssdp') > 0 && v2.count('ssdp') > 0)
 })
 
-test('quirk 2, ssdp:all answered with the first descriptor only (Sagemcom FAST3890V3: tailscale#3557): natmapper never relies on ssdp:all; it asks for IGD:1 first, every IGD type later', async (ctx) => {
+test('quirk 2: ssdp:all answered with the first descriptor only (Sagemcom FAST3890V3: tailscale#3557): natmapper never relies on ssdp:all; it asks for IGD:1 first, every IGD type later', async (ctx) => {
   const { igd } = await setup(ctx)
   const searched = igd.requests.filter((r) => r.kind === 'ssdp').map((r) => r.what)
   assert.ok(!searched.includes('ssdp:all'))
@@ -308,7 +308,7 @@ test('quirk 2, ssdp:all answered with the first descriptor only (Sagemcom FAST38
   assert.ok(!scheduled.has('ssdp:all'))
 })
 
-test('quirk 27, renewed entries listed but no longer forwarded (Technicolor CGA4131COM, RDK-B: tailscale#21208): with refreshByDeleteAdd each renewal deletes and adds, and the entry forwards again', async (ctx) => {
+test('quirk 27: renewed entries listed but no longer forwarded (Technicolor CGA4131COM, RDK-B: tailscale#21208): with refreshByDeleteAdd each renewal deletes and adds, and the entry forwards again', async (ctx) => {
   const igd = await startIgd(ctx, { igdVersion: 1 })
   igd.quirks.staleOnOverwrite = true
   const plain = await UpnpClient.discover(discoverOptions(igd))

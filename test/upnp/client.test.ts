@@ -125,7 +125,7 @@ test('402 on a permanent lease (a full table: miniupnp#92) is not retried, nor r
   assert.equal(argsOf(igd, 'AddPortMapping', 2).NewLeaseDuration, '7200')
 })
 
-test('quirk 718 conflicts (IGD v1): other ports, derived from our address, a bounded number of tries', async (ctx) => {
+test('quirk 31: 718 conflicts (IGD v1): other ports, derived from our address, a bounded number of tries', async (ctx) => {
   const { igd, client } = await setup(ctx, { igdVersion: 1 }, undefined, { maxPortAttempts: 5 })
   igd.occupy(7001, 'TCP')
   const mapping = await mapChecked(client, { protocol: 'tcp', internalPort: 7001, lifetimeSeconds: 7200 })
@@ -203,14 +203,14 @@ test('issue 18 point 11: a 718 on a low internal port whose external port was no
   await assert.rejects(mapChecked(client, { protocol: 'tcp', internalPort: 8080, lifetimeSeconds: 7200 }), (err: unknown) => refusedWith(606)(err) && !/outside what the router permits/.test((err as Error).message))
 })
 
-test('quirk lower-case protocol rejected (TP-Link ER605: tailscale#7377): we send upper case, so it works', async (ctx) => {
+test('quirk 5: lower-case protocol rejected (TP-Link ER605: tailscale#7377): we send upper case, so it works', async (ctx) => {
   const { igd, client } = await setup(ctx, { igdVersion: 1 }, (i) => { i.quirks.rejectLowerCaseProtocol = true })
   await mapChecked(client, { protocol: 'udp', internalPort: 7002, lifetimeSeconds: 7200 })
   assert.equal(argsOf(igd, 'AddPortMapping').NewProtocol, 'UDP')
   assert.equal(igd.mappings().length, 1)
 })
 
-test('quirk a disconnected first WAN service (MikroTik CHR 7.10: tailscale#8364): the connected one is chosen', async (ctx) => {
+test('quirk 13: a disconnected first WAN service (MikroTik CHR 7.10: tailscale#8364): the connected one is chosen', async (ctx) => {
   const { igd, client } = await setup(ctx, { igdVersion: 1, externalAddress: '11.22.33.44' }, (i) => { i.quirks.firstWanDisconnected = true })
   assert.equal(client.service.controlURL, `http://127.0.0.1:${igd.httpPort}/ctl/IPConn`)
   assert.equal(client.selection?.status?.connectionStatus, 'Connected')
@@ -243,7 +243,7 @@ test('a private external address (double NAT) is returned: mappings still work o
   assert.equal(await client.externalAddress(), '192.168.0.5')
 })
 
-test('quirk AddAnyPortMapping answered with a connection reset (Ubee EVW32C-0S: miniupnp#528): AddPortMapping instead, from then on', async (ctx) => {
+test('quirk 30: AddAnyPortMapping answered with a connection reset (Ubee EVW32C-0S: miniupnp#528): AddPortMapping instead, from then on', async (ctx) => {
   const { igd, client } = await setup(ctx, {}, (i) => { i.quirks.resetAddAnyPortMapping = true })
   await mapChecked(client, { protocol: 'tcp', internalPort: 7001, lifetimeSeconds: 7200 })
   await mapChecked(client, { protocol: 'tcp', internalPort: 7002, lifetimeSeconds: 7200 })
@@ -260,19 +260,19 @@ for (const code of [401, 602]) {
   })
 }
 
-test('quirk SOAPAction must be exactly quoted (goupnp PR #5, jupnp#120): ours is', async (ctx) => {
+test('quirk 32: SOAPAction must be exactly quoted (goupnp PR #5, jupnp#120): ours is', async (ctx) => {
   const { igd, client } = await setup(ctx, {}, (i) => { i.quirks.strictSoapAction = true })
   await mapChecked(client, { protocol: 'tcp', internalPort: 7001, lifetimeSeconds: 7200 })
   assert.equal(igd.mappings().length, 1)
 })
 
-test('quirk chunked replies (BiPAC 7404VNOX): read whole', async (ctx) => {
+test('quirk 33: chunked replies (BiPAC 7404VNOX): read whole', async (ctx) => {
   const { igd, client } = await setup(ctx, { igdVersion: 1 }, (i) => { i.quirks.chunkedResponses = true })
   await mapChecked(client, { protocol: 'tcp', internalPort: 7001, lifetimeSeconds: 7200 })
   assert.equal(igd.mappings().length, 1)
 })
 
-test('quirk restart with a new HTTP port and BOOTID: the refused control URL sends the client back to SSDP, once', async (ctx) => {
+test('a router restart on a new HTTP port, with a new BOOTID: the refused control URL sends the client back to SSDP, once', async (ctx) => {
   const { igd, client } = await setup(ctx)
   const first = await mapChecked(client, { protocol: 'tcp', internalPort: 7001, lifetimeSeconds: 7200 })
   const oldUrl = client.service.controlURL

@@ -102,7 +102,7 @@ test('answers from outside the gateway\'s subnet are not believed', async (ctx) 
   assert.equal(other.count('http'), 0, 'its description was never fetched')
 })
 
-test('quirk LOCATION naming another host (HONOR: 169.254.x, home-assistant#63745): re-pointed at the host that answered', async (ctx) => {
+test('quirk 34: LOCATION naming another host (HONOR: 169.254.x, home-assistant#63745): re-pointed at the host that answered', async (ctx) => {
   const igd = await startIgd(ctx, { externalAddress: PUBLIC })
   igd.quirks.locationHost = '169.254.10.1'
   const selection = await discoverIgd(discoverOptions(igd))

@@ -141,7 +141,7 @@ test('findIgd resolves with the first answer, at once', async (ctx) => {
   assert.equal(clock.now(), 0, 'no window waited out')
 })
 
-test('quirk "unicast SSDP ignored" (Eero: tailscale#3197): the multicast search finds the IGD', async (ctx) => {
+test('quirk 1: unicast SSDP ignored (Eero: tailscale#3197): the multicast search finds the IGD', async (ctx) => {
   const igd = await startIgd(ctx)
   igd.quirks.ignoreUnicastSsdp = true
   const answer = await findIgd({ gateway: igd.address, gatewayPort: igd.ssdpUnicastTarget.port, multicast: igd.ssdpMulticastTarget, timeoutMs: 2000 })
@@ -149,7 +149,7 @@ test('quirk "unicast SSDP ignored" (Eero: tailscale#3197): the multicast search 
   assert.ok(igd.count('ssdp', 'unicast') >= 1, 'the unicast search was sent, and ignored')
 })
 
-test('quirk "replies from an ephemeral port" (TP-Link ER605: tailscale#7377): accepted', async (ctx) => {
+test('quirk 3: replies from an ephemeral port (TP-Link ER605: tailscale#7377): accepted', async (ctx) => {
   const igd = await startIgd(ctx)
   igd.quirks.replyFromEphemeralPort = true
   const answer = await findIgd({ gateway: igd.address, gatewayPort: igd.ssdpUnicastTarget.port, multicast: igd.ssdpMulticastTarget, timeoutMs: 2000 })
