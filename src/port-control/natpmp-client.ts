@@ -1,10 +1,11 @@
-import { AbortError, GatewayRefusedError, RemoteProtocolError, TimeoutError, UncertainMappingError, UsageError } from '../errors.js'
-import type { CallOptions, Gateway, GatewayAbilities, GatewayReset, MapRequest, MapResult, PortMapping } from '../gateway.js'
+import { GatewayRefusedError, RemoteProtocolError, UsageError } from '../errors.js'
+import type { CallOptions, Gateway, MapRequest, MapResult, PortMapping } from '../gateway.js'
 import { createLogger } from '../log.js'
 import type { RequestOptions } from '../net/gateway-socket.js'
 import { decodeNatPmpResponse, encodeNatPmpRequest, type NatPmpRequest, type NatPmpResponse } from '../natpmp/codec.js'
 import { NatPmpOpcode, NatPmpResultCode, natPmpResultName } from '../natpmp/codes.js'
 import type { PortControlClientOptions } from './pcp-client.js'
+import { PortControlClient } from './client.js'
 import { PortControlServer } from './server.js'
 import { lowPortHint } from '../port-rules.js'
 
@@ -20,23 +21,19 @@ export function isNatPmpSession (session: unknown): session is NatPmpSession {
  * A NAT-PMP client (RFC 6886). Requests are queued, one at a time, because §3.1 says clients
  * "SHOULD NOT issue multiple concurrent requests" and replies carry no request identifier.
  */
-export class NatPmpClient implements Gateway {
+export class NatPmpClient extends PortControlClient implements Gateway {
   readonly method = 'natpmp' as const
-  readonly address: string
-  readonly #server: PortControlServer
   #queue: Promise<unknown> = Promise.resolve()
   #externalAddress: string | undefined
   #pendingExternalAddress: Promise<string> | undefined
-  #closed = false
 
   constructor (options: NatPmpClientOptions) {
-    this.address = options.gateway
-    this.#server = (options.server ?? new PortControlServer({ ...options, logger: options.logger ?? createLogger('natpmp') })).acquire()
+    super(options.gateway, options.server ?? new PortControlServer({ ...options, logger: options.logger ?? createLogger('natpmp') }))
     // A reboot may come with a new address; an announcement says which.
-    this.#server.onReset((reset) => { this.#externalAddress = reset.externalAddress })
+    this.server.onReset((reset) => { this.#externalAddress = reset.externalAddress })
   }
 
-  get #socket (): PortControlServer['socket'] { return this.#server.socket }
+  get #socket (): PortControlServer['socket'] { return this.server.socket }
 
   async externalAddress (options: CallOptions = {}): Promise<string> {
     const response = await this.#send({ opcode: 'external-address' }, options)
@@ -53,25 +50,17 @@ export class NatPmpClient implements Gateway {
   }
 
   async map (request: MapRequest, options: CallOptions = {}): Promise<MapResult> {
-    let sent = false
-    try {
-      return { mapping: await this.#mapPort(request, { ...options, onSent: () => { sent = true } }) }
-    } catch (err) {
-      // Sent and unanswered: the server may hold it until its lifetime ends; a delete names the port.
-      if (!sent || !(err instanceof TimeoutError || err instanceof AbortError)) throw err
-      const nowMs = this.#socket.clock.now()
-      throw new UncertainMappingError({
-        method: 'natpmp',
-        protocol: request.protocol,
-        internalPort: request.internalPort,
-        externalPort: request.suggestedExternalPort ?? request.internalPort,
-        externalAddress: this.#externalAddress,
-        lifetimeSeconds: request.lifetimeSeconds,
-        grantedAtMs: nowMs,
-        expiresAtMs: nowMs + request.lifetimeSeconds * 1000,
-        session: { requestedLifetimeSeconds: request.lifetimeSeconds }
-      }, err)
+    // A delete names the port: what an unanswered request may have made can be deleted.
+    const asked = {
+      method: 'natpmp' as const,
+      protocol: request.protocol,
+      internalPort: request.internalPort,
+      externalPort: request.suggestedExternalPort ?? request.internalPort,
+      externalAddress: this.#externalAddress,
+      lifetimeSeconds: request.lifetimeSeconds,
+      session: { requestedLifetimeSeconds: request.lifetimeSeconds }
     }
+    return await this.mapOrUncertain(asked, async (onSent) => await this.#mapPort(request, { ...options, onSent }))
   }
 
   async #mapPort (request: MapRequest, options: RequestOptions): Promise<PortMapping> {
@@ -131,20 +120,6 @@ export class NatPmpClient implements Gateway {
     if (response.opcode === 'error') throw refused(response)
   }
 
-  onReset (listener: (reset: GatewayReset) => void): () => void {
-    return this.#server.onReset(listener)
-  }
-
-  describe (): GatewayAbilities {
-    return { listen: async (options) => await this.#server.listen(options?.portControl) }
-  }
-
-  close (): void {
-    if (this.#closed) return
-    this.#closed = true
-    this.#server.release()
-  }
-
   async #send (request: NatPmpRequest, options: RequestOptions): Promise<NatPmpResponse> {
     const run = async (): Promise<NatPmpResponse> => {
       const label = request.opcode === 'map'
@@ -164,7 +139,7 @@ export class NatPmpClient implements Gateway {
         return answers(decoded, request, wanted) ? decoded : undefined
       }, options)
       this.#checkEpoch(response.epochSeconds)
-      this.#server.logger('%s: %s (%d)%s, epoch %d s', label, natPmpResultName(response.resultCode), response.resultCode,
+      this.server.logger('%s: %s (%d)%s, epoch %d s', label, natPmpResultName(response.resultCode), response.resultCode,
         response.opcode === 'map' ? `, external port ${response.externalPort}, lifetime ${response.lifetimeSeconds} s` : response.opcode === 'external-address' ? `, external address ${response.externalAddress}` : '', response.epochSeconds)
       return response
     }
@@ -174,7 +149,7 @@ export class NatPmpClient implements Gateway {
   }
 
   #checkEpoch (epochSeconds: number): void {
-    this.#server.observeEpoch('natpmp', epochSeconds)
+    this.server.observeEpoch('natpmp', epochSeconds)
   }
 }
 

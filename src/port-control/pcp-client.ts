@@ -1,5 +1,5 @@
-import { AbortError, GatewayRefusedError, RemoteProtocolError, TimeoutError, UncertainMappingError, UsageError } from '../errors.js'
-import type { CallOptions, Gateway, GatewayAbilities, GatewayReset, MapRequest, MapResult, PortMapping, TransportProtocol } from '../gateway.js'
+import { GatewayRefusedError, RemoteProtocolError, UsageError } from '../errors.js'
+import type { CallOptions, Gateway, MapRequest, MapResult, PortMapping, TransportProtocol } from '../gateway.js'
 import { createLogger } from '../log.js'
 import { unspecifiedFor } from '../net/address.js'
 import type { RequestOptions } from '../net/gateway-socket.js'
@@ -9,6 +9,7 @@ import { NatPmpResultCode, natPmpResultName } from '../natpmp/codes.js'
 import { decodePcpResponse, encodePcpRequest, type PcpResponse } from '../pcp/codec.js'
 import { IanaProtocol, PCP_VERSION, PcpOpcode, PcpResultCode, pcpResultName } from '../pcp/codes.js'
 import { randomNonce } from '../pcp/nonce.js'
+import { PortControlClient } from './client.js'
 import { PortControlServer, type PortControlServerOptions } from './server.js'
 
 export interface PortControlClientOptions extends PortControlServerOptions {
@@ -37,30 +38,23 @@ export function isPcpSession (session: unknown): session is PcpSession {
  * reports that as a GatewayRefusedError with resultName 'UNSUPP_VERSION' so the caller can fall
  * back to NAT-PMP (RFC 6887 §9, RFC 6886 §1.1).
  */
-export class PcpClient implements Gateway {
+export class PcpClient extends PortControlClient implements Gateway {
   readonly method = 'pcp' as const
-  readonly address: string
-  readonly #server: PortControlServer
   readonly #randomNonce: () => Uint8Array
   #externalAddress: string | undefined
   /** A nonce drawn while the ANNOUNCE was on its way, for the first MAP. */
   #spareNonce: Uint8Array | undefined
-  #closed = false
 
   constructor (options: PcpClientOptions) {
-    this.address = options.gateway
-    this.#randomNonce = options.randomNonce ?? randomNonce
     // MAP replies are routed by nonce (see GatewaySocket#dispatch): 1,000 requests in flight
     // must not each decode every reply.
-    this.#server = (options.server ?? new PortControlServer({ ...options, logger: options.logger ?? createLogger('pcp') }, mapReplyKey)).acquire()
+    super(options.gateway, options.server ?? new PortControlServer({ ...options, logger: options.logger ?? createLogger('pcp') }, mapReplyKey))
+    this.#randomNonce = options.randomNonce ?? randomNonce
     // A reboot may come with a new address.
-    this.#server.onReset(() => { this.#externalAddress = undefined })
+    this.server.onReset(() => { this.#externalAddress = undefined })
   }
 
-  get #socket (): PortControlServer['socket'] { return this.#server.socket }
-
-  /** The PCP/NAT-PMP server this client talks to, for a NAT-PMP client to share. */
-  get server (): PortControlServer { return this.#server }
+  get #socket (): PortControlServer['socket'] { return this.server.socket }
 
   /**
    * PCP has no request for the external address alone: it comes with each MAP reply. Before
@@ -90,25 +84,8 @@ export class PcpClient implements Gateway {
     const session: PcpSession = { nonce: this.#spareNonce ?? this.#randomNonce(), requestedLifetimeSeconds: request.lifetimeSeconds }
     this.#spareNonce = undefined
     const externalPort = request.suggestedExternalPort ?? request.internalPort
-    let sent = false
-    try {
-      return { mapping: await this.#map(session, request.protocol, request.internalPort, externalPort, request.lifetimeSeconds, { ...options, onSent: () => { sent = true } }) }
-    } catch (err) {
-      // Sent and unanswered: the server may hold it, under this nonce, until its lifetime ends.
-      if (!sent || !(err instanceof TimeoutError || err instanceof AbortError)) throw err
-      const nowMs = this.#socket.clock.now()
-      throw new UncertainMappingError({
-        method: 'pcp',
-        protocol: request.protocol,
-        internalPort: request.internalPort,
-        externalPort,
-        externalAddress: undefined,
-        lifetimeSeconds: request.lifetimeSeconds,
-        grantedAtMs: nowMs,
-        expiresAtMs: nowMs + request.lifetimeSeconds * 1000,
-        session
-      }, err)
-    }
+    const asked = { method: 'pcp' as const, protocol: request.protocol, internalPort: request.internalPort, externalPort, externalAddress: undefined, lifetimeSeconds: request.lifetimeSeconds, session }
+    return await this.mapOrUncertain(asked, async (onSent) => await this.#map(session, request.protocol, request.internalPort, externalPort, request.lifetimeSeconds, { ...options, onSent }))
   }
 
   async renew (mapping: PortMapping, options: CallOptions = {}): Promise<PortMapping> {
@@ -147,20 +124,6 @@ export class PcpClient implements Gateway {
       throw new GatewayRefusedError('pcp', reply.resultCode, pcpResultName(reply.resultCode), 'ANNOUNCE', reply.lifetimeSeconds)
     }
     return true
-  }
-
-  onReset (listener: (reset: GatewayReset) => void): () => void {
-    return this.#server.onReset(listener)
-  }
-
-  describe (): GatewayAbilities {
-    return { listen: async (options) => await this.#server.listen(options?.portControl) }
-  }
-
-  close (): void {
-    if (this.#closed) return
-    this.#closed = true
-    this.#server.release()
   }
 
   async #map (session: PcpSession, protocol: TransportProtocol, internalPort: number, suggestedExternalPort: number,
@@ -209,7 +172,7 @@ export class PcpClient implements Gateway {
       throw new GatewayRefusedError('pcp', PcpResultCode.UNSUPP_VERSION, pcpResultName(PcpResultCode.UNSUPP_VERSION), 'the server speaks only NAT-PMP')
     }
     this.#checkEpoch(reply.epochSeconds)
-    this.#server.logger('%s: %s (%d), lifetime %d s%s, epoch %d s', label, pcpResultName(reply.resultCode), reply.resultCode, reply.lifetimeSeconds,
+    this.server.logger('%s: %s (%d), lifetime %d s%s, epoch %d s', label, pcpResultName(reply.resultCode), reply.resultCode, reply.lifetimeSeconds,
       reply.map === undefined ? '' : `, external ${reply.map.externalAddress}:${reply.map.externalPort}`, reply.epochSeconds)
     if (reply.resultCode !== PcpResultCode.SUCCESS) {
       // NOT_AUTHORIZED for a low port: the router's rules, said plainly (port-rules.ts; miniupnpd pcpserver.c).
@@ -239,7 +202,7 @@ export class PcpClient implements Gateway {
   }
 
   #checkEpoch (epochSeconds: number): void {
-    this.#server.observeEpoch('pcp', epochSeconds)
+    this.server.observeEpoch('pcp', epochSeconds)
   }
 }
 
