@@ -174,6 +174,11 @@ async function rebootTest (t: { diagnostic: (message: string) => void }, options
     const recoveredMs = performance.now() - upAt
     t.diagnostic(`mapping back and reachable ${Math.round(recoveredMs)} ms after the router was up`)
     assert.ok(recoveredMs <= limitMs, `${Math.round(recoveredMs)} ms`)
+    // Issue 18.9: the reboot is said as it is (it was printed only as 'renewed'): lost, then mapped again.
+    await waitUntil(() => events.filter((e) => e.event === 'mapped').length >= 2, 5_000, 'mapped again')
+    const told = events.map((e) => e.event).filter((e) => e === 'mapped' || e === 'lost' || e === 'renewed')
+    assert.deepEqual(told.slice(0, 3), ['mapped', 'lost', 'mapped'], JSON.stringify(events))
+    assert.match(String(events.find((e) => e.event === 'lost')!.reason), /restart/)
     cli.kill('SIGINT')
     await new Promise((resolve) => cli.once('exit', resolve))
     assert.deepEqual((await lab.rules()).dnat, [])
