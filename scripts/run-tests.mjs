@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // Runs the compiled tests with node:test. `npm test` runs everything under build/test except
 // the lab suite; `--lab` runs only the lab suite (root, network namespaces, miniupnpd), one file
-// at a time because each file builds its own lab.
+// at a time because each file builds its own lab. TAP on every Node (24 defaults to its spec
+// reporter), so that the closing "# pass N" / "# fail N" lines are there for CI to read.
 import { readdirSync, statSync } from 'node:fs'
 import { join } from 'node:path'
 import { spawnSync } from 'node:child_process'
@@ -27,6 +28,6 @@ if (files.length === 0) {
   console.error(`no test files found under ${lab ? labDir : root}`)
   process.exit(1)
 }
-const args = ['--test', ...(lab ? ['--test-concurrency=1'] : []), ...files]
+const args = ['--test', '--test-reporter=tap', ...(lab ? ['--test-concurrency=1'] : []), ...files]
 const result = spawnSync(process.execPath, args, { stdio: 'inherit' })
 process.exit(result.status ?? 1)
