@@ -371,3 +371,31 @@ test('one reboot, one re-map: the epoch in the re-map\'s own reply is not taken 
   await clock.advance(120_000)
   assert.equal(gateway.requestCount, before + 1, 'exactly one re-map for the reboot')
 })
+
+test('issue 18.6: a hundred ports at once go a few at a time (8 in flight), the wait for a turn does not time out, and close() leaves nothing, without a MaxListenersExceededWarning', async (ctx) => {
+  const clock = new FakeClock()
+  const gateway = await SimulatedPmpGateway.start({ clock })
+  const warnings: string[] = []
+  const onWarning = (w: Error): void => { warnings.push(`${w.name}: ${w.message}`) }
+  process.on('warning', onWarning)
+  ctx.after(async () => { process.off('warning', onWarning); await gateway.close() })
+  const nat = new NAT(new PcpClient({ gateway: gateway.address, port: gateway.port, clock }), { clock, requestTimeoutMs: 1000 })
+  gateway.faults.delayMs = 5_000
+  const ports = Array.from({ length: 100 }, (_, i) => 20000 + i)
+  const adding = Promise.all(ports.map(async (port) => { await nat.addMapping('tcp', port) }))
+  await waitFor(() => gateway.received.length === 8, 'the first eight requests')
+  await clock.advance(0)
+  assert.equal(gateway.received.length, 8, 'the other 92 wait their turn, unsent')
+  // Answers within the request timeout from now on: every port gets mapped, none times out in the queue.
+  gateway.faults.delayMs = 0
+  await clock.advance(1000)
+  await waitFor(() => nat.mappings().length === 100, 'all mapped', 5000)
+  await adding
+  const errors: Error[] = []
+  nat.on('error', (err) => errors.push(err))
+  assert.deepEqual(await nat.close(), [])
+  assert.deepEqual(gateway.mappings(), [])
+  assert.deepEqual(errors, [])
+  await new Promise((resolve) => setImmediate(resolve))
+  assert.deepEqual(warnings, [])
+})
