@@ -1,5 +1,5 @@
 import { systemClock, type Clock } from '../clock.js'
-import { AbortError, ClosedError, GatewayRefusedError, NatmapperError, NoResponseError, RemoteProtocolError, throwIfAborted, TimeoutError, UncertainMappingError, UsageError } from '../errors.js'
+import { AbortError, ClosedError, ConnectionResetError, EntryNotOursError, GatewayRefusedError, NoExternalAddressError, NoResponseError, RemoteProtocolError, throwIfAborted, TimeoutError, UncertainMappingError, UsageError, type PortMappingEntry } from '../errors.js'
 import type { CallOptions, Gateway, GatewayAbilities, GatewayReset, ListedMapping, ListedTable, ListenOptions, MapRequest, MapResult, PortMapping, TransportProtocol } from '../gateway.js'
 import { createLogger, type Logger } from '../log.js'
 import { isIpv4Literal } from '../net/address.js'
@@ -10,32 +10,17 @@ import {
   decodeAddAnyPortMapping, decodeAddPortMapping, decodeDeletePortMapping, decodeGetExternalIPAddress,
   decodeGetSpecificPortMappingEntry, encodeAddAnyPortMapping, encodeAddPortMapping, encodeDeletePortMapping,
   encodeGetExternalIPAddress, encodeGetSpecificPortMappingEntry, IGD2_MAX_LEASE_SECONDS,
-  type NoExternalAddressReason, type PortMappingArgs, type PortMappingEntry
+  type PortMappingArgs
 } from './actions.js'
 import { UpnpErrorCode } from './codes.js'
 import { soapCall, type ExchangeContext } from './control.js'
 import { discoverIgd, type IgdSelection, type UpnpDiscoverOptions } from './discovery.js'
 import type { Ipv4Subnet, UrlPolicy } from './guard.js'
-import { ConnectionResetError } from './http.js'
 import { capDescription } from './mapping-description.js'
-import { EntryNotOursError, notOursBecause, type WantedEntry } from './ownership.js'
+import { notOursBecause, type WantedEntry } from './ownership.js'
 import { listenForRestarts } from './restarts.js'
 import type { SoapRequest } from './soap.js'
 import type { SsdpListener } from './ssdp-listener.js'
-
-/** The gateway answered GetExternalIPAddress with no usable address. */
-export class NoExternalAddressError extends NatmapperError {
-  readonly reason: NoExternalAddressReason
-  /** What the router sent, trimmed. */
-  readonly text: string
-
-  constructor (reason: NoExternalAddressReason, text: string) {
-    super('NATMAPPER_NO_EXTERNAL_ADDRESS', `the UPnP gateway has no public external address (GetExternalIPAddress gave ${JSON.stringify(text.slice(0, 60))}: ${reason}): ` +
-      'its WAN link is down, or another NAT is upstream (double NAT, CGNAT)')
-    this.reason = reason
-    this.text = text
-  }
-}
 
 /** The WAN connection service a client controls. */
 export interface UpnpService {

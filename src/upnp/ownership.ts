@@ -1,7 +1,5 @@
-import { NatmapperError } from '../errors.js'
-import type { TransportProtocol } from '../gateway.js'
+import type { PortMappingEntry } from '../errors.js'
 import { isIpv4Literal } from '../net/address.js'
-import type { PortMappingEntry } from './actions.js'
 
 /**
  * Whether an entry the router holds is ours to overwrite or delete. miniupnpd overwrites an
@@ -35,25 +33,6 @@ export function notOursBecause (entry: PortMappingEntry, wanted: WantedEntry): s
     return `it was made by another program (description ${JSON.stringify(entry.description.slice(0, 64))}, not ${JSON.stringify(wanted.description)})`
   }
   return undefined
-}
-
-/**
- * The router holds an entry at this external port that is not ours: natmapper neither
- * overwrites nor deletes it. `entry` is undefined when the router's answer could not be read.
- */
-export class EntryNotOursError extends NatmapperError {
-  readonly protocol: TransportProtocol
-  readonly externalPort: number
-  readonly entry: PortMappingEntry | undefined
-
-  constructor (what: 'delete' | 'map', protocol: TransportProtocol, externalPort: number, entry: PortMappingEntry | undefined, why: string) {
-    super('NATMAPPER_UPNP_NOT_OURS', what === 'delete'
-      ? `not deleting UPnP ${protocol.toUpperCase()} external port ${externalPort}: the router's entry there is not natmapper's: ${why}`
-      : `not mapping over UPnP ${protocol.toUpperCase()} external port ${externalPort}: the router's entry there is not natmapper's: ${why}`)
-    this.protocol = protocol
-    this.externalPort = externalPort
-    this.entry = entry
-  }
 }
 
 function describeClient (entry: PortMappingEntry): string {

@@ -1,11 +1,10 @@
 import { test, type TestContext } from 'node:test'
 import assert from 'node:assert/strict'
-import { AbortError, ClosedError, GatewayRefusedError, UsageError } from '../../src/errors.js'
+import { AbortError, ClosedError, EntryNotOursError, GatewayRefusedError, NoExternalAddressError, UsageError } from '../../src/errors.js'
 import type { PortMapping } from '../../src/gateway.js'
 import type { SimulatedIgd, SimulatedIgdOptions } from '../../src/testing/igd.js'
-import { candidatePort, NoExternalAddressError, UpnpClient, type UpnpClientTuning } from '../../src/upnp/client.js'
+import { candidatePort, UpnpClient, type UpnpClientTuning } from '../../src/upnp/client.js'
 import { upnpErrorName } from '../../src/upnp/codes.js'
-import { EntryNotOursError } from '../../src/upnp/ownership.js'
 import { discoverOptions, startIgd } from './setup.js'
 import { mapChecked } from '../../src/gateway.js'
 
