@@ -1,6 +1,7 @@
 import { createSocket, type RemoteInfo, type Socket } from 'node:dgram'
 import type { Clock } from '../clock.js'
-import { encodeNotify, encodeSsdpResponse, parseSsdpMessage } from '../upnp/ssdp-codec.js'
+import { parseSsdpMessage } from '../upnp/ssdp-codec.js'
+import { encodeNotify, encodeSsdpResponse } from '../upnp/ssdp-encode.js'
 import { bind, type SsdpTarget } from '../upnp/ssdp.js'
 import { SERVER, type IgdTypes } from './igd-description.js'
 import type { IgdQuirks, IgdRequest } from './igd-types.js'

@@ -5,7 +5,7 @@ import { createServer } from 'node:http'
 import { AbortError, RemoteProtocolError, TimeoutError, UnsafeUrlError } from '../../src/errors.js'
 import { FakeClock } from '../../src/testing/fake-clock.js'
 import { discoverIgd } from '../../src/upnp/discovery.js'
-import { encodeSsdpResponse } from '../../src/upnp/ssdp-codec.js'
+import { encodeSsdpResponse } from '../../src/upnp/ssdp-encode.js'
 import { waitFor } from '../helpers/wait.js'
 import { discoverOptions, LOOPBACK_INTERFACES, startIgd } from './setup.js'
 
