@@ -7,6 +7,12 @@ import type { IgdSelection } from './discovery.js'
 import type { UrlPolicy } from './guard.js'
 import type { SoapRequest } from './soap.js'
 
+/**
+ * What the parts of a UpnpClient share: the service and how an action reaches it, our LAN
+ * address, what the router has taught. The client makes one ClientContext and hands it to
+ * add.ts, read-back.ts, ownership.ts and listing.ts, which never import client.ts.
+ */
+
 /** The WAN connection service a client controls. */
 export interface UpnpService {
   readonly serviceType: string
@@ -40,11 +46,7 @@ export interface ClientContextOptions {
   rediscover: Rediscover | undefined
 }
 
-/**
- * What the parts of a UpnpClient share: the service and how an action reaches it, our LAN
- * address, what the router has taught. The client makes one and hands it to add.ts,
- * read-back.ts, ownership.ts and listing.ts, which never import client.ts.
- */
+/** The shared part of one UpnpClient (see the top of this file); closed with it. */
 export class ClientContext {
   readonly clock: Clock
   readonly logger: Logger

@@ -250,8 +250,9 @@ export class UpnpClient implements Gateway {
   }
 
   /**
-   * DeletePortMapping, once GetSpecificPortMappingEntry shows the entry is ours; another's entry
-   * is left alone and EntryNotOursError thrown (ownership.ts, deleteIfOurs, says what counts as ours).
+   * DeletePortMapping, once GetSpecificPortMappingEntry shows the entry is ours (the same internal
+   * client and internal port); another's entry is left alone and EntryNotOursError thrown, and an
+   * entry already gone counts as deleted. The details and their reasons: deleteIfOurs in ownership.ts.
    */
   async unmap (mapping: PortMapping, options: CallOptions = {}): Promise<void> {
     await deleteIfOurs(this.#ctx, mapping, options)
@@ -262,7 +263,11 @@ export class UpnpClient implements Gateway {
     return await this.#ctx.call((st) => encodeGetSpecificPortMappingEntry(st, { externalPort, protocol }), decodeGetSpecificPortMappingEntry, this.#ctx.exchange(options))
   }
 
-  /** The router's whole table, by GetGenericPortMappingEntry; unreadable entries are skipped and listed as such (listing.ts). */
+  /**
+   * The router's whole table, by GetGenericPortMappingEntry from index 0 until the router says the
+   * index is past the end, 1024 entries at most; an answer that cannot be read is skipped and
+   * listed as unreadable. The details and their reasons: listTable in listing.ts.
+   */
   async list (options: CallOptions = {}): Promise<ListedTable> {
     return await listTable(this.#ctx, options)
   }

@@ -3,6 +3,8 @@ import type { PortMapping, TransportProtocol } from '../gateway.js'
 import { IGD2_MAX_LEASE_SECONDS } from './actions.js'
 import type { ClientContext } from './client-context.js'
 
+/** A UPnP mapping: the PortMapping an add grants, and the session it carries for its renewal and delete. */
+
 /** What a renewal or delete needs. */
 export interface UpnpSession {
   readonly requestedLifetimeSeconds: number
