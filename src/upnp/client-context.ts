@@ -75,8 +75,6 @@ export class ClientContext {
   /** Our LAN address as the router sees it: from discovery, then from each connection's local address. */
   get internalClient (): string | undefined { return this.#internalClient }
 
-  get closed (): boolean { return this.#closed }
-
   /** Later exchanges throw ClosedError. */
   close (): void {
     this.#closed = true
