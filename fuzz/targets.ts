@@ -20,7 +20,8 @@ import {
   MAX_SOAP_CHARS, encodeSoapFault, encodeSoapRequest, encodeSoapResponse, escapeXml, parseSoapFault, parseSoapRequest,
   parseSoapResponse
 } from '../src/upnp/soap.js'
-import { MAX_SSDP_MESSAGE_BYTES, encodeMSearch, encodeNotify, encodeSsdpResponse, parseSsdpMessage } from '../src/upnp/ssdp-codec.js'
+import { MAX_SSDP_MESSAGE_BYTES, parseSsdpMessage } from '../src/upnp/ssdp-codec.js'
+import { encodeMSearch, encodeNotify, encodeSsdpResponse } from '../src/upnp/ssdp-encode.js'
 import { MAX_HEADER_SECTION_BYTES } from '../src/upnp/http.js'
 import { fromHex } from '../test/fixtures/packets/hex.js'
 import { malformedNatPmpRequests, malformedNatPmpResponses, natPmpRequests, natPmpResponses } from '../test/fixtures/packets/natpmp.js'

@@ -1,4 +1,4 @@
-import type { MappingMethod, PortMapping, ProbeResult } from './gateway.js'
+import type { MappingMethod, PortMapping, ProbeResult, TransportProtocol } from './gateway.js'
 
 /**
  * Every error natmapper throws is a NatmapperError with a stable `code`, so callers branch on
@@ -159,6 +159,79 @@ export class GatewayResetError extends NatmapperError {
 export class NotAskedError extends NatmapperError {
   constructor (message: string, options?: ErrorOptions) {
     super('NATMAPPER_NOT_ASKED', message, options)
+  }
+}
+
+// UPnP. Here, not in src/upnp/, so that every error and its code is in one file; natmapper/upnp re-exports them.
+
+export type UnsafeUrlReason =
+  | 'not-a-url' | 'not-http' | 'credentials' | 'not-ip-literal' | 'bad-port' | 'foreign-host'
+
+/** A description or control URL the guard refused (upnp/guard.ts); nothing was sent to it. */
+export class UnsafeUrlError extends NatmapperError {
+  readonly url: string
+  readonly reason: UnsafeUrlReason
+
+  constructor (url: string, reason: UnsafeUrlReason, detail: string) {
+    super('NATMAPPER_UPNP_URL_REFUSED', `refusing UPnP URL ${JSON.stringify(url.length > 200 ? `${url.slice(0, 200)}...` : url)}: ${detail}`)
+    this.url = url
+    this.reason = reason
+  }
+}
+
+/** The connection was reset or closed before a whole reply arrived. */
+export class ConnectionResetError extends NatmapperError {
+  constructor (message: string, options?: ErrorOptions) {
+    super('NATMAPPER_CONNECTION_RESET', message, options)
+  }
+}
+
+/** Why an external address is unusable: absent, empty, not IPv4 text, or in a range no WAN address can be in. */
+export type NoExternalAddressReason =
+  | 'missing' | 'empty' | 'not-ipv4' | 'unspecified' | 'loopback' | 'link-local' | 'multicast' | 'reserved'
+
+/** The gateway answered GetExternalIPAddress with no usable address. */
+export class NoExternalAddressError extends NatmapperError {
+  readonly reason: NoExternalAddressReason
+  /** What the router sent, trimmed. */
+  readonly text: string
+
+  constructor (reason: NoExternalAddressReason, text: string) {
+    super('NATMAPPER_NO_EXTERNAL_ADDRESS', `the UPnP gateway has no public external address (GetExternalIPAddress gave ${JSON.stringify(text.slice(0, 60))}: ${reason}): ` +
+      'its WAN link is down, or another NAT is upstream (double NAT, CGNAT)')
+    this.reason = reason
+    this.text = text
+  }
+}
+
+/** A GetSpecificPortMappingEntry answer (decoded in upnp/actions.ts); here because EntryNotOursError carries one. */
+export interface PortMappingEntry {
+  readonly internalPort: number
+  readonly internalClient: string
+  /** Undefined when the router sent something that is not a UPnP boolean. */
+  readonly enabled: boolean | undefined
+  readonly description: string
+  /** Remaining (v2) or granted lease; 0 = permanent; undefined when unreadable. */
+  readonly leaseDurationSeconds: number | undefined
+}
+
+/**
+ * The router holds an entry at this external port that is not ours (upnp/ownership.ts):
+ * natmapper neither overwrites nor deletes it. `entry` is undefined when the router's answer
+ * could not be read.
+ */
+export class EntryNotOursError extends NatmapperError {
+  readonly protocol: TransportProtocol
+  readonly externalPort: number
+  readonly entry: PortMappingEntry | undefined
+
+  constructor (what: 'delete' | 'map', protocol: TransportProtocol, externalPort: number, entry: PortMappingEntry | undefined, why: string) {
+    super('NATMAPPER_UPNP_NOT_OURS', what === 'delete'
+      ? `not deleting UPnP ${protocol.toUpperCase()} external port ${externalPort}: the router's entry there is not natmapper's: ${why}`
+      : `not mapping over UPnP ${protocol.toUpperCase()} external port ${externalPort}: the router's entry there is not natmapper's: ${why}`)
+    this.protocol = protocol
+    this.externalPort = externalPort
+    this.entry = entry
   }
 }
 

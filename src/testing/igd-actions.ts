@@ -1,6 +1,6 @@
 import { IGD2_MAX_LEASE_SECONDS } from '../upnp/actions.js'
 import { UpnpErrorCode } from '../upnp/codes.js'
-import type { IgdQuirks, SimulatedIgdMapping } from './igd.js'
+import type { IgdQuirks, SimulatedIgdMapping } from './igd-types.js'
 
 /**
  * SimulatedIgd's WANIPConnection actions over its mapping table, as miniupnpd answers them

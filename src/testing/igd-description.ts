@@ -18,6 +18,9 @@ export interface IgdTypes {
 
 const UUID_PREFIX = '2f402f80-da50-11e1-9b23-0019000bf1a'
 
+/** The SERVER header of SimulatedIgd's SSDP and HTTP answers. */
+export const SERVER = 'Linux/6.1 UPnP/1.1 natmapper-SimulatedIgd/0.1'
+
 export function igdTypes (version: 1 | 2): IgdTypes {
   const device = `urn:schemas-upnp-org:device:InternetGatewayDevice:${version}`
   const service = `urn:schemas-upnp-org:service:WANIPConnection:${version}`

@@ -1,12 +1,14 @@
 import { createSocket, type RemoteInfo, type Socket } from 'node:dgram'
 import { isIPv6 } from 'node:net'
 import { systemClock, type Clock } from '../clock.js'
-import type { TransportProtocol } from '../gateway.js'
-import { decodeNatPmpRequest, encodeNatPmpResponse, type NatPmpResponse } from '../natpmp/codec.js'
-import { NatPmpResultCode } from '../natpmp/codes.js'
-import { decodePcpRequest, encodePcpResponse, type PcpRequest, type PcpResponse } from '../pcp/codec.js'
-import { IanaProtocol, PCP_VERSION, PcpOpcode, PcpResultCode } from '../pcp/codes.js'
 import { MalformedPacketError } from '../errors.js'
+import { encodeNatPmpResponse } from '../natpmp/codec.js'
+import { encodePcpResponse } from '../pcp/codec.js'
+import { PCP_VERSION, PcpOpcode } from '../pcp/codes.js'
+import { answerNatPmp, answerPcp, purgeExpired, type PmpTable } from './pmp-answers.js'
+import type { PmpFaults, PmpRules, ReceivedRequest, SimulatedMapping, SimulatedPmpGatewayOptions } from './pmp-types.js'
+
+export type { PmpFaults, ReceivedRequest, SimulatedMapping, SimulatedPmpGatewayOptions } from './pmp-types.js'
 
 /**
  * A NAT-PMP (RFC 6886) and PCP (RFC 6887) gateway on one UDP socket, as miniupnpd serves both
@@ -14,91 +16,6 @@ import { MalformedPacketError } from '../errors.js'
  * counts every request, and can be told to misbehave (see `faults`), so tests can assert both
  * what a client achieved and what it cost the router.
  */
-
-export interface SimulatedPmpGatewayOptions {
-  /** Address to bind; default 127.0.0.1. */
-  address?: string
-  /** Port to bind; default 0 (any free port). */
-  port?: number
-  /** The WAN address the gateway reports. Default 11.0.0.1, a public address as the lab uses (never contacted). */
-  externalAddress?: string
-  /** Answer PCP (version 2). When off, PCP requests get NAT-PMP's UNSUPPORTED_VERSION. Default true. */
-  pcp?: boolean
-  /** Answer NAT-PMP (version 0). When off, NAT-PMP requests get PCP's UNSUPP_VERSION. Default true. */
-  natpmp?: boolean
-  /** PCP lifetime clamp; miniupnpd's defaults are 120 and 86400. */
-  minLifetimeSeconds?: number
-  maxLifetimeSeconds?: number
-  /** External ports the gateway may hand out; miniupnpd's sample config allows 1024-65535. */
-  minExternalPort?: number
-  maxExternalPort?: number
-  /** Refuse PCP renewals that carry another nonce (miniupnpd refuses deletes; we default to both). */
-  enforceNonceOnRenew?: boolean
-  /**
-   * A second address to bind, for `faults.wrongSourceAddress`: answers then come from another
-   * host, as a LAN host spoofing the gateway would send them (e.g. 127.0.0.2; Linux has all of
-   * 127.0.0.0/8 on loopback). Default: none.
-   */
-  spoofAddress?: string
-  clock?: Clock
-}
-
-export interface SimulatedMapping {
-  protocol: TransportProtocol
-  clientAddress: string
-  internalPort: number
-  externalPort: number
-  lifetimeSeconds: number
-  expiresAtMs: number
-  /** Hex of the PCP nonce, or undefined for a NAT-PMP mapping. */
-  nonce: string | undefined
-  via: 'natpmp' | 'pcp'
-}
-
-export interface ReceivedRequest {
-  via: 'natpmp' | 'pcp' | 'garbage'
-  from: string
-  atMs: number
-  /** A short description, e.g. "MAP tcp 7001 lifetime 7200". */
-  summary: string
-}
-
-/** Switches a test flips to make the gateway misbehave. All off by default. */
-export interface PmpFaults {
-  /** Answer nothing at all. */
-  silent: boolean
-  /** Drop this many incoming requests before answering again (lost packets). */
-  dropNext: number
-  /** Answer after this delay, on the gateway's clock. */
-  delayMs: number
-  /** Send a garbage datagram before every real answer. */
-  garbageFirst: boolean
-  /** Answer from another socket (another source port), as a spoofer or a confused router would. */
-  wrongSource: boolean
-  /** Refuse every mapping request with this result code (PCP or NAT-PMP code space by request). */
-  refuseWith: { pcp?: number, natpmp?: number, lifetimeSeconds?: number } | undefined
-  /** Grant at most this lifetime, whatever was asked. */
-  capLifetimeSeconds: number | undefined
-  /**
-   * Answer NAT-PMP external-address requests with this result code, as miniupnpd answers
-   * NETWORK_FAILURE (3) when its WAN address is private or reserved (double NAT).
-   */
-  externalAddressResult: number | undefined
-  /** Answer from `spoofAddress` (another host) instead of the gateway's address. Needs that option. */
-  wrongSourceAddress: boolean
-  /**
-   * Answer every PCP request with ADDRESS_MISMATCH, as a server does when another NAT between
-   * client and server rewrote the source address (RFC 6887 §8.3; quirk 24: tailscale PR #3397).
-   */
-  addressMismatch: boolean
-  /**
-   * Replaces each answer with what this returns: one datagram, several, or none (undefined). It
-   * sees the request and the answer the gateway would have sent (undefined when it would send
-   * none), so a test can send garbage, a wrong opcode, another nonce, absurd lifetimes, floods.
-   * The gateway's table is updated as for the real answer.
-   */
-  mangle: ((answer: Uint8Array | undefined, request: Uint8Array) => Uint8Array | Uint8Array[] | undefined) | undefined
-}
 
 export class SimulatedPmpGateway {
   readonly faults: PmpFaults = {
@@ -114,8 +31,9 @@ export class SimulatedPmpGateway {
   readonly #spoofSocket: Socket
   readonly #otherHostSocket: Socket | undefined
   readonly #clock: Clock
-  readonly #options: Required<Omit<SimulatedPmpGatewayOptions, 'clock' | 'address' | 'port' | 'externalAddress' | 'spoofAddress'>>
-  #mappings = new Map<string, SimulatedMapping>()
+  readonly #options: PmpRules
+  readonly #table: PmpTable
+  readonly #mappings = new Map<string, SimulatedMapping>()
   #epochStartMs: number
   #closed = false
 
@@ -135,6 +53,15 @@ export class SimulatedPmpGateway {
       enforceNonceOnRenew: options.enforceNonceOnRenew ?? true
     }
     this.#epochStartMs = this.#clock.now()
+    this.#table = {
+      rules: this.#options,
+      faults: this.faults,
+      clock: this.#clock,
+      mappings: this.#mappings,
+      received: this.received,
+      externalAddress: () => this.externalAddress,
+      epochSeconds: () => this.epochSeconds
+    }
     socket.on('message', (message, rinfo) => { this.#onMessage(message, rinfo) })
   }
 
@@ -168,7 +95,7 @@ export class SimulatedPmpGateway {
 
   /** Live mappings (expired ones are purged first). */
   mappings (): SimulatedMapping[] {
-    this.#purgeExpired()
+    purgeExpired(this.#table)
     return [...this.#mappings.values()]
   }
 
@@ -218,7 +145,7 @@ export class SimulatedPmpGateway {
     }
     let reply: Uint8Array | undefined
     try {
-      reply = bytes[0] === 0 ? this.#handleNatPmp(bytes, rinfo) : this.#handlePcp(bytes, rinfo)
+      reply = bytes[0] === 0 ? answerNatPmp(this.#table, bytes, rinfo) : answerPcp(this.#table, bytes, rinfo)
     } catch (err) {
       if (!(err instanceof MalformedPacketError)) throw err
       this.received.push({ via: 'garbage', from: rinfo.address, atMs: this.#clock.now(), summary: err.reason })
@@ -241,127 +168,6 @@ export class SimulatedPmpGateway {
     if (this.faults.delayMs > 0) this.#clock.setTimeout(send, this.faults.delayMs)
     else send()
   }
-
-  #handleNatPmp (bytes: Uint8Array, rinfo: RemoteInfo): Uint8Array | undefined {
-    const epochSeconds = this.epochSeconds
-    if (!this.#options.natpmp) {
-      this.received.push({ via: 'natpmp', from: rinfo.address, atMs: this.#clock.now(), summary: 'version 0 refused' })
-      // RFC 6887 §9: a PCP-only server answers a NAT-PMP request with UNSUPP_VERSION.
-      return encodePcpResponse({ version: PCP_VERSION, opcode: bytes[1] ?? 0, resultCode: PcpResultCode.UNSUPP_VERSION, lifetimeSeconds: 0, epochSeconds, options: [] })
-    }
-    const request = decodeNatPmpRequest(bytes)
-    if (request.opcode === 'external-address') {
-      this.received.push({ via: 'natpmp', from: rinfo.address, atMs: this.#clock.now(), summary: 'EXTERNAL_ADDRESS' })
-      const result = this.faults.externalAddressResult
-      if (result !== undefined) return encodeNatPmpResponse({ opcode: 'error', requestOpcode: 0, resultCode: result, epochSeconds }, { length: 12 })
-      return encodeNatPmpResponse({ opcode: 'external-address', resultCode: 0, epochSeconds, externalAddress: this.externalAddress })
-    }
-    const { protocol, internalPort, suggestedExternalPort, lifetimeSeconds } = request
-    this.received.push({ via: 'natpmp', from: rinfo.address, atMs: this.#clock.now(), summary: `MAP ${protocol} ${internalPort} lifetime ${lifetimeSeconds}` })
-    const requestOpcode = protocol === 'udp' ? 1 : 2
-    const refused = this.faults.refuseWith?.natpmp
-    if (refused !== undefined) {
-      return encodeNatPmpResponse({ opcode: 'error', requestOpcode, resultCode: refused, epochSeconds }, { length: 16 })
-    }
-    const key = mappingKey(protocol, rinfo.address, internalPort)
-    if (lifetimeSeconds === 0) {
-      this.#mappings.delete(key)
-      return encodeNatPmpResponse({ opcode: 'map', resultCode: 0, protocol, epochSeconds, internalPort, externalPort: 0, lifetimeSeconds: 0 })
-    }
-    const externalPort = this.#allocate(key, protocol, suggestedExternalPort === 0 ? internalPort : suggestedExternalPort)
-    if (externalPort === undefined) {
-      return encodeNatPmpResponse({ opcode: 'error', requestOpcode, resultCode: NatPmpResultCode.OUT_OF_RESOURCES, epochSeconds }, { length: 16 })
-    }
-    const granted = this.#grantLifetime(lifetimeSeconds, false)
-    this.#mappings.set(key, {
-      protocol, clientAddress: rinfo.address, internalPort, externalPort, lifetimeSeconds: granted,
-      expiresAtMs: this.#clock.now() + granted * 1000, nonce: undefined, via: 'natpmp'
-    })
-    const response: NatPmpResponse = { opcode: 'map', resultCode: 0, protocol, epochSeconds, internalPort, externalPort, lifetimeSeconds: granted }
-    return encodeNatPmpResponse(response)
-  }
-
-  #handlePcp (bytes: Uint8Array, rinfo: RemoteInfo): Uint8Array | undefined {
-    const epochSeconds = this.epochSeconds
-    if (!this.#options.pcp) {
-      this.received.push({ via: 'pcp', from: rinfo.address, atMs: this.#clock.now(), summary: 'version refused (NAT-PMP only)' })
-      // A NAT-PMP-only server answers any other version with its 8-byte UNSUPPORTED_VERSION reply.
-      return encodeNatPmpResponse({ opcode: 'error', requestOpcode: (bytes[1] ?? 0) & 0x7f, resultCode: NatPmpResultCode.UNSUPPORTED_VERSION, epochSeconds })
-    }
-    const request = decodePcpRequest(bytes)
-    this.received.push({ via: 'pcp', from: rinfo.address, atMs: this.#clock.now(), summary: describePcp(request) })
-    const reply = (resultCode: number, lifetimeSeconds: number, map?: PcpResponse['map']): Uint8Array =>
-      encodePcpResponse({ version: PCP_VERSION, opcode: request.opcode, resultCode, lifetimeSeconds, epochSeconds, ...(map === undefined ? {} : { map }), options: [] })
-    if (request.version !== PCP_VERSION) return reply(PcpResultCode.UNSUPP_VERSION, 0)
-    if (request.clientAddress !== rinfo.address || this.faults.addressMismatch) return reply(PcpResultCode.ADDRESS_MISMATCH, 0, request.map)
-    if (request.opcode === PcpOpcode.ANNOUNCE) return reply(PcpResultCode.SUCCESS, 0)
-    if (request.opcode !== PcpOpcode.MAP || request.map === undefined) return reply(PcpResultCode.UNSUPP_OPCODE, 0)
-    const map = request.map
-    const refused = this.faults.refuseWith?.pcp
-    if (refused !== undefined) return reply(refused, this.faults.refuseWith?.lifetimeSeconds ?? 0, map)
-    const protocol = map.protocol === IanaProtocol.tcp ? 'tcp' : map.protocol === IanaProtocol.udp ? 'udp' : undefined
-    if (protocol === undefined) return reply(PcpResultCode.UNSUPP_PROTOCOL, 0, map)
-    const key = mappingKey(protocol, rinfo.address, map.internalPort)
-    this.#purgeExpired()
-    const existing = this.#mappings.get(key)
-    const nonce = hex(map.nonce)
-    if (existing?.nonce !== undefined && existing.nonce !== nonce &&
-        (request.lifetimeSeconds === 0 || this.#options.enforceNonceOnRenew)) {
-      return reply(PcpResultCode.NOT_AUTHORIZED, 0, map)
-    }
-    if (request.lifetimeSeconds === 0) {
-      this.#mappings.delete(key)
-      return reply(PcpResultCode.SUCCESS, 0, { ...map, externalAddress: this.externalAddress })
-    }
-    const externalPort = this.#allocate(key, protocol, map.externalPort === 0 ? map.internalPort : map.externalPort)
-    if (externalPort === undefined) return reply(PcpResultCode.NO_RESOURCES, 30, map)
-    const granted = this.#grantLifetime(request.lifetimeSeconds, true)
-    this.#mappings.set(key, {
-      protocol, clientAddress: rinfo.address, internalPort: map.internalPort, externalPort, lifetimeSeconds: granted,
-      expiresAtMs: this.#clock.now() + granted * 1000, nonce, via: 'pcp'
-    })
-    return reply(PcpResultCode.SUCCESS, granted, { ...map, externalPort, externalAddress: this.externalAddress })
-  }
-
-  #grantLifetime (requested: number, clamp: boolean): number {
-    let granted = requested
-    if (clamp) granted = Math.min(Math.max(granted, this.#options.minLifetimeSeconds), this.#options.maxLifetimeSeconds)
-    const cap = this.faults.capLifetimeSeconds
-    return cap === undefined ? granted : Math.min(granted, cap)
-  }
-
-  /** The suggested port if free for this key, else the next free one upward (miniupnpd's search). */
-  #allocate (key: string, protocol: TransportProtocol, suggested: number): number | undefined {
-    this.#purgeExpired()
-    const { minExternalPort, maxExternalPort } = this.#options
-    const taken = new Set<number>()
-    for (const [k, m] of this.#mappings) if (k !== key && m.protocol === protocol) taken.add(m.externalPort)
-    const start = Math.min(Math.max(suggested, minExternalPort), maxExternalPort)
-    for (let i = 0; i <= maxExternalPort - minExternalPort; i++) {
-      const port = minExternalPort + ((start - minExternalPort + i) % (maxExternalPort - minExternalPort + 1))
-      if (!taken.has(port)) return port
-    }
-    return undefined
-  }
-
-  #purgeExpired (): void {
-    const now = this.#clock.now()
-    for (const [key, m] of this.#mappings) if (m.expiresAtMs <= now) this.#mappings.delete(key)
-  }
-}
-
-function mappingKey (protocol: TransportProtocol, client: string, internalPort: number): string {
-  return `${protocol}/${client}/${internalPort}`
-}
-
-function hex (bytes: Uint8Array): string {
-  return Buffer.from(bytes).toString('hex')
-}
-
-function describePcp (request: PcpRequest): string {
-  if (request.opcode === PcpOpcode.ANNOUNCE) return 'ANNOUNCE'
-  if (request.map === undefined) return `opcode ${request.opcode}`
-  return `MAP ${request.map.protocol} ${request.map.internalPort} lifetime ${request.lifetimeSeconds}`
 }
 
 async function bind (socket: Socket, address: string, port: number): Promise<void> {

@@ -1,4 +1,4 @@
-import { GatewayRefusedError, RemoteProtocolError, UsageError } from '../errors.js'
+import { GatewayRefusedError, RemoteProtocolError, UsageError, type NoExternalAddressReason, type PortMappingEntry } from '../errors.js'
 import type { TransportProtocol } from '../gateway.js'
 import { UpnpErrorCode } from './codes.js'
 import { encodeSoapRequest, parseSoapResponse, type SoapRequest } from './soap.js'
@@ -52,10 +52,6 @@ export interface PortMappingKey {
   protocol: TransportProtocol
 }
 
-/** Why an external address is unusable: absent, empty, not IPv4 text, or in a range no WAN address can be in. */
-export type NoExternalAddressReason =
-  | 'missing' | 'empty' | 'not-ipv4' | 'unspecified' | 'loopback' | 'link-local' | 'multicast' | 'reserved'
-
 /**
  * GetExternalIPAddress's answer. Routers without a usable WAN address answer with an empty
  * string (miniupnpd with a reserved WAN address), 0.0.0.0 or 127.0.0.1 (tailscale corp#23538),
@@ -76,17 +72,6 @@ export interface StatusInfo {
   readonly lastConnectionError: string
   /** Undefined when absent or not a number. */
   readonly uptimeSeconds: number | undefined
-}
-
-/** A GetSpecificPortMappingEntry answer. */
-export interface PortMappingEntry {
-  readonly internalPort: number
-  readonly internalClient: string
-  /** Undefined when the router sent something that is not a UPnP boolean. */
-  readonly enabled: boolean | undefined
-  readonly description: string
-  /** Remaining (v2) or granted lease; 0 = permanent; undefined when unreadable. */
-  readonly leaseDurationSeconds: number | undefined
 }
 
 /** GetExternalIPAddress takes no arguments. */

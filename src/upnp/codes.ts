@@ -1,3 +1,5 @@
+import { GatewayRefusedError } from '../errors.js'
+
 /**
  * UPnP IGD constants and code tables: SSDP addresses (UDA 1.1 §1), the device and service types
  * an IGD publishes (IGD v1 and v2), and the SOAP error codes (UDA 1.1 §3.2.2 and the
@@ -94,4 +96,9 @@ const errorNames = new Map<number, string>(Object.entries(UpnpErrorCode).map(([n
  */
 export function upnpErrorName (code: number): string {
   return errorNames.get(code) ?? `UNKNOWN_${code}`
+}
+
+/** Whether `err` is the router refusing with one of `codes` (a UPnP fault, GatewayRefusedError). */
+export function isRefused (err: unknown, ...codes: number[]): boolean {
+  return err instanceof GatewayRefusedError && err.protocol === 'upnp' && codes.includes(err.resultCode)
 }

@@ -1,5 +1,5 @@
 import { nextTurn, systemClock, type Clock, type TimerHandle } from '../clock.js'
-import { AbortError, RemoteProtocolError, TimeoutError } from '../errors.js'
+import { AbortError, RemoteProtocolError, TimeoutError, UnsafeUrlError } from '../errors.js'
 import { createLogger, type Logger } from '../log.js'
 import {
   decodeGetExternalIPAddress, decodeGetStatusInfo, encodeGetExternalIPAddress, encodeGetStatusInfo,
@@ -7,7 +7,7 @@ import {
 } from './actions.js'
 import { fetchDescription, soapCall, type ExchangeContext } from './control.js'
 import { findWanServices, parseDescription, type UpnpRootDevice, type WanServiceCandidate } from './description.js'
-import { checkUpnpUrl, isPublicIpv4, repointUrl, UnsafeUrlError, type UrlPolicy } from './guard.js'
+import { checkUpnpUrl, isPublicIpv4, repointUrl, type UrlPolicy } from './guard.js'
 import { startIgdSearch, type IgdSearchOptions, type StartedIgdSearch } from './search.js'
 import { isIgdAnswer, type SsdpAnswer, type SsdpTarget } from './ssdp.js'
 import { preloadXmlParser } from './xml.js'

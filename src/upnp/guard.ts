@@ -1,5 +1,5 @@
 import type { NetworkInterfaceInfo } from 'node:os'
-import { NatmapperError } from '../errors.js'
+import { UnsafeUrlError } from '../errors.js'
 import { ipFamily, isIpv4Literal, isIpv6Literal } from '../net/address.js'
 
 /**
@@ -12,21 +12,6 @@ import { ipFamily, isIpv4Literal, isIpv6Literal } from '../net/address.js'
  * from its static address rather than the gateway VIP: tailscale#5502). Anything else is refused
  * before any connection. Pure functions: the caller passes the interface list.
  */
-
-export type UnsafeUrlReason =
-  | 'not-a-url' | 'not-http' | 'credentials' | 'not-ip-literal' | 'bad-port' | 'foreign-host'
-
-/** A description or control URL the guard refused; nothing was sent to it. */
-export class UnsafeUrlError extends NatmapperError {
-  readonly url: string
-  readonly reason: UnsafeUrlReason
-
-  constructor (url: string, reason: UnsafeUrlReason, detail: string) {
-    super('NATMAPPER_UPNP_URL_REFUSED', `refusing UPnP URL ${JSON.stringify(url.length > 200 ? `${url.slice(0, 200)}...` : url)}: ${detail}`)
-    this.url = url
-    this.reason = reason
-  }
-}
 
 /** An IPv4 network: `address` is any address inside it. */
 export interface Ipv4Subnet {

@@ -1,7 +1,7 @@
 import { request as httpRequest, type IncomingMessage, type InformationEvent } from 'node:http'
 import type { LookupFunction, Socket } from 'node:net'
 import { systemClock, type Clock } from '../clock.js'
-import { AbortError, NatmapperError, NoResponseError, RemoteProtocolError, TimeoutError, UsageError } from '../errors.js'
+import { AbortError, ConnectionResetError, NatmapperError, NoResponseError, RemoteProtocolError, TimeoutError, UsageError } from '../errors.js'
 import { hostOf } from './guard.js'
 import { ipFamily } from '../net/address.js'
 
@@ -16,13 +16,6 @@ import { ipFamily } from '../net/address.js'
  * router's LAN, which AddPortMapping wants as NewInternalClient (miniupnpc does the same with
  * getsockname).
  */
-
-/** The connection was reset or closed before a whole reply arrived. */
-export class ConnectionResetError extends NatmapperError {
-  constructor (message: string, options?: ErrorOptions) {
-    super('NATMAPPER_CONNECTION_RESET', message, options)
-  }
-}
 
 export interface HttpRequestOptions {
   method: 'GET' | 'POST'

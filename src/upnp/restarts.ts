@@ -40,3 +40,44 @@ export async function listenForRestarts (gateway: string, seen: { bootId: number
     return undefined
   }
 }
+
+/** A client's restart listening: started once (listen), each restart told to every onReset listener, stopped by close. */
+export class RestartWatch {
+  readonly #gateway: string
+  readonly #seen: { bootId: number | undefined, location: string | undefined }
+  readonly #createSocket: CreateSocket | undefined
+  readonly #logger: Logger
+  readonly #listeners = new Set<(reset: GatewayReset) => void>()
+  #listening: Promise<SsdpListener | undefined> | undefined
+  #closed = false
+
+  constructor (gateway: string, seen: { bootId: number | undefined, location: string | undefined }, options: { createSocket: CreateSocket | undefined, logger: Logger }) {
+    this.#gateway = gateway
+    this.#seen = seen
+    this.#createSocket = options.createSocket
+    this.#logger = options.logger
+  }
+
+  onReset (listener: (reset: GatewayReset) => void): () => void {
+    this.#listeners.add(listener)
+    return () => { this.#listeners.delete(listener) }
+  }
+
+  /** Where it listens; undefined when it cannot (or is closed). */
+  async listen (options: ListenOptions = {}): Promise<{ address: string, port: number } | undefined> {
+    if (this.#closed) return undefined
+    this.#listening ??= listenForRestarts(this.#gateway, this.#seen,
+      { ssdp: options.ssdp, createSocket: this.#createSocket, logger: this.#logger },
+      (reset) => { for (const listener of [...this.#listeners]) listener(reset) }
+    ).then((listener) => {
+      if (this.#closed) listener?.close()
+      return listener
+    })
+    return (await this.#listening)?.address
+  }
+
+  close (): void {
+    this.#closed = true
+    void this.#listening?.then((listener) => { listener?.close() })
+  }
+}

@@ -6,7 +6,8 @@ import { createLogger, type Logger } from '../log.js'
 import { isIpv4Literal, isIpv6Literal } from '../net/address.js'
 import { defaultCreateSocket, type CreateSocket } from '../net/udp.js'
 import { DeviceType, SSDP_MULTICAST_ADDRESS, SSDP_PORT, ServiceType } from './codes.js'
-import { encodeMSearch, parseSsdpMessage, type SsdpMessage, type SsdpSearchResponse } from './ssdp-codec.js'
+import { parseSsdpMessage, type SsdpMessage, type SsdpSearchResponse } from './ssdp-codec.js'
+import { encodeMSearch } from './ssdp-encode.js'
 
 /**
  * SSDP search over UDP (UDA 1.1 §1.3): finding an IGD. The bytes are ssdp-codec.ts's; this file

@@ -1,10 +1,9 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { createSocket } from 'node:dgram'
-import { NatmapperError, NoResponseError, RemoteProtocolError, TimeoutError } from '../../src/errors.js'
+import { NatmapperError, NoResponseError, RemoteProtocolError, TimeoutError, UnsafeUrlError } from '../../src/errors.js'
 import { SimulatedIgd } from '../../src/testing/igd.js'
 import { discoverIgd, type UpnpDiscoverOptions } from '../../src/upnp/discovery.js'
-import { UnsafeUrlError } from '../../src/upnp/guard.js'
 import { MAX_ANSWERS, MAX_ANSWERS_PER_HOST } from '../../src/upnp/ssdp.js'
 import { waitFor } from '../helpers/wait.js'
 import {

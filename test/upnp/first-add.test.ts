@@ -3,9 +3,9 @@
 // and nothing may be left on the router when the address turns out unusable.
 import { test, type TestContext } from 'node:test'
 import assert from 'node:assert/strict'
-import { UncertainMappingError } from '../../src/errors.js'
+import { NoExternalAddressError, UncertainMappingError } from '../../src/errors.js'
 import type { SimulatedIgd, SimulatedIgdOptions } from '../../src/testing/igd.js'
-import { NoExternalAddressError, UpnpClient } from '../../src/upnp/client.js'
+import { UpnpClient } from '../../src/upnp/client.js'
 import { discoverOptions, startIgd } from './setup.js'
 import { mapChecked } from '../../src/gateway.js'
 

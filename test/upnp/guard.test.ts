@@ -2,9 +2,10 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import type { NetworkInterfaceInfo } from 'node:os'
 import fc from 'fast-check'
+import { UnsafeUrlError, type UnsafeUrlReason } from '../../src/errors.js'
 import {
-  checkUpnpUrl, inSubnet, isLocalResponder, isPublicIpv4, localSubnetFor, parseIpv4, repointUrl, UnsafeUrlError,
-  type UnsafeUrlReason, type UrlPolicy
+  checkUpnpUrl, inSubnet, isLocalResponder, isPublicIpv4, localSubnetFor, parseIpv4, repointUrl,
+  type UrlPolicy
 } from '../../src/upnp/guard.js'
 
 const lan = { address: '192.168.1.23', prefixLength: 24 }

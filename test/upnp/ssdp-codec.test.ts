@@ -3,10 +3,8 @@ import assert from 'node:assert/strict'
 import { readFileSync } from 'node:fs'
 import fc from 'fast-check'
 import { MalformedPacketError, UsageError } from '../../src/errors.js'
-import {
-  MAX_SSDP_MESSAGE_BYTES, encodeMSearch, encodeNotify, encodeSsdpResponse, parseSsdpMessage,
-  type NotifyFields, type SsdpMessage
-} from '../../src/upnp/ssdp-codec.js'
+import { MAX_SSDP_MESSAGE_BYTES, parseSsdpMessage, type SsdpMessage } from '../../src/upnp/ssdp-codec.js'
+import { encodeMSearch, encodeNotify, encodeSsdpResponse, type NotifyFields } from '../../src/upnp/ssdp-encode.js'
 
 const fixtures = new URL('../../../test/fixtures/routers/', import.meta.url)
 

@@ -1,0 +1,120 @@
+/**
+ * What a test sees of a SimulatedIgd besides the class: its quirk switches (with their
+ * defaults), the entries of its mapping table, and its request log. Here, apart from igd.ts, so
+ * that its SSDP responder, HTTP server and actions (igd-ssdp.ts, igd-http.ts, igd-actions.ts) can
+ * share them without importing igd.ts.
+ */
+
+/** Router behaviours a test switches on. All off by default (except `lowPortsRefused`). */
+export interface IgdQuirks {
+  /** Answers multicast M-SEARCH only, never unicast to gateway:1900 (Eero: tailscale#3197). */
+  ignoreUnicastSsdp: boolean
+  /** Answers nothing over SSDP at all. */
+  silentSsdp: boolean
+  /** SSDP replies come from an ephemeral port, not the one searched (TP-Link ER605: tailscale#7377, #10771). */
+  replyFromEphemeralPort: boolean
+  /** The host named in LOCATION, instead of the HTTP server's (a HONOR router says 169.254.x: home-assistant#63745). */
+  locationHost: string | undefined
+  /** 725 OnlyPermanentLeasesSupported for any lease but 0 (MikroTik: tailscale#9343). */
+  onlyPermanentLeases: boolean
+  /** 402 InvalidArgs for any lease but 0 (ARRIS NVG578LX: tailscale#15223). */
+  invalidArgsOnLease: boolean
+  /** Answer 718 ConflictInMappingEntry to this many more AddPortMapping requests. */
+  conflictNext: number
+  /** 402 unless NewProtocol is exactly "TCP" or "UDP" (TP-Link ER605: tailscale#7377, PR #7458). */
+  rejectLowerCaseProtocol: boolean
+  /** Two WAN connection services, the first disconnected with no address (MikroTik CHR 7.10: tailscale#8364). */
+  firstWanDisconnected: boolean
+  /** AddAnyPortMapping is answered by resetting the connection (Ubee EVW32C-0S: miniupnp#528). */
+  resetAddAnyPortMapping: boolean
+  /** The SOAPAction header must be named and quoted exactly, or a login page comes back (goupnp PR #5, jupnp#120). */
+  strictSoapAction: boolean
+  /** Bodies sent with chunked transfer encoding (BiPAC 7404VNOX, per miniupnpc's minisoap.c). */
+  chunkedResponses: boolean
+  /** Refuse external and internal ports below 1024, as miniupnpd's default rules do (606 on v2, 718 on v1; AddAnyPortMapping walks past a low external port, and answers 728 for a low internal one). Default true. */
+  lowPortsRefused: boolean
+  /** The description names absolute control URLs on this host (a description that points elsewhere: the SSRF case). */
+  controlUrlHost: string | undefined
+  /** Faults to answer, in order, to the next requests for their action (any UPnP error code). */
+  faultNext: Array<{ action: string, code: number }>
+  /** GetGenericPortMappingEntry answers 713 even at index 0: listing unsupported (Sagemcom F@st 5684, miniupnp#665). */
+  noListing: boolean
+  /** A leased add (lease not 0) is answered with success and kept nowhere (old DD-WRT: tailscale#18196, quirk 10). */
+  dropLeasedEntries: boolean
+  /** Entries are kept, listed and "forwarded" with the external port as the internal one (Orange FunBox6, SoftAtHome: tailscale#14344, quirk 28). */
+  listExternalAsInternalPort: boolean
+  /** The next request for each action listed is carried out, then the connection reset instead of the answer: a lost reply (quirk 11). */
+  applyThenResetNext: string[]
+  /** GetStatusInfo says Disconnected although mappings work (a router on :5351: i2pd PR #2092, quirk 19). */
+  statusDisconnected: boolean
+  /** Every HTTP request is answered after this delay, on the IGD's clock (a slow router; for tests that interrupt a client mid-request). */
+  httpDelayMs: number
+  /**
+   * An add over an existing entry keeps it listed but marks it `stale` (forwarding dead); only a
+   * delete and a fresh add make it work (Technicolor CGA4131COM, RDK-B: tailscale#21208, quirk 27).
+   */
+  staleOnOverwrite: boolean
+  /**
+   * Descriptions are read back cut after this many bytes of the text as it was sent (escaped,
+   * UTF-8), entities and all, so the reply may not be XML: miniupnpd up to 2.3.10 copies them
+   * into `char desc[64]` (upnpsoap.c; the lab's 2.3.1 answered `&am` then stack bytes).
+   */
+  descriptionBytesKept: number | undefined
+}
+
+/** Every quirk off, except `lowPortsRefused`. */
+export function defaultIgdQuirks (): IgdQuirks {
+  return {
+    ignoreUnicastSsdp: false,
+    silentSsdp: false,
+    replyFromEphemeralPort: false,
+    locationHost: undefined,
+    onlyPermanentLeases: false,
+    invalidArgsOnLease: false,
+    conflictNext: 0,
+    rejectLowerCaseProtocol: false,
+    firstWanDisconnected: false,
+    resetAddAnyPortMapping: false,
+    strictSoapAction: false,
+    chunkedResponses: false,
+    lowPortsRefused: true,
+    controlUrlHost: undefined,
+    faultNext: [],
+    noListing: false,
+    dropLeasedEntries: false,
+    listExternalAsInternalPort: false,
+    applyThenResetNext: [],
+    statusDisconnected: false,
+    httpDelayMs: 0,
+    staleOnOverwrite: false,
+    descriptionBytesKept: undefined
+  }
+}
+
+export interface SimulatedIgdMapping {
+  externalPort: number
+  protocol: 'TCP' | 'UDP'
+  internalClient: string
+  internalPort: number
+  description: string
+  /** As granted; 0 = permanent. */
+  leaseSeconds: number
+  expiresAtMs: number
+  enabled: boolean
+  /** Listed, but no longer forwarded: re-added over itself on a router with `staleOnOverwrite` (quirk 27). */
+  stale?: boolean
+}
+
+export interface IgdRequest {
+  kind: 'ssdp' | 'http'
+  /** For SSDP: which socket it reached. */
+  via?: 'unicast' | 'multicast'
+  /** The SSDP search target, or the SOAP action ('GET' for a description). */
+  what: string
+  from: string
+  atMs: number
+  /** SOAP arguments in order. */
+  args?: Array<[string, string]>
+  /** The UPnP error code answered, if any. */
+  fault?: number
+}
