@@ -1,4 +1,4 @@
-import { GatewayRefusedError } from '../errors.js'
+import { GatewayRefusedError, NoExternalAddressError } from '../errors.js'
 import { ipToBytes16, isIpv4Literal } from './address.js'
 
 /**
@@ -62,7 +62,7 @@ export function notPublicReason (address: string, kind: AddressClass = classifyA
  * any other error.
  */
 export function notPublicReasonOf (error: unknown): string | undefined {
-  if ((error as { code?: unknown } | undefined)?.code === 'NATMAPPER_NO_EXTERNAL_ADDRESS') return (error as Error).message
+  if (error instanceof NoExternalAddressError) return error.message
   if (!(error instanceof GatewayRefusedError) || error.protocol === 'upnp') return undefined
   if (error.protocol === 'pcp' ? error.resultCode !== 7 : error.resultCode !== 3) return undefined
   return `the gateway has no public external address (${error.protocol === 'pcp' ? 'PCP' : 'NAT-PMP'} NETWORK_FAILURE): there is probably another NAT beyond it (double NAT or carrier-grade NAT)`
