@@ -10,6 +10,7 @@ import { encodePcpResponse } from '../../src/pcp/codec.js'
 import { PcpOpcode } from '../../src/pcp/codes.js'
 import { SimulatedPmpGateway } from '../../src/testing/pmp-gateway.js'
 import { FakeClock } from '../../src/testing/fake-clock.js'
+import { waitFor } from '../helpers/wait.js'
 import { TimeoutError } from '../../src/errors.js'
 import { mapChecked } from '../../src/gateway.js'
 
@@ -36,7 +37,7 @@ test('a reply with a key reaches only the requests waiting under that key; one w
   const seen = { a: [] as number[], b: [] as number[] }
   const a = socket.request('a', Uint8Array.of(1), (m) => { seen.a.push(m[0]!); return m[0] === 1 ? 'a' : undefined }, { key: '1' })
   const b = socket.request('b', Uint8Array.of(2), (m) => { seen.b.push(m[0]!); return m[0] === 2 ? 'b' : undefined }, { key: '2' })
-  await waitUntil(() => clientPort !== 0)
+  await waitFor(() => clientPort !== 0, 'clientPort !== 0')
   for (const byte of [0, 1, 2]) server.send(Uint8Array.of(byte), clientPort, '127.0.0.1')
   assert.deepEqual(await Promise.all([a, b]), ['a', 'b'])
   assert.deepEqual(seen, { a: [0, 1], b: [0, 2] })
@@ -70,16 +71,16 @@ test('at most maxInFlight requests are sent at once; the rest wait their turn', 
   const socket = new GatewaySocket({ gateway: '127.0.0.1', port: server.address().port, clock, maxInFlight: 3, createSocket: countingSocket })
   t.after(() => { socket.close(); server.close() })
   const answers = Array.from({ length: 5 }, async (_v, i) => await socket.request(`r${i}`, Uint8Array.of(i), (m) => m[0] === i ? i : undefined, { timeoutMs: 60_000 }))
-  await waitUntil(() => received.length >= 3)
+  await waitFor(() => received.length >= 3, 'received.length >= 3')
   assert.equal(sends, 3, 'three sent, two waiting')
   assert.deepEqual(received.map((r) => r.message[0]), [0, 1, 2])
   const reply = (i: number): void => { server.send(Uint8Array.of(i), received[0]!.port, '127.0.0.1') }
   reply(1)
   assert.equal(await answers[1], 1)
-  await waitUntil(() => received.length >= 4)
+  await waitFor(() => received.length >= 4, 'received.length >= 4')
   assert.equal(received[3]!.message[0], 3, 'the slot went to the next request in line')
   for (const i of [0, 2, 3]) reply(i)
-  await waitUntil(() => received.length >= 5)
+  await waitFor(() => received.length >= 5, 'received.length >= 5')
   reply(4)
   assert.deepEqual(await Promise.all(answers), [0, 1, 2, 3, 4])
 })
@@ -99,11 +100,3 @@ test('the wait for a slot counts against the request\'s timeout', async (t) => {
   await clock.advance(10_000)
   await assert.rejects(first, TimeoutError)
 })
-
-async function waitUntil (check: () => boolean): Promise<void> {
-  const deadline = performance.now() + 5000
-  while (!check()) {
-    if (performance.now() > deadline) throw new Error('timed out')
-    await new Promise((resolve) => { setTimeout(resolve, 5) })
-  }
-}
