@@ -49,7 +49,7 @@ export async function natpmpAfterPcp (pcp: Promise<unknown>, signal: AbortSignal
 
 /**
  * When the UPnP probe may go. PCP and NAT-PMP answer within a few ms, or fail at once with ICMP
- * unreachable; SSDP costs the router several M-SEARCHes and takes 50 ms or more to answer. So
+ * unreachable; SSDP means several M-SEARCHes for the router and 50 ms or more before an answer. So
  * UPnP starts when the other probes have all failed, or after a short head start, and a gateway
  * that speaks PCP never sees a search (router load; quirk 41 of the reference list). It is not
  * asked at all once discovery has chosen an answer (`decided`).

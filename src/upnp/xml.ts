@@ -11,9 +11,8 @@ import { NatmapperError, RemoteProtocolError } from '../errors.js'
  */
 
 /**
- * saxes is loaded on first use, not at import: it is most of natmapper's import time (about
- * 50 of 100 ms in a cold process, BENCHMARKS.md), and a program whose router speaks PCP or
- * NAT-PMP never parses XML.
+ * saxes is loaded on first use, not at import: it would be most of natmapper's import time
+ * (BENCHMARKS.md, benchmark 6), and a program whose router speaks PCP or NAT-PMP never parses XML.
  */
 let saxesModule: { SaxesParser: typeof SaxesParserType } | undefined
 function saxes (): { SaxesParser: typeof SaxesParserType } {

@@ -1,10 +1,10 @@
 // What the CLI says, where issue 18 (points 9, 12, 13) found it misleading: each test names the point.
 import { test, type TestContext } from 'node:test'
 import assert from 'node:assert/strict'
-import { createSocket } from 'node:dgram'
 import { runCli, startCli } from '../helpers/cli.js'
 import { waitFor } from '../helpers/wait.js'
 import { SimulatedPmpGateway, type SimulatedPmpGatewayOptions } from '../../src/testing/pmp-gateway.js'
+import { freeUdpPort } from '../helpers/net.js'
 
 async function router (ctx: TestContext, options: SimulatedPmpGatewayOptions = {}): Promise<{ sim: SimulatedPmpGateway, flags: string[] }> {
   const sim = await SimulatedPmpGateway.start(options)
@@ -12,17 +12,8 @@ async function router (ctx: TestContext, options: SimulatedPmpGatewayOptions = {
   return { sim, flags: ['--gateway', sim.address, '--gateway-port', String(sim.port)] }
 }
 
-/** A loopback port nothing listens on: requests there are refused at once (ICMP unreachable). */
-async function closedPort (): Promise<number> {
-  const socket = createSocket('udp4')
-  await new Promise<void>((resolve) => socket.bind(0, '127.0.0.1', resolve))
-  const { port } = socket.address()
-  await new Promise<void>((resolve) => socket.close(() => { resolve() }))
-  return port
-}
-
 test('issue 18.9: doctor with nothing answering gives no double-NAT advice', async () => {
-  const result = await runCli(['doctor', '--protocol', 'pcp', '--gateway', '127.0.0.1', '--gateway-port', String(await closedPort())])
+  const result = await runCli(['doctor', '--protocol', 'pcp', '--gateway', '127.0.0.1', '--gateway-port', String(await freeUdpPort())])
   assert.equal(result.code, 1)
   assert.match(result.stdout, /external address unknown: no protocol answered/)
   assert.doesNotMatch(result.stdout, /bridge mode|double NAT|provider/)

@@ -1,12 +1,12 @@
 import { test, type TestContext } from 'node:test'
 import assert from 'node:assert/strict'
-import { createSocket } from 'node:dgram'
 import { discoverGateway } from '../../src/discover/discover.js'
 import { discoverNAT } from '../../src/nat/discover-nat.js'
 import { SimulatedPmpGateway, type SimulatedPmpGatewayOptions } from '../../src/testing/pmp-gateway.js'
 import { NatmapperError, NoGatewayError, TimeoutError } from '../../src/errors.js'
 import { waitFor } from '../helpers/wait.js'
 import { FakeClock } from '../../src/testing/fake-clock.js'
+import { freeUdpPort } from '../helpers/net.js'
 
 async function gatewayFor (ctx: TestContext, options: SimulatedPmpGatewayOptions = {}): Promise<SimulatedPmpGateway> {
   const gateway = await SimulatedPmpGateway.start(options)
@@ -87,10 +87,7 @@ test('discoverNAT asks NAT-PMP only where PCP cannot be used: a NAT-PMP-only gat
 })
 
 test('nothing listening (ICMP unreachable): a clear error at once, naming each protocol', async () => {
-  const probe = createSocket('udp4')
-  await new Promise<void>((resolve) => probe.bind(0, '127.0.0.1', resolve))
-  const port = probe.address().port
-  probe.close()
+  const port = await freeUdpPort()
   const started = Date.now()
   const err = await discoverGateway({ gateway: '127.0.0.1', port, methods: ['pcp', 'natpmp'] }).catch((e: unknown) => e)
   assert.ok(err instanceof NatmapperError)
@@ -200,10 +197,7 @@ test('UPnP waits for PCP and NAT-PMP: a PCP gateway never sees an M-SEARCH; a UP
   assert.equal(igd.count('ssdp'), 0, 'no M-SEARCH reached the router')
 
   // Nothing on the PCP/NAT-PMP port: ICMP unreachable at once, and UPnP starts without waiting.
-  const closed = createSocket('udp4')
-  await new Promise<void>((resolve) => closed.bind(0, '127.0.0.1', resolve))
-  const port = closed.address().port
-  closed.close()
+  const port = await freeUdpPort()
   const upnpOnly = await discoverGateway({ gateway: igd.address, port, ...upnp })
   ctx.after(() => { upnpOnly.gateway.close() })
   assert.equal(upnpOnly.gateway.method, 'upnp')

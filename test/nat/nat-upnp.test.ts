@@ -1,17 +1,9 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { createSocket } from 'node:dgram'
 import { discoverNAT } from '../../src/nat/discover-nat.js'
 import { startIgd } from '../upnp/setup.js'
 import { waitFor } from '../helpers/wait.js'
-
-async function freeUdpPort (): Promise<number> {
-  const socket = createSocket('udp4')
-  await new Promise<void>((resolve) => socket.bind(0, '127.0.0.1', resolve))
-  const { port } = socket.address()
-  await new Promise<void>((resolve) => socket.close(() => { resolve() }))
-  return port
-}
+import { freeUdpPort } from '../helpers/net.js'
 
 test('a UPnP router that restarts on another HTTP port: its ssdp:alive brings the mappings back at once, on their ports', async (ctx) => {
   const igd = await startIgd(ctx)

@@ -1,6 +1,5 @@
 import { test, type TestContext } from 'node:test'
 import assert from 'node:assert/strict'
-import { createSocket } from 'node:dgram'
 import { NatPmpClient } from '../../src/port-control/natpmp-client.js'
 import { SimulatedPmpGateway, type SimulatedPmpGatewayOptions } from '../../src/testing/pmp-gateway.js'
 import { FakeClock } from '../../src/testing/fake-clock.js'
@@ -8,6 +7,7 @@ import { AbortError, GatewayRefusedError, NoResponseError, TimeoutError } from '
 import { NatPmpResultCode } from '../../src/natpmp/codes.js'
 import { waitFor } from '../helpers/wait.js'
 import { mapChecked } from '../../src/gateway.js'
+import { freeUdpPort } from '../helpers/net.js'
 
 async function setup (ctx: TestContext, options: SimulatedPmpGatewayOptions = {}, clientOptions: { maxAttempts?: number } = {}) {
   const clock = new FakeClock()
@@ -103,10 +103,7 @@ test('answers from another source port and garbage are ignored', async (ctx) => 
 })
 
 test('a closed port (ICMP port unreachable) fails at once with NoResponseError', async () => {
-  const probe = createSocket('udp4')
-  await new Promise<void>((resolve) => probe.bind(0, '127.0.0.1', resolve))
-  const port = probe.address().port
-  probe.close()
+  const port = await freeUdpPort()
   const client = new NatPmpClient({ gateway: '127.0.0.1', port, clock: new FakeClock() })
   await assert.rejects(client.externalAddress(), NoResponseError)
   client.close()
