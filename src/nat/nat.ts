@@ -1,4 +1,4 @@
-import { EventEmitter } from 'node:events'
+import { EventEmitter, setMaxListeners } from 'node:events'
 import { deadline, nextTurn, systemClock, type Clock } from '../clock.js'
 import { AbortError, ClosedError, NoResponseError, TimeoutError, UsageError } from '../errors.js'
 import type { Gateway, MappingMethod, PortMapping, TransportProtocol } from '../gateway.js'
@@ -53,6 +53,8 @@ export class NAT extends EventEmitter<NatEvents> {
     this.#closeTimeoutMs = options.closeTimeoutMs ?? 5_000
     this.#concurrency = options.maxConcurrentRequests ?? DEFAULT_CONCURRENCY[gateway.method]
     this.#slots = new RequestSlots(this.#concurrency)
+    // Every request waiting for a slot listens to it: a thousand ports asked at once are a thousand listeners.
+    setMaxListeners(0, this.#closing.signal)
     this.#address = new AddressState(this.#logger, (event, ...args) => { this.#emit(event, ...args) },
       { address: options.externalAddress, notPublicReason: options.notPublicReason })
     // Listeners added once the NAT is made still hear what discovery knew.
@@ -219,6 +221,8 @@ export class NAT extends EventEmitter<NatEvents> {
   async #releaseAll (keepers: Keeper[]): Promise<LeftMapping[]> {
     const slots = new RequestSlots(this.#concurrency)
     const gone = new AbortController()
+    // As #closing: every delete waiting for a slot listens to it.
+    setMaxListeners(0, gone.signal)
     const left: LeftMapping[] = []
     await Promise.all(keepers.map(async (keeper) => {
       try {

@@ -170,3 +170,19 @@ test('Ctrl-C that lands as the gateway answers the probe is never lost: the comm
     assert.deepEqual(gateway.mappings(), [], `attempt ${attempt}`)
   }
 })
+
+test('map with 100 ports and Ctrl-C once all are mapped: progress counts, no MaxListenersExceededWarning, every mapping deleted', async (ctx) => {
+  // Every request waiting for one of the 8 slots listened to the NAT's closing signal (and every
+  // delete to close()'s), so Node warned of a listener leak past 10 (issue 18 point 6; lab: 100 ports).
+  const gateway = await SimulatedPmpGateway.start()
+  ctx.after(async () => { await gateway.close() })
+  const ports = Array.from({ length: 100 }, (_, i) => `${20000 + i}/tcp`)
+  const cli = startCli(ctx, ['map', ...ports, '--protocol', 'pcp', '--gateway', gateway.address, '--gateway-port', String(gateway.port)])
+  await waitFor(() => /^mapped 100\/100$/m.test(cli.stderr()), `mapped 100/100 on stderr (stderr: ${cli.stderr()})`, 10_000)
+  assert.equal(gateway.mappings().length, 100)
+  cli.child.kill('SIGINT')
+  assert.equal(await cli.exit, 0, cli.stderr())
+  assert.deepEqual(gateway.mappings(), [])
+  assert.doesNotMatch(cli.stderr(), /MaxListenersExceededWarning/)
+  assert.match(cli.stderr(), /^mapped 50\/100$/m)
+})
