@@ -20,8 +20,9 @@ export interface CliRun {
   exited: () => boolean
 }
 
-export function startCli (lab: Lab, args: string[]): CliRun {
-  const child = lab.spawn('lan', process.execPath, [bin, ...args], { cwd: repoRoot })
+/** `env` replaces the environment (e.g. with NATMAPPER_STATE_FILE set to a file of the test's own). */
+export function startCli (lab: Lab, args: string[], options: { env?: NodeJS.ProcessEnv } = {}): CliRun {
+  const child = lab.spawn('lan', process.execPath, [bin, ...args], { cwd: repoRoot, ...(options.env === undefined ? {} : { env: options.env }) })
   const events: Array<Record<string, unknown>> = []
   let stdout = ''
   let stderr = ''
