@@ -54,7 +54,7 @@ async function keepMapped (specs: PortSpec[], discover: ReturnType<typeof discov
   const gateway = nat.gatewayAddress
   out.info(`gateway ${gateway}, ${methodNames[nat.method]}`)
   const records = new Recorder(nat, gateway)
-  report(nat, out, specs.length, records)
+  const progressShown = report(nat, out, specs.length, records)
 
   const stopped = new Promise<string>((resolve) => {
     stopSignal.addEventListener('abort', () => { resolve(String(stopSignal.reason)) }, { once: true })
@@ -68,8 +68,9 @@ async function keepMapped (specs: PortSpec[], discover: ReturnType<typeof discov
       await nat.addMapping(spec.protocol, spec.port, { description: request.description, externalPort: request.externalPort }).catch(() => {})
     }))
     await Promise.race([first, stopped])
-    if (specs.length > PROGRESS_FROM && !stopSignal.aborted) {
-      const held = nat.mappings().length
+    const held = nat.mappings().length
+    // The count once the first attempts are over, unless the progress line just said it.
+    if (specs.length > PROGRESS_FROM && !stopSignal.aborted && progressShown() !== held) {
       out.info(`mapped ${held}/${specs.length}${held === specs.length ? '' : `; ${specs.length - held} not yet (retried in the background)`}`)
     }
     out.info(`${await stopped}: removing mappings`)
@@ -91,16 +92,20 @@ async function keepMapped (specs: PortSpec[], discover: ReturnType<typeof discov
   return 1
 }
 
-/** One line per event; counts instead of lines once there are many ports. */
-function report (nat: NAT, out: Output, total: number, records: Recorder): void {
+/** One line per event; counts instead of lines once there are many ports. Returns the last count shown. */
+function report (nat: NAT, out: Output, total: number, records: Recorder): () => number | undefined {
   const many = total > PROGRESS_FROM
   const step = Math.max(1, Math.round(total / 10))
   let mapped = 0
   let unmapped = 0
+  let shown: number | undefined
   nat.on('mapped', (m) => {
     records.add(m.protocol, m.internalPort)
     out.event('mapped', mappingFields(m), mappedLine('mapped', m))
-    if (many && ++mapped % step === 0) out.info(`mapped ${mapped}/${total}`)
+    if (many && ++mapped % step === 0) {
+      shown = mapped
+      out.info(`mapped ${mapped}/${total}`)
+    }
   })
   nat.on('renewed', (m) => {
     records.add(m.protocol, m.internalPort)
@@ -132,6 +137,7 @@ function report (nat: NAT, out: Output, total: number, records: Recorder): void 
     warned = true
     out.event('not-public', { reason: e.reason }, `warning: ${e.reason}; the mappings will not be reachable from the internet`)
   })
+  return () => shown
 }
 
 /**

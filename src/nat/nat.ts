@@ -53,7 +53,7 @@ export class NAT extends EventEmitter<NatEvents> {
     this.#closeTimeoutMs = options.closeTimeoutMs ?? 5_000
     this.#concurrency = options.maxConcurrentRequests ?? DEFAULT_CONCURRENCY[gateway.method]
     this.#slots = new RequestSlots(this.#concurrency)
-    // Every request in flight listens to it: a thousand at once are normal, not a leak.
+    // Every request waiting for a slot listens to it: a thousand ports asked at once are a thousand listeners.
     setMaxListeners(0, this.#closing.signal)
     this.#address = new AddressState(this.#logger, (event, ...args) => { this.#emit(event, ...args) },
       { address: options.externalAddress, notPublicReason: options.notPublicReason })
@@ -216,11 +216,13 @@ export class NAT extends EventEmitter<NatEvents> {
 
   /**
    * Deletes with the same bound on requests in flight as the mapping. Once a delete goes
-   * unanswered the router is taken for gone: the deletes not yet sent are given up at once.
+   * unanswered the router is taken for gone: the other deletes are given up at once, each left
+   * with that reason (naming the delete that went unanswered), not with that delete's own error.
    */
   async #releaseAll (keepers: Keeper[]): Promise<LeftMapping[]> {
     const slots = new RequestSlots(this.#concurrency)
     const gone = new AbortController()
+    // As #closing: every delete waiting for a slot listens to it.
     setMaxListeners(0, gone.signal)
     const left: LeftMapping[] = []
     await Promise.all(keepers.map(async (keeper) => {
@@ -231,17 +233,23 @@ export class NAT extends EventEmitter<NatEvents> {
             const failed = await keeper.release({ timeoutMs: this.#closeTimeoutMs, signal: limit.signal })
             if (failed === undefined) return
             left.push(failed)
-            if (failed.error instanceof TimeoutError || failed.error instanceof NoResponseError) gone.abort(failed.error)
+            if (!gone.signal.aborted && (failed.error instanceof TimeoutError || failed.error instanceof NoResponseError)) {
+              gone.abort(new NoResponseError(`given up: the router stopped answering (the delete of ${keeper.protocol} ${keeper.internalPort}: ${failed.error.message})`, { cause: failed.error }))
+            }
           } finally {
             limit.cancel()
           }
         }, gone.signal)
       } catch (err) {
         const mapping = keeper.held
-        if (mapping !== undefined) left.push({ mapping, error: new Error(`not deleted: the router stopped answering (${(err as Error).message})`) })
+        if (mapping !== undefined) left.push({ mapping, error: gone.signal.reason instanceof Error ? gone.signal.reason : err as Error })
       }
     }))
-    return left
+    // A delete cut short by the give-up may have failed as a bare abort (a lower layer's shared
+    // wait, aborted for another request): it was given up, and says why.
+    if (!(gone.signal.reason instanceof Error)) return left
+    const reason = gone.signal.reason
+    return left.map((l) => l.error.name === 'AbortError' ? { mapping: l.mapping, error: reason } : l)
   }
 
   #granted (mapping: PortMapping): void {

@@ -25,7 +25,14 @@ export function startCli (ctx: TestContext, args: string[]): CliRun {
   const events: Array<Record<string, unknown>> = []
   let stderr = ''
   child.stderr!.on('data', (chunk: Buffer) => { stderr += chunk.toString() })
-  createInterface({ input: child.stdout! }).on('line', (line) => { events.push(JSON.parse(line) as Record<string, unknown>) })
+  // Without --json the lines are for people: kept as { event: 'not-json', line }.
+  createInterface({ input: child.stdout! }).on('line', (line) => {
+    try {
+      events.push(JSON.parse(line) as Record<string, unknown>)
+    } catch {
+      events.push({ event: 'not-json', line })
+    }
+  })
   const exit = new Promise<number | null>((resolve) => child.on('exit', (code) => { resolve(code) }))
   ctx.after(() => { child.kill('SIGKILL') })
   return { child, events, stderr: () => stderr, exit }

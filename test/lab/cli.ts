@@ -1,6 +1,8 @@
 // The natmapper CLI run inside a lab namespace, as the lab tests drive it: its NDJSON events
 // collected as they come, its output kept, its exit awaited.
 import type { ChildProcess } from 'node:child_process'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import type { Lab } from './lab.js'
@@ -20,8 +22,24 @@ export interface CliRun {
   exited: () => boolean
 }
 
-export function startCli (lab: Lab, args: string[]): CliRun {
-  const child = lab.spawn('lan', process.execPath, [bin, ...args], { cwd: repoRoot })
+let stateDir: string | undefined
+
+/** A state file of this test process's own, so that no lab run writes the records of the user who runs it. */
+function defaultEnv (): NodeJS.ProcessEnv {
+  if (stateDir === undefined) {
+    const dir = mkdtempSync(join(tmpdir(), 'natmapper-lab-cli-'))
+    process.on('exit', () => { rmSync(dir, { recursive: true, force: true }) })
+    stateDir = dir
+  }
+  return { ...process.env, NATMAPPER_STATE_FILE: join(stateDir, 'mappings.json') }
+}
+
+/**
+ * `env` replaces the environment (e.g. with NATMAPPER_STATE_FILE set to a file of the test's
+ * own); by default the CLI's state file is one of this test process's, not the user's.
+ */
+export function startCli (lab: Lab, args: string[], options: { env?: NodeJS.ProcessEnv } = {}): CliRun {
+  const child = lab.spawn('lan', process.execPath, [bin, ...args], { cwd: repoRoot, env: options.env ?? defaultEnv() })
   const events: Array<Record<string, unknown>> = []
   let stdout = ''
   let stderr = ''
