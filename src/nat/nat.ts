@@ -37,7 +37,7 @@ export class NAT extends EventEmitter<NatEvents> {
   readonly #recovery: Recovery
   readonly #host: KeeperHost
   readonly #closing = new AbortController()
-  #slots: RequestSlots
+  readonly #slots: RequestSlots
   #closed: Promise<LeftMapping[]> | undefined
   /** Set while the gateway refuses us with NOT_AUTHORIZED / 606 (see retry.ts). */
   #refusal: Error | undefined
@@ -59,7 +59,6 @@ export class NAT extends EventEmitter<NatEvents> {
       { address: options.externalAddress, notPublicReason: options.notPublicReason })
     // Listeners added once the NAT is made still hear what discovery knew.
     if (!this.#address.unknown) nextTurn(this.#clock, () => { if (this.#closed === undefined) this.#address.announceKnown() })
-    const nat = this
     this.#host = {
       clock: this.#clock,
       logger: this.#logger,
@@ -67,7 +66,7 @@ export class NAT extends EventEmitter<NatEvents> {
       requestTimeoutMs: this.#requestTimeoutMs,
       verifyIntervalMs: options.verifyIntervalMs,
       keep: this.#keep,
-      get slots () { return nat.#slots },
+      slots: this.#slots,
       closing: this.#closing.signal,
       gateway: () => this.#gateway,
       isLive: (keeper) => this.#closed === undefined && this.#keepers.get(keeper.key) === keeper,
