@@ -76,7 +76,8 @@ async function mapOnce (specs: PortSpec[], discover: ReturnType<typeof discoverO
     })
     // A gateway without a public address may refuse mappings with something vaguer (miniupnpd
     // 2.3.1 behind a reserved WAN address answers PCP MAP with NO_RESOURCES): its address says why.
-    if (nat.externalAddress === undefined) await nat.askExternalAddress()
+    // NOT_AUTHORIZED is the router's rules speaking, not its address: no need to ask then.
+    if (nat.externalAddress === undefined && nat.refusal === undefined) await nat.askExternalAddress()
   } finally {
     const made = nat.mappings()
     // In the order asked, whatever order the answers came in.

@@ -40,6 +40,9 @@ test('map --once exits non-zero with one clear line when the gateway refuses', a
   assert.equal(result.code, 1)
   assert.match(result.stderr, /^natmapper: could not map 4001\/udp: pcp gateway refused the request: NOT_AUTHORIZED \(2\)$/m)
   assert.doesNotMatch(result.stderr, /\n\s+at /, 'no stack trace')
+  // The router's rules said no: its address is not asked for (miniupnpd would answer it only after
+  // the refused MAP's retransmissions, seconds later in the lab).
+  assert.deepEqual(gateway.received.map((r) => r.summary).filter((s) => s === 'EXTERNAL_ADDRESS'), [])
 })
 
 test('bad usage exits 2 with a one-line reason', async () => {
