@@ -112,6 +112,7 @@ export async function addMapping (ctx: ClientContext, protocol: TransportProtoco
       const granted = await addEntry(ctx, args, context, how.exactPort === true)
       // Remembered only once lease 0 has worked: then this router gets permanent leases from now on.
       if (lease !== asked) ctx.learnt.permanentOnly = true
+      ctx.logger('%s %d: external port %d granted, lease %s', protocol, internalPort, granted, lease === 0 ? 'permanent' : `${lease} s`)
       return grantedMapping(ctx, protocol, internalPort, granted, externalAddress, lifetimeSeconds, lease, description)
     } catch (err) {
       // 725 OnlyPermanentLeasesSupported (MikroTik: tailscale#9343), or 402 InvalidArgs for any

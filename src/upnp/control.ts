@@ -1,5 +1,5 @@
 import type { Clock } from '../clock.js'
-import { TimeoutError } from '../errors.js'
+import { GatewayRefusedError, TimeoutError } from '../errors.js'
 import type { Logger } from '../log.js'
 import type { SoapRequest } from './soap.js'
 import { checkUpnpUrl, type UrlPolicy } from './guard.js'
@@ -51,8 +51,16 @@ export async function soapCall<T> (context: ExchangeContext, controlURL: string,
     clock: context.clock
   })
   note(context, response)
-  context.logger('%s: HTTP %d in %d ms', request.action, response.status, Math.round(response.durationMs))
-  return decode(response.body, request.serviceType)
+  try {
+    const value = decode(response.body, request.serviceType)
+    context.logger('%s: HTTP %d in %d ms', request.action, response.status, Math.round(response.durationMs))
+    return value
+  } catch (err) {
+    // A fault's code and name, for NODE_DEBUG: what a bug report about a refusing router needs.
+    const fault = err instanceof GatewayRefusedError ? `fault ${err.resultName} (${err.resultCode})` : (err as Error).message
+    context.logger('%s: HTTP %d in %d ms: %s', request.action, response.status, Math.round(response.durationMs), fault)
+    throw err
+  }
 }
 
 /** GETs a device description, refusing anything but 200. */
