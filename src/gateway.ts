@@ -103,6 +103,21 @@ export interface GatewayAbilities {
    * listens, or to undefined, with a log line, when it cannot: recovery then relies on renewals.
    */
   listen?: ((options?: ListenOptions) => Promise<{ address: string, port: number } | undefined>) | undefined
+  /** What the client counted of its requests so far, per protocol (see counters.ts). */
+  counters?: (() => Partial<Record<MappingMethod, ProtocolCounters>>) | undefined
+}
+
+/** One protocol's requests to a gateway, counted: what tells a router that misbehaves from one that works. */
+export interface ProtocolCounters {
+  /** Requests sent (first transmissions). */
+  requests: number
+  retransmissions: number
+  /** Requests the gateway answered, whatever the answer. */
+  answers: number
+  /** Requests that got no answer in time. */
+  timeouts: number
+  /** Answers that refused, by result: "NOT_AUTHORIZED (2)", "ConflictInMappingEntry (718)". */
+  refusals: Record<string, number>
 }
 
 /** Where a gateway's listener binds; defaults are the real groups and ports. */

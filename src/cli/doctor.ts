@@ -1,6 +1,6 @@
 import { openGateway } from '../discover/discover.js'
 import { UsageError } from '../errors.js'
-import { mapChecked, type MappingMethod } from '../gateway.js'
+import { mapChecked, type GatewayAbilities, type MappingMethod } from '../gateway.js'
 import { notPublicReason } from '../net/address-class.js'
 import { findDefaultGateway } from '../net/default-gateway.js'
 import { discoverOptionsFrom, gatewayOptionSpec, gatewayOptionsHelp, methodNames, parseCommandLine } from './common.js'
@@ -90,6 +90,7 @@ export async function runDoctor (argv: string[], output?: Output): Promise<numbe
   // A test mapping, made and removed.
   if (gateway !== undefined && method !== undefined) {
     const port = 40000 + Math.floor(Math.random() * 10000)
+    let counted: ReturnType<NonNullable<GatewayAbilities['counters']>> | undefined
     const [result, ms] = await timed(async () => {
       const client = await openGateway({ ...options, gateway, method })
       try {
@@ -97,6 +98,7 @@ export async function runDoctor (argv: string[], output?: Output): Promise<numbe
         await client.unmap(mapping)
         return mapping
       } finally {
+        counted = client.describe().counters?.()
         client.close()
       }
     })
@@ -118,6 +120,11 @@ export async function runDoctor (argv: string[], output?: Output): Promise<numbe
             : 'the router answered but refused to map: check its port-forwarding permissions (UPnP/NAT-PMP "secure mode", allowed port ranges)'
         }
       : { step: 'test mapping', ok: true, ms: round(ms), detail: `tcp ${port} -> ${result.externalAddress ?? '?'}:${result.externalPort} with ${methodNames[method]}, then removed` })
+    // What the test mapping cost the router, as counted: timeouts and retransmissions tell a lossy link.
+    if (counted !== undefined) {
+      const lines = Object.entries(counted).map(([protocol, c]) => `${methodNames[protocol as MappingMethod]} ${c.requests} requests, ${c.answers} answered, ${c.timeouts} timed out, ${c.retransmissions} sent again${Object.keys(c.refusals).length === 0 ? '' : `, refused: ${Object.entries(c.refusals).map(([r, n]) => `${n} ${r}`).join(', ')}`}`)
+      steps.push({ step: 'router requests', ok: true, ms: 0, detail: lines.join('; '), optional: true })
+    }
   } else if (gateway !== undefined) {
     // Nothing answered: nothing is known of the address either, and no double NAT is implied.
     steps.push({ step: 'external address', ok: false, ms: 0, detail: 'unknown: no protocol answered' })

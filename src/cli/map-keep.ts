@@ -2,7 +2,7 @@ import { systemClock } from '../clock.js'
 import { discoverNAT } from '../nat/discover-nat.js'
 import type { LeftMapping, NAT } from '../nat/nat.js'
 import { discoverOptionsFrom, methodNames } from './common.js'
-import { mappedLine, mappingFields, type MapRequest } from './map-lines.js'
+import { mappedLine, mappingFields, statsLine, type MapRequest } from './map-lines.js'
 import type { Output } from './output.js'
 import type { PortSpec } from './ports.js'
 import { forget, remember } from './state.js'
@@ -79,6 +79,7 @@ async function keepMapped (specs: PortSpec[], discover: ReturnType<typeof discov
     clearInterval(keepAlive)
     left = await nat.close()
     await records.settle(left)
+    reportStats(nat, out)
   }
   if (left.length === 0) return 0
   const nowMs = systemClock.now()
@@ -180,4 +181,11 @@ class Recorder {
     const gone = [...this.#mine].filter(([key]) => !stays.has(key)).map(([, port]) => port)
     await forget(this.#gateway, gone).catch(() => {})
   }
+}
+
+/** What the run cost the router, at exit: an NDJSON `stats` line with --json, a line on stderr otherwise. */
+export function reportStats (nat: NAT, out: Output): void {
+  const stats = nat.stats()
+  if (out.json) out.event('stats', { ...stats }, '')
+  else out.info(`requests: ${statsLine(stats)}`)
 }

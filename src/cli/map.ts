@@ -1,7 +1,7 @@
 import { discoverNAT } from '../nat/discover-nat.js'
 import { UsageError } from '../errors.js'
 import { discoverOptionsFrom, gatewayOptionSpec, gatewayOptionsHelp, parseCommandLine } from './common.js'
-import { mapAndKeep } from './map-keep.js'
+import { mapAndKeep, reportStats } from './map-keep.js'
 import { mappedLine, mappingFields, type MapRequest } from './map-lines.js'
 import { createOutput, type Output } from './output.js'
 import { parseIntegerOption, parsePortSpec, type PortSpec } from './ports.js'
@@ -87,6 +87,7 @@ async function mapOnce (specs: PortSpec[], discover: ReturnType<typeof discoverO
     }
     await remember(nat.gatewayAddress, made)
     await nat.close()
+    reportStats(nat, out)
   }
   const reason = nat.notPublicReason
   if (failures.length > 0) {

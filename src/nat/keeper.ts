@@ -98,6 +98,10 @@ export class Keeper {
         // A renewal asks for the port the mapping had; on a new gateway (or after the old one lost
         // it) a fresh request asks for that port too, so peers that know it keep working.
         if (previous !== undefined && this.#madeOn === gateway) return { mapping: await gateway.renew(previous, call) }
+        // What an unanswered first attempt may have made is asked for again as it was asked (a PCP
+        // server holds it under that nonce, and refuses the port to another: RFC 6887 §11.5).
+        const uncertain = this.#uncertain
+        if (previous === undefined && uncertain !== undefined && uncertain.gateway === gateway) return { mapping: await gateway.renew(uncertain.mapping, call) }
         return await gateway.map({
           protocol: this.protocol,
           internalPort: this.internalPort,

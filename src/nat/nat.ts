@@ -1,7 +1,8 @@
 import { EventEmitter, setMaxListeners } from 'node:events'
 import { deadline, nextTurn, systemClock, type Clock } from '../clock.js'
 import { AbortError, ClosedError, NoResponseError, TimeoutError, UsageError } from '../errors.js'
-import type { Gateway, MappingMethod, PortMapping, TransportProtocol } from '../gateway.js'
+import { addCounters, natChannel } from '../counters.js'
+import type { Gateway, MappingMethod, PortMapping, ProtocolCounters, TransportProtocol } from '../gateway.js'
 import { createLogger, type Logger } from '../log.js'
 import type { AddressClass } from '../net/address-class.js'
 import { AddressState } from './address-state.js'
@@ -9,7 +10,7 @@ import { Keeper, type KeeperHost } from './keeper.js'
 import { Recovery } from './recovery.js'
 import { isNotAuthorized } from './retry.js'
 import { RequestSlots } from './slots.js'
-import type { AddMappingOptions, LeftMapping, NatEvents, NatOptions } from './types.js'
+import type { AddMappingOptions, LeftMapping, NatEvents, NatOptions, NatStats } from './types.js'
 
 /**
  * The mapping manager: the behaviour contract of go-libp2p's p2p/net/nat NAT object (add, get,
@@ -19,7 +20,10 @@ import type { AddMappingOptions, LeftMapping, NatEvents, NatOptions } from './ty
  * kept by a Keeper; Recovery handles resets and gateway changes; AddressState the external address.
  */
 
-export type { AddMappingOptions, LeftMapping, MappingEvent, MappingKey, NatEvents, NatOptions } from './types.js'
+export type { AddMappingOptions, LeftMapping, MappingEvent, MappingKey, NatEvents, NatOptions, NatStats } from './types.js'
+
+/** The events stats() counts. */
+type TalliedEvent = 'mapped' | 'renewed' | 'lost' | 'gateway-changed' | 'error'
 
 /** Requests in flight to one gateway at most, by default (see RequestSlots). */
 const DEFAULT_CONCURRENCY = { pcp: 8, natpmp: 8, upnp: 4 } as const
@@ -42,6 +46,9 @@ export class NAT extends EventEmitter<NatEvents> {
   /** Set while the gateway refuses us with NOT_AUTHORIZED / 606 (see retry.ts). */
   #refusal: Error | undefined
   #asking: Promise<void> | undefined
+  /** Event counts for stats(), and the counters of gateways this NAT used before the current one. */
+  readonly #tally: Record<TalliedEvent, number> = { mapped: 0, renewed: 0, lost: 0, 'gateway-changed': 0, error: 0 }
+  #pastCounters: Partial<Record<MappingMethod, ProtocolCounters>> = {}
 
   constructor (gateway: Gateway, options: NatOptions = {}) {
     super()
@@ -149,6 +156,24 @@ export class NAT extends EventEmitter<NatEvents> {
   /** The mappings held now, with what a later process needs to renew or delete them (see mappingToJSON). */
   mappings (): PortMapping[] {
     return [...this.#keepers.values()].flatMap((keeper) => keeper.held ?? [])
+  }
+
+  /** What this NAT has done so far: requests per protocol (on every gateway it used), mappings, renewals, losses, recoveries. */
+  stats (): NatStats {
+    const current = this.#gateway.describe().counters?.() ?? {}
+    return {
+      method: this.#gateway.method,
+      gateway: this.#gateway.address,
+      protocols: addCounters(this.#pastCounters, current),
+      mappingsHeld: this.mappings().length,
+      mapped: this.#tally.mapped,
+      renewals: this.#tally.renewed,
+      lost: this.#tally.lost,
+      recoveries: this.#recovery.recoveries,
+      rediscoveries: this.#recovery.rediscoveries,
+      gatewayChanges: this.#tally['gateway-changed'],
+      errors: this.#tally.error
+    }
   }
 
   /** Stops keeping the mapping and deletes it on the router. */
@@ -271,13 +296,16 @@ export class NAT extends EventEmitter<NatEvents> {
 
   #replaceGateway (gateway: Gateway, reason: string): void {
     const previous = this.#gateway
+    this.#pastCounters = addCounters(this.#pastCounters, previous.describe().counters?.() ?? {})
     this.#gateway = gateway
     previous.close()
-    this.emit('gateway-changed', { previous: previous.address, address: gateway.address, method: gateway.method, reason })
+    this.#emit('gateway-changed', { previous: previous.address, address: gateway.address, method: gateway.method, reason })
   }
 
-  /** An `error` nobody listens to is logged, not thrown (EventEmitter would throw it). */
+  /** Counted, published on `natmapper:nat`; an `error` nobody listens to is not thrown (EventEmitter would throw it). */
   #emit<E extends keyof NatEvents> (event: E, ...args: NatEvents[E]): void {
+    if (Object.hasOwn(this.#tally, event)) this.#tally[event as TalliedEvent]++
+    if (natChannel.hasSubscribers) natChannel.publish({ event, gateway: this.#gateway.address, method: this.#gateway.method, detail: args[0] })
     if (event === 'error' && this.listenerCount('error') === 0) return
     ;(this.emit as (event: E, ...args: NatEvents[E]) => boolean)(event, ...args)
   }

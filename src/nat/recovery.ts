@@ -48,6 +48,9 @@ export class Recovery {
   #recoveryStreak = 0
   #routeTimer: TimerHandle | undefined
   #routeGateway: string | undefined
+  /** Re-mapping rounds fired, and rediscoveries started (for stats). */
+  recoveries = 0
+  rediscoveries = 0
 
   constructor (host: RecoveryHost, options: Pick<NatOptions, 'rediscover' | 'listen'>) {
     this.#host = host
@@ -106,6 +109,7 @@ export class Recovery {
     if (how.lost) for (const keeper of keepers) keeper.markLost(reason)
     this.#recoveryTimer = host.clock.setTimeout(() => {
       this.#recoveryTimer = undefined
+      this.recoveries++
       if (limited) {
         const firedMs = host.clock.now()
         this.#recoveryStreak = nextRecoveryStreak(this.#lastRecoveryMs, this.#recoveryStreak, firedMs)
@@ -133,6 +137,7 @@ export class Recovery {
     }
     if (urgent) this.#rediscoveryFailures = 0
     this.#lastRediscoveryMs = nowMs
+    this.rediscoveries++
     host.logger('rediscovering the gateway: %s', reason)
     this.#rediscovering = (async () => {
       const limit = deadline(host.clock, REDISCOVERY_TIMEOUT_MS, () => new TimeoutError(`rediscovery took over ${REDISCOVERY_TIMEOUT_MS} ms`))

@@ -1,5 +1,5 @@
 import type { Clock } from '../clock.js'
-import type { Gateway, ListenOptions, MappingMethod, PortMapping, TransportProtocol } from '../gateway.js'
+import type { Gateway, ListenOptions, MappingMethod, PortMapping, ProtocolCounters, TransportProtocol } from '../gateway.js'
 import type { Logger } from '../log.js'
 import type { AddressClass } from '../net/address-class.js'
 
@@ -103,4 +103,22 @@ export interface NatEvents {
   'not-public': [{ reason: string }]
   /** A failure; the second argument names the mapping it concerns, when it concerns one. */
   error: [Error, MappingKey | undefined]
+}
+
+/** What a NAT has done so far (nat.stats()): its requests per protocol, on every gateway it used, and its own work. */
+export interface NatStats {
+  method: MappingMethod
+  gateway: string
+  protocols: Partial<Record<MappingMethod, ProtocolCounters>>
+  mappingsHeld: number
+  /** `mapped` events: first grants, and mappings made again after a loss. */
+  mapped: number
+  renewals: number
+  lost: number
+  /** Rounds of re-mapping after the gateway lost its state. */
+  recoveries: number
+  /** Attempts to find the gateway again, and the times it was replaced. */
+  rediscoveries: number
+  gatewayChanges: number
+  errors: number
 }

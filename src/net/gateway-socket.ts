@@ -39,6 +39,8 @@ export interface RequestOptions {
   key?: string | undefined
   /** Called when the request first leaves: from then on the server may act on it, answered or not. */
   onSent?: (() => void) | undefined
+  /** Told what happens to the request, for counters: sent, each retransmission, answered, timed out. */
+  observe?: ((event: 'sent' | 'retransmitted' | 'answered' | 'timeout') => void) | undefined
 }
 
 type Listener = (message: Buffer, rinfo: RemoteInfo) => void
@@ -137,12 +139,20 @@ export class GatewaySocket {
         label,
         subscribe: (listener) => this.#subscribe(listener, this.#replyKey === undefined ? undefined : options.key),
         onAnswered: () => { this.#sampleAnswerTime(this.clock.now() - startMs) },
-        onSent: options.onSent,
-        onRetransmit: (attempt, waitedMs) => { this.logger('%s: no answer within %d ms, sending again (attempt %d)', label, Math.round(waitedMs), attempt) }
+        onSent: () => {
+          options.observe?.('sent')
+          options.onSent?.()
+        },
+        onRetransmit: (attempt, waitedMs) => {
+          options.observe?.('retransmitted')
+          this.logger('%s: no answer within %d ms, sending again (attempt %d)', label, Math.round(waitedMs), attempt)
+        }
       })
+      options.observe?.('answered')
       this.logger('%s: answered in %d ms', label, Math.round(this.clock.now() - startMs))
       return value
     } catch (err) {
+      if (err instanceof TimeoutError && sending) options.observe?.('timeout')
       this.logger('%s: failed after %d ms: %s', label, Math.round(this.clock.now() - startMs), (err as Error).message)
       throw err
     } finally {

@@ -18,7 +18,20 @@ export abstract class PortControlClient {
   }
 
   describe (): GatewayAbilities {
-    return { listen: async (options) => await this.server.listen(options?.portControl) }
+    return {
+      listen: async (options) => await this.server.listen(options?.portControl),
+      counters: () => this.server.counters.snapshot()
+    }
+  }
+
+  /** What a request's fate is told to, for the server's counters. */
+  protected observe (protocol: 'pcp' | 'natpmp'): (event: 'sent' | 'retransmitted' | 'answered' | 'timeout') => void {
+    return (event) => { this.server.counters.count(protocol, event) }
+  }
+
+  /** Counts an answer that refused. */
+  protected countRefusal (protocol: 'pcp' | 'natpmp', resultCode: number, resultName: string): void {
+    this.server.counters.count(protocol, 'refused', `${resultName} (${resultCode})`)
   }
 
   /** Lets go of the server (closed once its last client is). Idempotent. */

@@ -137,8 +137,9 @@ export class NatPmpClient extends PortControlClient implements Gateway {
           return undefined
         }
         return answers(decoded, request, wanted) ? decoded : undefined
-      }, options)
+      }, { ...options, observe: this.observe('natpmp') })
       this.#checkEpoch(response.epochSeconds)
+      if (response.resultCode !== 0) this.countRefusal('natpmp', response.resultCode, natPmpResultName(response.resultCode))
       this.server.logger('%s: %s (%d)%s, epoch %d s', label, natPmpResultName(response.resultCode), response.resultCode,
         response.opcode === 'map' ? `, external port ${response.externalPort}, lifetime ${response.lifetimeSeconds} s` : response.opcode === 'external-address' ? `, external address ${response.externalAddress}` : '', response.epochSeconds)
       return response

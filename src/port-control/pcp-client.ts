@@ -72,8 +72,9 @@ export class PcpClient extends PortControlClient implements Gateway {
       } catch {
         return undefined
       }
-    }, options)
+    }, { ...options, observe: this.observe('natpmp') })
     if (response.opcode !== 'external-address') {
+      this.countRefusal('natpmp', response.resultCode, natPmpResultName(response.resultCode))
       throw new GatewayRefusedError('natpmp', response.resultCode, natPmpResultName(response.resultCode), 'external address unavailable (asked through the PCP server)')
     }
     this.#externalAddress = response.externalAddress
@@ -107,7 +108,7 @@ export class PcpClient extends PortControlClient implements Gateway {
     const clientAddress = await this.#socket.localAddress()
     const payload = encodePcpRequest({ opcode: PcpOpcode.ANNOUNCE, lifetimeSeconds: 0, clientAddress, options: [] })
     // The CSPRNG's first use in a process (loading node:crypto) goes while the server answers.
-    const call = { ...options, onSent: () => { this.#spareNonce ??= this.#randomNonce() } }
+    const call = { ...options, observe: this.observe('pcp'), onSent: () => { this.#spareNonce ??= this.#randomNonce() } }
     const reply = await this.#socket.request<PcpResponse | 'natpmp-only'>('PCP announce', payload, (message) => {
       if (message[0] === 0) return isNatPmpUnsupportedVersion(message) ? 'natpmp-only' : undefined
       try {
@@ -121,6 +122,7 @@ export class PcpClient extends PortControlClient implements Gateway {
     this.#checkEpoch(reply.epochSeconds)
     if (reply.resultCode === PcpResultCode.UNSUPP_VERSION) return false
     if (reply.resultCode !== PcpResultCode.SUCCESS) {
+      this.countRefusal('pcp', reply.resultCode, pcpResultName(reply.resultCode))
       throw new GatewayRefusedError('pcp', reply.resultCode, pcpResultName(reply.resultCode), 'ANNOUNCE', reply.lifetimeSeconds)
     }
     return true
@@ -166,7 +168,7 @@ export class PcpClient extends PortControlClient implements Gateway {
       const m = response.map
       if (!equalBytes(m.nonce, session.nonce) || m.protocol !== ianaProtocol || m.internalPort !== internalPort) return undefined
       return response
-    }, { ...options, key: hex(session.nonce) })
+    }, { ...options, key: hex(session.nonce), observe: this.observe('pcp') })
 
     if (reply === 'natpmp-only') {
       throw new GatewayRefusedError('pcp', PcpResultCode.UNSUPP_VERSION, pcpResultName(PcpResultCode.UNSUPP_VERSION), 'the server speaks only NAT-PMP')
@@ -175,6 +177,7 @@ export class PcpClient extends PortControlClient implements Gateway {
     this.server.logger('%s: %s (%d), lifetime %d s%s, epoch %d s', label, pcpResultName(reply.resultCode), reply.resultCode, reply.lifetimeSeconds,
       reply.map === undefined ? '' : `, external ${reply.map.externalAddress}:${reply.map.externalPort}`, reply.epochSeconds)
     if (reply.resultCode !== PcpResultCode.SUCCESS) {
+      this.countRefusal('pcp', reply.resultCode, pcpResultName(reply.resultCode))
       // NOT_AUTHORIZED for a low port: the router's rules, said plainly (port-rules.ts; miniupnpd pcpserver.c).
       const why = reply.version !== PCP_VERSION ? `server speaks version ${reply.version}` : reply.resultCode === PcpResultCode.NOT_AUTHORIZED && lifetimeSeconds !== 0 ? lowPortHint(internalPort) : undefined
       throw new GatewayRefusedError('pcp', reply.resultCode, pcpResultName(reply.resultCode), why, reply.lifetimeSeconds)

@@ -1,4 +1,5 @@
 import { systemClock, type Clock } from '../clock.js'
+import { RequestCounters } from '../counters.js'
 import type { GatewayReset, ListenOptions } from '../gateway.js'
 import { createLogger, type Logger } from '../log.js'
 import { GatewaySocket, type GatewaySocketOptions } from '../net/gateway-socket.js'
@@ -27,6 +28,8 @@ export class PortControlServer {
   readonly port: number
   readonly clock: Clock
   readonly socket: GatewaySocket
+  /** Both protocols' requests to this server, counted. */
+  readonly counters: RequestCounters
   readonly #logger: Logger
   readonly #createSocket: CreateSocket | undefined
   /** Each version's epoch apart: nothing says a server counts them from the same moment. */
@@ -42,6 +45,7 @@ export class PortControlServer {
     this.clock = options.clock ?? systemClock
     this.#logger = options.logger ?? createLogger('port-control')
     this.#createSocket = options.createSocket
+    this.counters = new RequestCounters(this.gateway)
     this.socket = new GatewaySocket({ ...options, port: this.port, clock: this.clock, logger: this.#logger, ...(replyKey === undefined ? {} : { replyKey }) })
   }
 

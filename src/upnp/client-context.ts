@@ -6,6 +6,7 @@ import { soapCall, type ExchangeContext } from './control.js'
 import type { IgdSelection } from './discovery.js'
 import type { UrlPolicy } from './guard.js'
 import type { SoapRequest } from './soap.js'
+import { RequestCounters } from '../counters.js'
 
 /**
  * What the parts of a UpnpClient share: the service and how an action reaches it, our LAN
@@ -51,6 +52,8 @@ export class ClientContext {
   readonly clock: Clock
   readonly logger: Logger
   readonly learnt: Learnt = { permanentOnly: false, noAddAny: false, noEntryLookup: false, addsCheckedOut: false }
+  /** The client's exchanges with the router, counted. */
+  readonly counters: RequestCounters
   readonly #requestTimeoutMs: number
   readonly #rediscover: Rediscover | undefined
   #service: UpnpService
@@ -67,6 +70,7 @@ export class ClientContext {
     this.logger = options.logger
     this.#requestTimeoutMs = options.requestTimeoutMs
     this.#rediscover = options.rediscover
+    this.counters = new RequestCounters(options.policy.gateway)
   }
 
   /** The service as it is now: a rediscovery may have replaced it. */
@@ -90,7 +94,8 @@ export class ClientContext {
       requestTimeoutMs: this.#requestTimeoutMs,
       signal: options.signal,
       deadlineMs: options.timeoutMs === undefined ? undefined : this.clock.now() + options.timeoutMs,
-      onLocalAddress: (address) => { this.#internalClient = address }
+      onLocalAddress: (address) => { this.#internalClient = address },
+      count: (event, result) => { this.counters.count('upnp', event, result) }
     }
   }
 

@@ -282,7 +282,8 @@ export class UpnpClient implements Gateway {
       list: async (options) => await this.list(options),
       ...(this.verifyIntervalMs > 0 ? { verify: { intervalMs: this.verifyIntervalMs, check: async (mapping, options) => await this.verify(mapping, options) } } : {}),
       // Listens for the router's SSDP announcements, once: a restart comes as a reset.
-      listen: async (options) => await this.#restarts.listen(options)
+      listen: async (options) => await this.#restarts.listen(options),
+      counters: () => this.#ctx.counters.snapshot()
     }
   }
 

@@ -1,4 +1,5 @@
 import type { Clock } from '../clock.js'
+import type { RequestEvent } from '../counters.js'
 import { GatewayRefusedError, TimeoutError } from '../errors.js'
 import type { Logger } from '../log.js'
 import type { SoapRequest } from './soap.js'
@@ -26,6 +27,8 @@ export interface ExchangeContext {
   deadlineMs?: number | undefined
   /** Told the local address of every connection: our LAN address as the router sees it. */
   onLocalAddress?: ((address: string) => void) | undefined
+  /** Told what happens to each exchange, for counters. */
+  count?: ((event: RequestEvent, result?: string) => void) | undefined
 }
 
 /** What the exchange may still take: the per-request cap, shortened by the deadline. */
@@ -40,7 +43,7 @@ export function remainingMs (context: ExchangeContext, what: string): number {
 export async function soapCall<T> (context: ExchangeContext, controlURL: string, request: SoapRequest,
   decode: (xml: string, serviceType: string) => T): Promise<T> {
   const url = checkUpnpUrl(controlURL, context.policy).href
-  const response = await sendHttpRequest({
+  const response = await counted(context, async () => await sendHttpRequest({
     method: 'POST',
     url,
     headers: request.headers,
@@ -49,7 +52,7 @@ export async function soapCall<T> (context: ExchangeContext, controlURL: string,
     timeoutMs: remainingMs(context, request.action),
     signal: context.signal,
     clock: context.clock
-  })
+  }))
   note(context, response)
   try {
     const value = decode(response.body, request.serviceType)
@@ -58,7 +61,21 @@ export async function soapCall<T> (context: ExchangeContext, controlURL: string,
   } catch (err) {
     // A fault's code and name, for NODE_DEBUG: what a bug report about a refusing router needs.
     const fault = err instanceof GatewayRefusedError ? `fault ${err.resultName} (${err.resultCode})` : (err as Error).message
+    if (err instanceof GatewayRefusedError) context.count?.('refused', `${err.resultName} (${err.resultCode})`)
     context.logger('%s: HTTP %d in %d ms: %s', request.action, response.status, Math.round(response.durationMs), fault)
+    throw err
+  }
+}
+
+/** One HTTP exchange, counted: sent, then answered or timed out. */
+async function counted (context: ExchangeContext, send: () => Promise<HttpResponse>): Promise<HttpResponse> {
+  context.count?.('sent')
+  try {
+    const response = await send()
+    context.count?.('answered')
+    return response
+  } catch (err) {
+    if (err instanceof TimeoutError) context.count?.('timeout')
     throw err
   }
 }
@@ -66,14 +83,14 @@ export async function soapCall<T> (context: ExchangeContext, controlURL: string,
 /** GETs a device description, refusing anything but 200. */
 export async function fetchDescription (context: ExchangeContext, location: string): Promise<HttpResponse> {
   const url = checkUpnpUrl(location, context.policy).href
-  const response = await sendHttpRequest({
+  const response = await counted(context, async () => await sendHttpRequest({
     method: 'GET',
     url,
     maxBytes: MAX_DESCRIPTION_BYTES,
     timeoutMs: remainingMs(context, 'device description'),
     signal: context.signal,
     clock: context.clock
-  })
+  }))
   note(context, response)
   context.logger('description %s: HTTP %d, %d bytes in %d ms', url, response.status, response.body.length, Math.round(response.durationMs))
   return response

@@ -117,7 +117,7 @@ test('doctor: each step with timing, a test mapping made and removed, exit 0', a
   assert.equal(result.code, 0, result.stdout + result.stderr)
   const report = JSON.parse(result.stdout) as { ok: boolean, steps: Array<{ step: string, ok: boolean, detail: string }> }
   assert.equal(report.ok, true)
-  assert.deepEqual(report.steps.map((s) => s.step), ['default route', 'PCP', 'external address', 'test mapping'])
+  assert.deepEqual(report.steps.map((s) => s.step), ['default route', 'PCP', 'external address', 'test mapping', 'router requests'])
   assert.match(report.steps[3]!.detail, /then removed/)
   assert.deepEqual(sim.mappings(), [])
 })

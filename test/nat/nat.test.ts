@@ -399,3 +399,23 @@ test('issue 18.6: a hundred ports at once go a few at a time (8 in flight), the 
   await new Promise((resolve) => setImmediate(resolve))
   assert.deepEqual(warnings, [])
 })
+
+test('a first MAP the gateway applied but did not answer is asked for again with its nonce, not refused for ever (RFC 6887 §11.5)', async (ctx) => {
+  const clock = new FakeClock()
+  const gateway = await SimulatedPmpGateway.start({ clock })
+  const nat = new NAT(new PcpClient({ gateway: gateway.address, port: gateway.port, clock }), { clock, requestTimeoutMs: 1000 })
+  ctx.after(async () => { await nat.close(); await gateway.close() })
+  const errors: string[] = []
+  nat.on('error', (err) => errors.push(err.message))
+  // The gateway makes the mapping (under our nonce) and its answers are lost.
+  gateway.faults.silent = true
+  const adding = nat.addMapping('udp', 4003)
+  await waitFor(() => gateway.received.length === 1, 'the MAP')
+  await clock.advance(1000)
+  await adding
+  gateway.faults.silent = false
+  await clock.advance(5_000) // the retry
+  await waitFor(() => nat.getMapping('udp', 4003) !== undefined, 'mapped on the retry')
+  assert.equal(errors.length, 1, `the timeout only, no NOT_AUTHORIZED: ${errors.join('; ')}`)
+  assert.equal(gateway.mappings().length, 1)
+})
