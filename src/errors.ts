@@ -18,8 +18,26 @@ export class NatmapperError extends Error {
 
 /** The caller passed something invalid (a bad port, an unknown protocol name). */
 export class UsageError extends NatmapperError {
-  constructor (message: string, options?: ErrorOptions) {
-    super('NATMAPPER_USAGE', message, options)
+  constructor (message: string, options?: ErrorOptions, code = 'NATMAPPER_USAGE') {
+    super(code, message, options)
+  }
+}
+
+/** Why the network the caller chose (`interface`, `localAddress`) cannot be used. */
+export type InterfaceErrorReason =
+  | 'unknown-interface' // no interface of that name
+  | 'no-ipv4' // the interface has no IPv4 address (down, or IPv6 only)
+  | 'not-ipv4' // localAddress is not IPv4 text
+  | 'address-not-local' // no interface of this host has that address
+  | 'mismatch' // interface and localAddress name different interfaces
+
+/** The interface or local address the caller chose does not exist here or cannot be used; nothing was sent. */
+export class InterfaceError extends UsageError {
+  readonly reason: InterfaceErrorReason
+
+  constructor (reason: InterfaceErrorReason, message: string) {
+    super(message, undefined, 'NATMAPPER_BAD_INTERFACE')
+    this.reason = reason
   }
 }
 
@@ -99,16 +117,25 @@ export class AbortError extends NatmapperError {
   }
 }
 
-/** No default route to find the gateway by (no network, or a host without an IPv4 default route). */
+/**
+ * No default route to find the gateway by (no network, a host without an IPv4 default route, an
+ * interface without one). `hint` says why and what to do when the route table shows a known trap
+ * (a VPN that took the default route: src/net/network-hints.ts).
+ */
 export class NoDefaultGatewayError extends NatmapperError {
-  constructor (detail: string) {
-    super('NATMAPPER_NO_ROUTE', `no default gateway found: ${detail}; pass the gateway address explicitly`)
+  readonly hint: string | undefined
+
+  constructor (detail: string, hint?: string) {
+    super('NATMAPPER_NO_ROUTE', `no default gateway found: ${detail}; pass the gateway address explicitly${hint === undefined ? '' : `. ${hint}`}`)
+    this.hint = hint
   }
 }
 
 /**
  * Discovery found no port-mapping protocol at the gateway. `causes` keeps each protocol's own
- * reason (refused, silent, garbage, refused URL...), `probes` what each probe did and how long it took.
+ * reason (refused, silent, garbage, refused URL...), `probes` what each probe did and how long it
+ * took, `hint` why no router answers when the host's network shows it (a Docker bridge, a VPN
+ * default route: src/net/network-hints.ts).
  */
 export class NoGatewayError extends NatmapperError {
   readonly gateway: string
@@ -116,12 +143,14 @@ export class NoGatewayError extends NatmapperError {
   readonly causes: Readonly<Partial<Record<MappingMethod, Error>>>
   /** Nothing answered before the deadline (as opposed to answers that ruled every protocol out). */
   readonly timedOut: boolean
+  readonly hint: string | undefined
 
-  constructor (gateway: string, probes: readonly ProbeResult[], timedOut: boolean, timeoutMs: number) {
+  constructor (gateway: string, probes: readonly ProbeResult[], timedOut: boolean, timeoutMs: number, hint?: string) {
     const causes = probes.map((r) => `${r.method}: ${r.error?.message ?? 'no answer'}`).join('; ')
-    super('NATMAPPER_NO_GATEWAY', timedOut
+    super('NATMAPPER_NO_GATEWAY', (timedOut
       ? `no gateway answered at ${gateway} within ${timeoutMs} ms${causes === '' ? '' : ` (${causes})`}`
-      : `no port-mapping protocol answered at ${gateway}: ${causes}`)
+      : `no port-mapping protocol answered at ${gateway}: ${causes}`) + (hint === undefined ? '' : `. ${hint}`))
+    this.hint = hint
     this.gateway = gateway
     this.probes = probes
     this.causes = Object.fromEntries(probes.flatMap((r) => r.error === undefined ? [] : [[r.method, r.error]]))

@@ -18,6 +18,7 @@ export { natChannel, requestChannel, type RequestMessage, type RequestEvent } fr
 export { mapChecked } from './gateway.js'
 export { NAT, type NatOptions, type NatEvents, type MappingEvent, type MappingKey, type AddMappingOptions, type LeftMapping, type NatStats } from './nat/nat.js'
 export { discoverNAT, type DiscoverNatOptions } from './nat/discover-nat.js'
+export { discoverNATs, type DiscoverNatsOptions, type DiscoveredNats, type InterfaceNat, type InterfaceWithoutNat } from './nat/discover-nats.js'
 export { discoverGateway, openGateway, type DiscoverOptions, type DiscoveredGateway, type OpenGatewayOptions } from './discover/discover.js'
 export { classifyAddress, notPublicReason, type AddressClass } from './net/address-class.js'
 export { NatPmpClient, type NatPmpClientOptions } from './port-control/natpmp-client.js'
@@ -25,6 +26,9 @@ export { PcpClient, type PcpClientOptions } from './port-control/pcp-client.js'
 export { PortControlServer, type PortControlServerOptions } from './port-control/server.js'
 // The UPnP client and its parts are in natmapper/upnp (src/upnp/index.ts): discoverNAT loads
 // them only for a gateway that speaks nothing else.
-export { findDefaultGateway, type DefaultRoute } from './net/default-gateway.js'
+export { findDefaultGateway, readRouteTable, type DefaultRoute } from './net/default-gateway.js'
+export type { Ipv4Route } from './net/routes.js'
+export type { HostNetwork } from './net/host-network.js'
+export type { InterfaceList } from './net/local-interface.js'
 export { AnnouncementListener, type Announcement, type AnnouncementListenerOptions } from './port-control/announcements.js'
 export { mappingToJSON, mappingFromJSON } from './mapping-json.js'

@@ -3,7 +3,9 @@ import { AbortError, NoGatewayError, NotAskedError, TimeoutError, UsageError } f
 import type { Gateway, MappingMethod, ProbeResult } from '../gateway.js'
 import { createLogger, type Logger } from '../log.js'
 import { ipFamily } from '../net/address.js'
-import { findDefaultGateway } from '../net/default-gateway.js'
+import { findGatewayFor, networkFacts, systemNetwork, type HostNetwork } from '../net/host-network.js'
+import { chooseLocalInterface, type LocalInterface } from '../net/local-interface.js'
+import { noRouterHint } from '../net/network-hints.js'
 import type { CreateSocket } from '../net/udp.js'
 import type { SsdpTarget } from '../upnp/ssdp.js'
 import { HEAD_START_MS, natpmpAfterPcp, pcpFirst, pickBest, upnpAfterOthers } from './probe-order.js'
@@ -21,8 +23,21 @@ export interface DiscoverOptions {
   signal?: AbortSignal
   /** Upper bound for the whole discovery, in milliseconds. Default 10 000. */
   timeout?: number
-  /** The gateway's address; found from the default route when absent. */
+  /** The gateway's address; found from the default route (of `interface`, when given) when absent. */
   gateway?: string
+  /**
+   * The network interface to use (`eth1`): every socket binds to its IPv4 address, and the
+   * gateway is the next hop of the default route leaving by it. An unknown interface, or one
+   * without IPv4, is an InterfaceError before anything is sent.
+   */
+  interface?: string
+  /**
+   * The local IPv4 address to use (`192.168.1.20`): as `interface`, for the interface that has
+   * it. With `interface` too, both must name the same interface.
+   */
+  localAddress?: string
+  /** This host's interfaces and routes; for tests that build a host of their own (see HostNetwork). */
+  network?: HostNetwork
   /** Protocols to try, default all; the order of preference is always PCP, NAT-PMP, UPnP. */
   methods?: MappingMethod[]
   /** Port of the gateway's NAT-PMP/PCP server; 5351 except against a simulated gateway. */
@@ -65,6 +80,10 @@ export interface DiscoverOptions {
 
 export interface DiscoveredGateway {
   gateway: Gateway
+  /** The interface chosen (DiscoverOptions.interface or localAddress), or the default route's where the platform says. */
+  interface: string | undefined
+  /** The local address every socket was bound to; undefined when no interface was chosen. */
+  localAddress: string | undefined
   externalAddress: string | undefined
   /** Set when the gateway says it has no external address (double NAT seen from miniupnpd). */
   notPublicReason: string | undefined
@@ -99,43 +118,73 @@ export async function discoverGateway (options: DiscoverOptions = {}): Promise<D
   if (options.gateway !== undefined && ipFamily(options.gateway) === 0) {
     throw new UsageError(`the gateway must be an IP address, not ${JSON.stringify(options.gateway)}`)
   }
+  const network = options.network ?? systemNetwork
+  // Before anything is sent: a bad choice of network is the caller's error, not a silent gateway.
+  const local = options.interface === undefined && options.localAddress === undefined ? undefined : chooseLocalInterface(options, network.interfaces())
   const clock = options.clock ?? systemClock
   const timeoutMs = options.timeout ?? 10_000
   // One signal stops the probes: at the timeout, when the caller aborts, and when the answer is
   // chosen while another probe is still asking.
   const done = deadline(clock, timeoutMs, () => new TimeoutError(`discovery took over ${timeoutMs} ms`), options.signal)
   try {
-    return await probeGateway(options, methods, timeoutMs, clock, done.signal)
+    return await probeGateway(options, { network, local }, methods, timeoutMs, clock, done.signal)
   } finally {
     done.abort(new NotAskedError('not asked: discovery is over'))
   }
 }
 
 /** discoverGateway once its deadline is set: `signal` stops every probe. */
-async function probeGateway (options: DiscoverOptions, methods: MappingMethod[], timeoutMs: number, clock: Clock, signal: AbortSignal): Promise<DiscoveredGateway> {
-  const address = options.gateway ?? (await findDefaultGateway()).gateway
+async function probeGateway (options: DiscoverOptions, host: { network: HostNetwork, local: LocalInterface | undefined }, methods: MappingMethod[], timeoutMs: number, clock: Clock, signal: AbortSignal): Promise<DiscoveredGateway> {
+  const { network, local } = host
+  const route = options.gateway === undefined ? await findGatewayFor(network, local) : { gateway: options.gateway, interface: local?.name }
+  const address = route.gateway
   const logger = options.logger ?? createLogger('discover')
   const startMs = clock.now()
   const deadlineMs = startMs + timeoutMs
   const probeTimeoutMs = (): number => Math.max(1, Math.floor(deadlineMs - clock.now() - PROBE_MARGIN_MS))
-  const base = { address, clock, createSocket: options.createSocket, logger: options.logger, port: options.port }
+  const localAddress = local?.address
+  const base = { address, clock, createSocket: options.createSocket, logger: options.logger, port: options.port, localAddress }
   const server = portControlServer(base, methods.includes('pcp'))
   const ctx: ProbeContext = {
     ...base,
     server: server.get,
     call: { signal, timeoutMs: probeTimeoutMs() },
     probeTimeoutMs,
-    upnp: { ssdpTarget: options.ssdpTarget, ssdpGatewayPort: options.ssdpGatewayPort, deferExternalAddress: options.deferExternalAddress, gatewayNamed: options.gateway !== undefined }
+    upnp: {
+      ssdpTarget: options.ssdpTarget,
+      ssdpGatewayPort: options.ssdpGatewayPort,
+      deferExternalAddress: options.deferExternalAddress,
+      gatewayNamed: options.gateway !== undefined,
+      interfaces: options.network?.interfaces()
+    }
   }
+  // Why nothing answered, when the host's network shows a known trap; not for a gateway the caller named.
+  const hint = async (): Promise<string | undefined> => options.gateway === undefined
+    ? noRouterHint(await networkFacts(network).catch(() => undefined) ?? { routes: [], interfaces: {}, inDocker: false }, route)
+    : undefined
   try {
-    return await runProbes(options, methods, ctx, { address, timeoutMs, startMs, clock, signal, logger })
+    const found = await runProbes(options, methods, ctx, { address, timeoutMs, startMs, clock, signal, logger, hint })
+    return { ...found, interface: route.interface, localAddress }
   } finally {
     server.release()
   }
 }
 
-async function runProbes (options: DiscoverOptions, methods: MappingMethod[], ctx: ProbeContext,
-  c: { address: string, timeoutMs: number, startMs: number, clock: Clock, signal: AbortSignal, logger: Logger }): Promise<DiscoveredGateway> {
+/** What the probes of one discovery share besides the ProbeContext. */
+interface RunContext {
+  address: string
+  timeoutMs: number
+  startMs: number
+  clock: Clock
+  signal: AbortSignal
+  logger: Logger
+  /** Why no router answers, for NoGatewayError. */
+  hint: () => Promise<string | undefined>
+}
+
+type Found = Omit<DiscoveredGateway, 'interface' | 'localAddress'>
+
+async function runProbes (options: DiscoverOptions, methods: MappingMethod[], ctx: ProbeContext, c: RunContext): Promise<Found> {
   const { address, startMs, clock, signal, logger } = c
   const quick = options.deferExternalAddress === true && options.waitForAll !== true
   const headStartLeftMs = (): number => Math.max(0, startMs + HEAD_START_MS - clock.now())
@@ -170,8 +219,7 @@ async function runProbes (options: DiscoverOptions, methods: MappingMethod[], ct
 }
 
 /** Waits for the best answer among the probes (see pickBest), and reports what each did. */
-async function chooseAnswer (options: DiscoverOptions, probes: Probe[],
-  c: { address: string, timeoutMs: number, startMs: number, clock: Clock, signal: AbortSignal, logger: Logger, quick: boolean }): Promise<DiscoveredGateway> {
+async function chooseAnswer (options: DiscoverOptions, probes: Probe[], c: RunContext & { quick: boolean }): Promise<Found> {
   const { address, timeoutMs, startMs, clock, signal, logger, quick } = c
   const results = new Map<MappingMethod, ProbeResult>()
   const settled = probes.map(async (probe) => {
@@ -204,7 +252,7 @@ async function chooseAnswer (options: DiscoverOptions, probes: Probe[],
       if (!results.has(probe.method)) results.set(probe.method, { method: probe.method, ok: false, durationMs: clock.now() - startMs, error: new TimeoutError(`no answer within ${timeoutMs} ms`) })
     }
     const timedOut = signal.aborted || report().every((r) => r.error instanceof TimeoutError)
-    throw new NoGatewayError(address, report(), timedOut, timeoutMs)
+    throw new NoGatewayError(address, report(), timedOut, timeoutMs, await c.hint())
   }
   // Close the clients that lost: their answer is not needed.
   void Promise.allSettled(settled).then((all) => {

@@ -8,6 +8,7 @@ import { NatPmpClient } from '../port-control/natpmp-client.js'
 import { mapReplyKey, PcpClient } from '../port-control/pcp-client.js'
 import { PortControlServer } from '../port-control/server.js'
 import { startIgdSearch } from '../upnp/search.js'
+import type { InterfaceList } from '../net/local-interface.js'
 import type { SsdpTarget } from '../upnp/ssdp.js'
 
 /** One protocol's probe of the gateway: each resolves with a client that works, or rejects saying why not. */
@@ -22,6 +23,8 @@ export interface ProbeContext {
   logger: Logger | undefined
   /** The PCP/NAT-PMP server port (5351 but for simulated gateways). */
   port: number | undefined
+  /** Every socket's local address, when the caller chose the network (DiscoverOptions.interface). */
+  localAddress: string | undefined
   /** The one server PCP and NAT-PMP share (same port, same socket: RFC 6887 §9). */
   server: () => PortControlServer
   call: { signal: AbortSignal, timeoutMs: number }
@@ -33,16 +36,18 @@ export interface ProbeContext {
     deferExternalAddress: boolean | undefined
     /** The caller named the gateway: the UPnP device must be that host, not one beside it. */
     gatewayNamed: boolean
+    /** The local interfaces, for the gateway's subnet (search.ts). */
+    interfaces: InterfaceList | undefined
   }
 }
 
 /** The server both probes use, made on first use; discovery holds it until it ends (release), the winner after. */
-export function portControlServer (ctx: Pick<ProbeContext, 'address' | 'clock' | 'createSocket' | 'logger' | 'port'>, withPcp: boolean): { get: () => PortControlServer, release: () => void } {
+export function portControlServer (ctx: Pick<ProbeContext, 'address' | 'clock' | 'createSocket' | 'logger' | 'port' | 'localAddress'>, withPcp: boolean): { get: () => PortControlServer, release: () => void } {
   let server: PortControlServer | undefined
   return {
     get: () => {
       // PCP's MAP replies are routed by nonce; a server for NAT-PMP alone needs no key.
-      server ??= new PortControlServer({ gateway: ctx.address, clock: ctx.clock, port: ctx.port, createSocket: ctx.createSocket, logger: ctx.logger }, withPcp ? mapReplyKey : undefined).acquire()
+      server ??= new PortControlServer({ gateway: ctx.address, clock: ctx.clock, port: ctx.port, localAddress: ctx.localAddress, createSocket: ctx.createSocket, logger: ctx.logger }, withPcp ? mapReplyKey : undefined).acquire()
       return server
     },
     release: () => { server?.release() }
@@ -83,7 +88,17 @@ export async function probeUpnp (ctx: ProbeContext, turn: Promise<void>): Promis
   const { upnp, clock, address, call } = ctx
   // The M-SEARCH goes out first; the rest of the UPnP code, which a process whose gateway speaks
   // PCP or NAT-PMP never needs, loads while the router takes its 50 ms or more to answer.
-  const search = { gateway: address, gatewayNamed: upnp.gatewayNamed, clock, ssdpTarget: upnp.ssdpTarget, ssdpGatewayPort: upnp.ssdpGatewayPort, createSocket: ctx.createSocket, logger: ctx.logger }
+  const search = {
+    gateway: address,
+    gatewayNamed: upnp.gatewayNamed,
+    localAddress: ctx.localAddress,
+    interfaces: upnp.interfaces,
+    clock,
+    ssdpTarget: upnp.ssdpTarget,
+    ssdpGatewayPort: upnp.ssdpGatewayPort,
+    createSocket: ctx.createSocket,
+    logger: ctx.logger
+  }
   const started = await startIgdSearch(search)
   let UpnpClient: typeof import('../upnp/client.js').UpnpClient
   try {

@@ -1,6 +1,7 @@
 import { discoverGateway, type DiscoverOptions } from '../discover/discover.js'
 import type { ListenOptions } from '../gateway.js'
-import { findDefaultGateway } from '../net/default-gateway.js'
+import { findGatewayFor, systemNetwork } from '../net/host-network.js'
+import { chooseLocalInterface } from '../net/local-interface.js'
 import { NAT } from './nat.js'
 import type { NatOptions } from './types.js'
 
@@ -12,7 +13,9 @@ const ROUTE_CHECK_INTERVAL_MS = 10_000
 /**
  * Finds the gateway and returns a NAT that keeps mappings on it: the entry point of the library.
  * The NAT listens for the gateway's announcements, and finds the gateway again by itself when it
- * stops answering or the default route changes.
+ * stops answering or the default route changes. With `interface` (or `localAddress`) every socket
+ * is bound to that interface's address, now and at each rediscovery, and the route watched is
+ * that interface's default route.
  */
 export async function discoverNAT (options: DiscoverNatOptions = {}): Promise<NAT> {
   // The NAT learns the address from the first mapping, or asks for it (askExternalAddress).
@@ -30,9 +33,16 @@ export async function discoverNAT (options: DiscoverNatOptions = {}): Promise<NA
     listen,
     rediscover: async (signal) => (await discoverGateway({ ...options, signal })).gateway,
     ...(options.gateway === undefined
-      ? { watchRoute: { lookup: async () => (await findDefaultGateway()).gateway, intervalMs: ROUTE_CHECK_INTERVAL_MS, initialGateway: gateway.address } }
+      ? { watchRoute: { lookup: async () => await routeGateway(options), intervalMs: ROUTE_CHECK_INTERVAL_MS, initialGateway: gateway.address } }
       : {})
   })
+}
+
+/** The gateway the default route (of the chosen interface) goes through now. */
+async function routeGateway (options: DiscoverNatOptions): Promise<string> {
+  const network = options.network ?? systemNetwork
+  const local = options.interface === undefined && options.localAddress === undefined ? undefined : chooseLocalInterface(options, network.interfaces())
+  return (await findGatewayFor(network, local)).gateway
 }
 
 function pick<T extends object, K extends keyof T> (object: T, keys: K[]): Partial<Pick<T, K>> {

@@ -7,6 +7,8 @@ import { defaultCreateSocket, exchange, openConnectedSocket, type CreateSocket }
 export interface GatewaySocketOptions {
   gateway: string
   port: number
+  /** The local address to send from (the chosen interface's); default: the route's choice. */
+  localAddress?: string | undefined
   clock?: Clock
   createSocket?: CreateSocket
   logger?: Logger
@@ -58,6 +60,7 @@ export class GatewaySocket {
   readonly clock: Clock
   readonly logger: Logger
   readonly #createSocket: CreateSocket
+  readonly #localAddress: string | undefined
   readonly #initialTimeoutMs: number
   readonly #maxAttempts: number
   readonly #timeoutMs: number
@@ -83,6 +86,7 @@ export class GatewaySocket {
     this.clock = options.clock ?? systemClock
     this.logger = options.logger ?? silentLogger
     this.#createSocket = options.createSocket ?? defaultCreateSocket
+    this.#localAddress = options.localAddress
     this.#initialTimeoutMs = options.initialTimeoutMs ?? 250
     this.#maxAttempts = options.maxAttempts ?? 9
     this.#timeoutMs = options.timeoutMs ?? 10_000
@@ -92,7 +96,7 @@ export class GatewaySocket {
 
   async #open (): Promise<Socket> {
     if (this.#closed) throw new ClosedError(`socket to ${this.gateway}:${this.port}`)
-    this.#socket ??= openConnectedSocket(this.#createSocket, this.gateway, this.port).then((socket) => {
+    this.#socket ??= openConnectedSocket(this.#createSocket, this.gateway, this.port, this.#localAddress).then((socket) => {
       socket.on('message', (message, rinfo) => { this.#dispatch(message, rinfo) })
       return socket
     })

@@ -27,9 +27,17 @@ export const defaultCreateSocket: CreateSocket = (type) => createUdpSocket({ typ
  * which lets us conclude "no server here" at once (RFC 6886 §3.1) instead of retransmitting
  * for seconds.
  */
-export async function openConnectedSocket (createSocket: CreateSocket, address: string, port: number): Promise<Socket> {
+export async function openConnectedSocket (createSocket: CreateSocket, address: string, port: number, localAddress?: string): Promise<Socket> {
   const socket = createSocket(isIpv6Literal(address) ? 'udp6' : 'udp4')
-  await connect(socket, port, address)
+  // Bound first when the caller chose the network: the requests then leave from that
+  // interface's address (DiscoverOptions.interface), whatever the default route says.
+  try {
+    if (localAddress !== undefined) await bindSocket(socket, localAddress, 0)
+    await connect(socket, port, address)
+  } catch (err) {
+    try { socket.close() } catch {}
+    throw err
+  }
   // Errors are delivered to whichever exchange is waiting; without a listener an ICMP error
   // between exchanges would crash the process.
   socket.on('error', () => {})
@@ -165,6 +173,17 @@ export async function localAddressToward (address: string): Promise<string> {
   } finally {
     socket.close()
   }
+}
+
+/** socket.bind as a promise: an 'error' event (EADDRNOTAVAIL, EADDRINUSE) rejects it. */
+export async function bindSocket (socket: Socket, address: string | undefined, port: number): Promise<void> {
+  await new Promise<void>((resolve, reject) => {
+    socket.once('error', reject)
+    socket.bind(port, address, () => {
+      socket.off('error', reject)
+      resolve()
+    })
+  })
 }
 
 /** socket.connect as a promise: an 'error' event or a failed look-up rejects it. */

@@ -41,6 +41,8 @@ export interface ClientContextOptions {
   service: UpnpService
   policy: UrlPolicy
   internalClient: string | undefined
+  /** The local address connections are made from (the chosen interface's), if chosen. */
+  localAddress: string | undefined
   clock: Clock
   logger: Logger
   requestTimeoutMs: number
@@ -55,6 +57,7 @@ export class ClientContext {
   /** The client's exchanges with the router, counted. */
   readonly counters: RequestCounters
   readonly #requestTimeoutMs: number
+  readonly #localAddress: string | undefined
   readonly #rediscover: Rediscover | undefined
   #service: UpnpService
   #policy: UrlPolicy
@@ -69,6 +72,7 @@ export class ClientContext {
     this.clock = options.clock
     this.logger = options.logger
     this.#requestTimeoutMs = options.requestTimeoutMs
+    this.#localAddress = options.localAddress
     this.#rediscover = options.rediscover
     this.counters = new RequestCounters(options.policy.gateway)
   }
@@ -94,6 +98,7 @@ export class ClientContext {
       requestTimeoutMs: this.#requestTimeoutMs,
       signal: options.signal,
       deadlineMs: options.timeoutMs === undefined ? undefined : this.clock.now() + options.timeoutMs,
+      localAddress: this.#localAddress,
       onLocalAddress: (address) => { this.#internalClient = address },
       count: (event, result) => { this.counters.count('upnp', event, result) }
     }

@@ -23,6 +23,8 @@ export interface UpnpClientOptions {
   subnet?: Ipv4Subnet | undefined
   /** Our LAN address if already known (from the description fetch). */
   internalClient?: string | undefined
+  /** The local address every connection and the SSDP listener use (the chosen interface's); default: the route's choice. */
+  localAddress?: string | undefined
   /** The external address if already known. */
   externalAddress?: string | undefined
   /** Per HTTP exchange. Default 3000 ms. */
@@ -91,12 +93,13 @@ export class UpnpClient implements Gateway {
       service: options.service,
       policy: { gateway: options.gateway, responder: options.responder, subnet: options.subnet },
       internalClient: options.internalClient,
+      localAddress: options.localAddress,
       clock: options.clock ?? systemClock,
       logger,
       requestTimeoutMs: options.requestTimeoutMs ?? 3000,
       rediscover: options.rediscover
     })
-    this.#restarts = new RestartWatch(options.gateway, { bootId: selection?.bootId, location: selection?.location }, { createSocket: options.createSocket, logger })
+    this.#restarts = new RestartWatch(options.gateway, { bootId: selection?.bootId, location: selection?.location }, { createSocket: options.createSocket, localAddress: options.localAddress, logger })
     this.#externalAddress = options.externalAddress
     this.#maxPortAttempts = options.maxPortAttempts ?? 8
     this.verifyIntervalMs = options.verifyIntervalMs ?? DEFAULT_VERIFY_INTERVAL_MS
@@ -131,6 +134,7 @@ export class UpnpClient implements Gateway {
       responder: selection.responder.address,
       subnet: selection.policy.subnet,
       internalClient: selection.internalClient,
+      localAddress: selection.localAddress,
       externalAddress: selection.externalAddress?.ok === true ? selection.externalAddress.address : undefined
     }, selection)
   }

@@ -25,6 +25,8 @@ export interface ExchangeContext {
   signal?: AbortSignal | undefined
   /** An absolute deadline on `clock` for the whole operation, if any. */
   deadlineMs?: number | undefined
+  /** The local address to connect from (the chosen interface's); default: the route's choice. */
+  localAddress?: string | undefined
   /** Told the local address of every connection: our LAN address as the router sees it. */
   onLocalAddress?: ((address: string) => void) | undefined
   /** Told what happens to each exchange, for counters. */
@@ -51,6 +53,7 @@ export async function soapCall<T> (context: ExchangeContext, controlURL: string,
     maxBytes: MAX_SOAP_BYTES,
     timeoutMs: remainingMs(context, request.action),
     signal: context.signal,
+    localAddress: context.localAddress,
     clock: context.clock
   }))
   note(context, response)
@@ -89,6 +92,7 @@ export async function fetchDescription (context: ExchangeContext, location: stri
     maxBytes: MAX_DESCRIPTION_BYTES,
     timeoutMs: remainingMs(context, 'device description'),
     signal: context.signal,
+    localAddress: context.localAddress,
     clock: context.clock
   }))
   note(context, response)

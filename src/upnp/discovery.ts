@@ -58,6 +58,8 @@ export interface IgdSelection {
   readonly externalAddress: ExternalAddressResult | undefined
   /** Our address on the router's LAN, from the TCP connections to it. */
   readonly internalClient: string | undefined
+  /** The local address the connections are bound to, when the caller chose the network. */
+  readonly localAddress: string | undefined
   readonly policy: UrlPolicy
   /**
    * 0 best: connected with a public address; 1 with a private one; 2 connected, no address; 3 an
@@ -87,7 +89,7 @@ export async function discoverIgd (options: UpnpDiscoverOptions = {}): Promise<I
     options.started?.search.close()
     throw new AbortError(signal.reason)
   }
-  const { search, gateway, subnet } = options.started ?? await startIgdSearch({ ...options, clock, logger })
+  const { search, gateway, subnet, localAddress } = options.started ?? await startIgdSearch({ ...options, clock, logger })
   // The answer takes 50 ms or more (miniupnpd waits 50 ms before it sends one): the XML parser loads meanwhile.
   nextTurn(clock, preloadXmlParser)
   const inFlight = new AbortController()
@@ -134,7 +136,7 @@ export async function discoverIgd (options: UpnpDiscoverOptions = {}): Promise<I
         }
       }
       const start = (answer: SsdpAnswer): void => {
-        evaluate(answer, { gateway, subnet, clock, logger, startMs, requestTimeoutMs: options.requestTimeoutMs ?? 3000, signal: inFlight.signal, deferExternalAddress: options.deferExternalAddress === true })
+        evaluate(answer, { gateway, subnet, localAddress, clock, logger, startMs, requestTimeoutMs: options.requestTimeoutMs ?? 3000, signal: inFlight.signal, deferExternalAddress: options.deferExternalAddress === true })
           .then((selection) => {
             logger('%s: %s, rank %d', selection.location, selection.service.serviceType, selection.rank)
             if (best === undefined || compare(selection, best) < 0) best = selection
@@ -190,6 +192,7 @@ function compare (a: IgdSelection, b: IgdSelection): number {
 interface EvaluateContext {
   gateway: string
   subnet: UrlPolicy['subnet']
+  localAddress: string | undefined
   clock: Clock
   logger: Logger
   startMs: number
@@ -209,6 +212,7 @@ async function evaluate (answer: SsdpAnswer, c: EvaluateContext): Promise<IgdSel
     logger: c.logger,
     requestTimeoutMs: c.requestTimeoutMs,
     signal: c.signal,
+    localAddress: c.localAddress,
     onLocalAddress: (address) => { internalClient = address }
   }
   const descriptionStartMs = c.clock.now()
@@ -263,6 +267,7 @@ async function evaluate (answer: SsdpAnswer, c: EvaluateContext): Promise<IgdSel
     status: chosen.status,
     externalAddress: chosen.address,
     internalClient,
+    localAddress: c.localAddress,
     policy,
     rank: chosen.rank,
     timings: { ssdpMs: answer.elapsedMs, descriptionMs, probeMs: nowMs - probeStartMs, totalMs: nowMs - c.startMs }

@@ -1,6 +1,11 @@
 import type { NetworkInterfaceInfo } from 'node:os'
 import { UnsafeUrlError } from '../errors.js'
 import { ipFamily, isIpv4Literal, isIpv6Literal } from '../net/address.js'
+import { inIpv4Subnet, ipv4Number, prefixLengthOf, type Ipv4Subnet } from '../net/ipv4.js'
+
+export type { Ipv4Subnet } from '../net/ipv4.js'
+/** Re-exported under their earlier names (src/net/ipv4.ts holds them). */
+export { ipv4Number as parseIpv4, inIpv4Subnet as inSubnet }
 
 /**
  * Where a UPnP client may connect. SSDP is unauthenticated UDP: anyone on the LAN (or a spoofer)
@@ -12,12 +17,6 @@ import { ipFamily, isIpv4Literal, isIpv6Literal } from '../net/address.js'
  * from its static address rather than the gateway VIP: tailscale#5502). Anything else is refused
  * before any connection. Pure functions: the caller passes the interface list.
  */
-
-/** An IPv4 network: `address` is any address inside it. */
-export interface Ipv4Subnet {
-  readonly address: string
-  readonly prefixLength: number
-}
 
 export interface UrlPolicy {
   /** The gateway's address (the default route's next hop). */
@@ -73,7 +72,7 @@ function isAllowedHost (host: string, policy: UrlPolicy): boolean {
  */
 export function isLocalResponder (address: string, policy: Pick<UrlPolicy, 'gateway' | 'subnet'>): boolean {
   if (sameAddress(address, policy.gateway)) return true
-  return policy.subnet !== undefined && inSubnet(address, policy.subnet)
+  return policy.subnet !== undefined && inIpv4Subnet(address, policy.subnet)
 }
 
 /**
@@ -89,24 +88,8 @@ export function repointUrl (url: string, host: string): string {
 
 function sameAddress (a: string, b: string): boolean {
   if (a === b) return true
-  const x = parseIpv4(a)
-  return x !== undefined && x === parseIpv4(b)
-}
-
-/** Dotted-quad IPv4 text as an unsigned 32-bit number, or undefined. */
-export function parseIpv4 (text: string): number | undefined {
-  if (!isIpv4Literal(text)) return undefined
-  return text.split('.').reduce((n, octet) => n * 256 + Number(octet), 0)
-}
-
-export function inSubnet (address: string, subnet: Ipv4Subnet): boolean {
-  const a = parseIpv4(address)
-  const b = parseIpv4(subnet.address)
-  const bits = subnet.prefixLength
-  if (a === undefined || b === undefined || !Number.isInteger(bits) || bits < 0 || bits > 32) return false
-  if (bits === 0) return true
-  const shift = 32 - bits
-  return Math.floor(a / 2 ** shift) === Math.floor(b / 2 ** shift)
+  const x = ipv4Number(a)
+  return x !== undefined && x === ipv4Number(b)
 }
 
 /**
@@ -124,20 +107,10 @@ export function localSubnetFor (gateway: string, interfaces: NodeJS.Dict<Network
       const prefixLength = prefixLengthOf(info)
       if (prefixLength === undefined) continue
       const subnet = { address: info.address, prefixLength }
-      if (inSubnet(gateway, subnet) && (best === undefined || prefixLength > best.prefixLength)) best = subnet
+      if (inIpv4Subnet(gateway, subnet) && (best === undefined || prefixLength > best.prefixLength)) best = subnet
     }
   }
   return best
-}
-
-function prefixLengthOf (info: NetworkInterfaceInfo): number | undefined {
-  const fromCidr = info.cidr === null ? undefined : Number(info.cidr.slice(info.cidr.indexOf('/') + 1))
-  if (fromCidr !== undefined && Number.isInteger(fromCidr)) return fromCidr
-  const mask = parseIpv4(info.netmask)
-  if (mask === undefined) return undefined
-  let bits = 0
-  for (let m = mask; m >= 2 ** 31; m = (m - 2 ** 31) * 2) bits++
-  return bits
 }
 
 /**
@@ -155,5 +128,5 @@ const RESERVED_V4: ReadonlyArray<readonly [string, number]> = [
 /** True for an IPv4 address outside every reserved range; false for reserved ones and non-IPv4 text. */
 export function isPublicIpv4 (address: string): boolean {
   if (!isIpv4Literal(address)) return false
-  return !RESERVED_V4.some(([network, prefixLength]) => inSubnet(address, { address: network, prefixLength }))
+  return !RESERVED_V4.some(([network, prefixLength]) => inIpv4Subnet(address, { address: network, prefixLength }))
 }

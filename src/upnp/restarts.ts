@@ -9,7 +9,7 @@ import { SsdpListener } from './ssdp-listener.js'
  * No RFC asks UPnP clients to wait before re-mapping, so resets are not spread.
  */
 export async function listenForRestarts (gateway: string, seen: { bootId: number | undefined, location: string | undefined },
-  options: { ssdp?: ListenOptions['ssdp'], createSocket?: CreateSocket | undefined, logger: Logger },
+  options: { ssdp?: ListenOptions['ssdp'], createSocket?: CreateSocket | undefined, localAddress?: string | undefined, logger: Logger },
   onRestart: (reset: GatewayReset) => void): Promise<SsdpListener | undefined> {
   const where = options.ssdp
   if (where === false) return undefined
@@ -18,8 +18,8 @@ export async function listenForRestarts (gateway: string, seen: { bootId: number
   try {
     const listener = await SsdpListener.start({
       ...where,
-      // Join the group on the interface that reaches the gateway (multi-homed hosts).
-      interfaceAddress: await localAddressToward(gateway),
+      // Join the group on the chosen interface, or the one that reaches the gateway (multi-homed hosts).
+      interfaceAddress: options.localAddress ?? await localAddressToward(gateway),
       acceptFrom: (address) => address === gateway,
       logger: options.logger,
       ...(options.createSocket === undefined ? {} : { createSocket: options.createSocket })
@@ -46,15 +46,17 @@ export class RestartWatch {
   readonly #gateway: string
   readonly #seen: { bootId: number | undefined, location: string | undefined }
   readonly #createSocket: CreateSocket | undefined
+  readonly #localAddress: string | undefined
   readonly #logger: Logger
   readonly #listeners = new Set<(reset: GatewayReset) => void>()
   #listening: Promise<SsdpListener | undefined> | undefined
   #closed = false
 
-  constructor (gateway: string, seen: { bootId: number | undefined, location: string | undefined }, options: { createSocket: CreateSocket | undefined, logger: Logger }) {
+  constructor (gateway: string, seen: { bootId: number | undefined, location: string | undefined }, options: { createSocket: CreateSocket | undefined, localAddress?: string | undefined, logger: Logger }) {
     this.#gateway = gateway
     this.#seen = seen
     this.#createSocket = options.createSocket
+    this.#localAddress = options.localAddress
     this.#logger = options.logger
   }
 
@@ -67,7 +69,7 @@ export class RestartWatch {
   async listen (options: ListenOptions = {}): Promise<{ address: string, port: number } | undefined> {
     if (this.#closed) return undefined
     this.#listening ??= listenForRestarts(this.#gateway, this.#seen,
-      { ssdp: options.ssdp, createSocket: this.#createSocket, logger: this.#logger },
+      { ssdp: options.ssdp, createSocket: this.#createSocket, localAddress: this.#localAddress, logger: this.#logger },
       (reset) => { for (const listener of [...this.#listeners]) listener(reset) }
     ).then((listener) => {
       if (this.#closed) listener?.close()

@@ -26,8 +26,13 @@ export interface IgdSearchOptions {
   ssdpTarget?: SsdpTarget | false | undefined
   /** The gateway's SSDP port for the unicast M-SEARCH. Default 1900. */
   ssdpGatewayPort?: number | undefined
-  /** The local address multicast leaves from. */
+  /** The local address multicast leaves from; default localAddress, else the routing table's choice. */
   multicastInterface?: string | undefined
+  /**
+   * The local address every socket binds to, the search's and the HTTP connections' (the chosen
+   * interface's: DiscoverOptions.interface); default any.
+   */
+  localAddress?: string | undefined
   /** What to search for and when; default DEFAULT_SEARCH_SCHEDULE (ssdp.ts). */
   searchSchedule?: readonly SearchBurst[] | undefined
   /** The local interfaces, for the gateway's subnet (see guard.ts). Default os.networkInterfaces(). */
@@ -42,6 +47,7 @@ export interface StartedIgdSearch {
   readonly search: SsdpSearch
   readonly gateway: string
   readonly subnet: UrlPolicy['subnet']
+  readonly localAddress: string | undefined
 }
 
 export async function startIgdSearch (options: IgdSearchOptions = {}): Promise<StartedIgdSearch> {
@@ -53,7 +59,8 @@ export async function startIgdSearch (options: IgdSearchOptions = {}): Promise<S
     gateway,
     gatewayPort: options.ssdpGatewayPort,
     multicast: options.ssdpTarget,
-    multicastInterface: options.multicastInterface,
+    multicastInterface: options.multicastInterface ?? options.localAddress,
+    bindAddress: options.localAddress,
     schedule: options.searchSchedule,
     acceptFrom: (address) => isLocalResponder(address, base),
     refusedWhy: options.gatewayNamed === true ? 'not the gateway that was named' : 'not the gateway nor a host of its subnet',
@@ -61,5 +68,5 @@ export async function startIgdSearch (options: IgdSearchOptions = {}): Promise<S
     createSocket: options.createSocket,
     logger: options.logger ?? createLogger('upnp')
   })
-  return { search, gateway, subnet }
+  return { search, gateway, subnet, localAddress: options.localAddress }
 }

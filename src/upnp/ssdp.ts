@@ -4,7 +4,7 @@ import { systemClock, type Clock, type TimerHandle } from '../clock.js'
 import { AbortError, TimeoutError } from '../errors.js'
 import { createLogger, type Logger } from '../log.js'
 import { isIpv4Literal, isIpv6Literal } from '../net/address.js'
-import { defaultCreateSocket, type CreateSocket } from '../net/udp.js'
+import { bindSocket, defaultCreateSocket, type CreateSocket } from '../net/udp.js'
 import { DeviceType, SSDP_MULTICAST_ADDRESS, SSDP_PORT, ServiceType } from './codes.js'
 import { parseSsdpMessage, type SsdpMessage, type SsdpSearchResponse } from './ssdp-codec.js'
 import { encodeMSearch } from './ssdp-encode.js'
@@ -317,16 +317,8 @@ export async function findIgd (options: FindIgdOptions): Promise<SsdpAnswer> {
   }
 }
 
-/** Binds a UDP socket. */
-export async function bind (socket: Socket, address: string | undefined, port: number): Promise<void> {
-  await new Promise<void>((resolve, reject) => {
-    socket.once('error', reject)
-    socket.bind(port, address, () => {
-      socket.off('error', reject)
-      resolve()
-    })
-  })
-}
+/** Binds a UDP socket (udp.ts's, under the name the SSDP files use). */
+export const bind = bindSocket
 
 export function isMulticast (address: string): boolean {
   if (isIpv4Literal(address)) {
