@@ -31,13 +31,15 @@ export async function openConnectedSocket (createSocket: CreateSocket, address: 
   const socket = createSocket(isIpv6Literal(address) ? 'udp6' : 'udp4')
   // Bound first when the caller chose the network: the requests then leave from that
   // interface's address (DiscoverOptions.interface), whatever the default route says.
-  try {
-    if (localAddress !== undefined) await bindSocket(socket, localAddress, 0)
-    await connect(socket, port, address)
-  } catch (err) {
-    try { socket.close() } catch {}
-    throw err
+  if (localAddress !== undefined) {
+    try {
+      await bindSocket(socket, localAddress, 0)
+    } catch (err) {
+      socket.close()
+      throw err
+    }
   }
+  await connect(socket, port, address)
   // Errors are delivered to whichever exchange is waiting; without a listener an ICMP error
   // between exchanges would crash the process.
   socket.on('error', () => {})
