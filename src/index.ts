@@ -28,7 +28,7 @@ export { PortControlServer, type PortControlServerOptions } from './port-control
 // them only for a gateway that speaks nothing else.
 export { findDefaultGateway, readRouteTable, type DefaultRoute } from './net/default-gateway.js'
 export type { Ipv4Route } from './net/routes.js'
-export type { HostNetwork } from './net/host-network.js'
+export { findGateway, type HostNetwork } from './net/host-network.js'
 export type { InterfaceList } from './net/local-interface.js'
 export { AnnouncementListener, type Announcement, type AnnouncementListenerOptions } from './port-control/announcements.js'
 export { mappingToJSON, mappingFromJSON } from './mapping-json.js'

@@ -9,6 +9,8 @@ import { ipFamily } from '../net/address.js'
 export const gatewayOptionSpec = {
   protocol: { type: 'string' },
   gateway: { type: 'string' },
+  interface: { type: 'string' },
+  'local-address': { type: 'string' },
   'gateway-port': { type: 'string' },
   'ssdp-target': { type: 'string' },
   timeout: { type: 'string' },
@@ -19,6 +21,9 @@ export const gatewayOptionSpec = {
 
 export const gatewayOptionsHelp = `  --protocol pcp|natpmp|upnp   use this protocol only (default: the best the gateway speaks)
   --gateway IP            the gateway's address (default: the default route's gateway)
+  --interface NAME        use this network interface: bind to its IPv4 address, ask its
+                          default route's gateway (default: the system's default route)
+  --local-address IP      as --interface, for the interface with this IPv4 address
   --gateway-port N        the gateway's NAT-PMP/PCP port (default 5351; for simulated gateways)
   --ssdp-target IP:PORT   send the UPnP multicast search here instead (for simulated gateways)
   --timeout MS            how long to wait for the gateway (default 10000)
@@ -32,6 +37,8 @@ const methods: readonly string[] = ['pcp', 'natpmp', 'upnp']
 export interface GatewayFlags {
   protocol?: string | undefined
   gateway?: string | undefined
+  interface?: string | undefined
+  'local-address'?: string | undefined
   'gateway-port'?: string | undefined
   'ssdp-target'?: string | undefined
   timeout?: string | undefined
@@ -77,6 +84,8 @@ export function discoverOptionsFrom (values: GatewayFlags): DiscoverOptions & { 
     method: method as MappingMethod | undefined,
     ...(method === undefined ? {} : { methods: [method as MappingMethod] }),
     ...(values.gateway === undefined ? {} : { gateway: values.gateway }),
+    ...(values.interface === undefined ? {} : { interface: values.interface }),
+    ...(values['local-address'] === undefined ? {} : { localAddress: values['local-address'] }),
     ...(port === undefined ? {} : { port }),
     ...(ssdpTarget === undefined ? {} : { ssdpTarget }),
     ...(timeout === undefined ? {} : { timeout })

@@ -16,6 +16,10 @@ ${gatewayOptionsHelp}
 
 export interface DiscoverReport {
   gateway: string
+  /** The interface asked for (--interface, --local-address) or the default route's; null when unknown. */
+  interface: string | null
+  /** The address every socket was bound to, with --interface or --local-address; null otherwise. */
+  localAddress: string | null
   method: string | undefined
   protocols: Record<string, { ok: boolean, ms: number, error?: string, detail?: string }>
   externalAddress: string | null
@@ -45,6 +49,7 @@ export async function runDiscover (argv: string[], output?: Output): Promise<num
 export async function discoverReport (options: ReturnType<typeof discoverOptionsFrom>): Promise<DiscoverReport> {
   let probes: ProbeResult[]
   let gateway = options.gateway ?? ''
+  let where: { interface: string | undefined, localAddress: string | undefined } = { interface: options.interface, localAddress: options.localAddress }
   let method: string | undefined
   let externalAddress: string | undefined
   let reason: string | undefined
@@ -54,6 +59,7 @@ export async function discoverReport (options: ReturnType<typeof discoverOptions
     found.gateway.close()
     probes = found.probes
     gateway = found.gateway.address
+    where = found
     method = found.gateway.method
     externalAddress = found.externalAddress
     reason = found.notPublicReason
@@ -77,6 +83,8 @@ export async function discoverReport (options: ReturnType<typeof discoverOptions
   }
   return {
     gateway,
+    interface: where.interface ?? null,
+    localAddress: where.localAddress ?? null,
     method,
     protocols,
     externalAddress: externalAddress ?? null,
@@ -90,7 +98,8 @@ export async function discoverReport (options: ReturnType<typeof discoverOptions
 }
 
 export function formatReport (report: DiscoverReport, colour: boolean): string {
-  const lines = [`gateway ${report.gateway || '(none found)'}`]
+  const on = report.interface === null ? '' : ` on ${report.interface}${report.localAddress === null ? '' : ` (from ${report.localAddress})`}`
+  const lines = [`gateway ${report.gateway || '(none found)'}${on}`]
   for (const [method, p] of Object.entries(report.protocols)) {
     const name = methodNames[method as keyof typeof methodNames].padEnd(9)
     lines.push(p.ok

@@ -1,8 +1,8 @@
 import { openGateway } from '../discover/discover.js'
-import { UsageError } from '../errors.js'
+import { InterfaceError, UsageError } from '../errors.js'
 import { mapChecked, type GatewayAbilities, type MappingMethod } from '../gateway.js'
 import { notPublicReason } from '../net/address-class.js'
-import { findDefaultGateway } from '../net/default-gateway.js'
+import { findGateway } from '../net/host-network.js'
 import { discoverOptionsFrom, gatewayOptionSpec, gatewayOptionsHelp, methodNames, parseCommandLine } from './common.js'
 import { discoverReport } from './discover.js'
 import { colourEnabled, createOutput, paint, type Output } from './output.js'
@@ -51,12 +51,14 @@ export async function runDoctor (argv: string[], output?: Output): Promise<numbe
   // 1. Where is the gateway?
   let gateway = options.gateway
   if (gateway === undefined) {
-    const [route, ms] = await timed(findDefaultGateway)
+    const [route, ms] = await timed(async () => await findGateway(options))
+    // A bad --interface is a usage error, not a step that failed.
+    if (route instanceof InterfaceError) throw route
     if (route instanceof Error) {
-      steps.push({ step: 'default route', ok: false, ms: round(ms), detail: route.message, advice: 'connect to a network, or pass --gateway with the router\'s address' })
+      steps.push({ step: 'default route', ok: false, ms: round(ms), detail: route.message, advice: 'connect to a network, or pass --gateway with the router\'s address (or --interface with the network\'s interface)' })
     } else {
       gateway = route.gateway
-      steps.push({ step: 'default route', ok: true, ms: round(ms), detail: `via ${route.gateway}${route.interface === undefined ? '' : ` on ${route.interface}`}` })
+      steps.push({ step: 'default route', ok: true, ms: round(ms), detail: `via ${route.gateway}${route.interface === undefined ? '' : ` on ${route.interface}`}${route.localAddress === undefined ? '' : `, from ${route.localAddress}`}` })
     }
   } else {
     steps.push({ step: 'default route', ok: true, ms: 0, detail: `gateway given: ${gateway}` })
@@ -67,7 +69,8 @@ export async function runDoctor (argv: string[], output?: Output): Promise<numbe
   let externalAddress: string | undefined
   let reason: string | undefined
   if (gateway !== undefined) {
-    const [report, ms] = await timed(async () => await discoverReport({ ...options, gateway }))
+    // Not named when it came from the route table: a gateway that does not answer then gets the hint (Docker, VPN).
+    const [report, ms] = await timed(async () => await discoverReport(options))
     if (report instanceof Error) {
       steps.push({ step: 'protocols', ok: false, ms: round(ms), detail: report.message })
     } else {

@@ -3,7 +3,7 @@ import { openGateway } from '../discover/discover.js'
 import { UsageError } from '../errors.js'
 import type { Gateway, MappingMethod, PortMapping, TransportProtocol } from '../gateway.js'
 import { mappingFromJSON } from '../mapping-json.js'
-import { findDefaultGateway } from '../net/default-gateway.js'
+import { findGateway } from '../net/host-network.js'
 import { discoverOptionsFrom, gatewayOptionSpec, gatewayOptionsHelp, parseCommandLine } from './common.js'
 import { createOutput, type Output } from './output.js'
 import { parseIntegerOption, parsePortSpec } from './ports.js'
@@ -38,7 +38,7 @@ export async function runUnmap (argv: string[], output?: Output): Promise<number
   const out = output ?? createOutput({ json: values.json, verbose: values.verbose })
   const options = discoverOptionsFrom(values)
   const externalPort = parseIntegerOption('external-port', values['external-port'], 1, 65535)
-  const address = options.gateway ?? (await findDefaultGateway()).gateway
+  const address = options.gateway ?? (await findGateway(options)).gateway
   // A record made with another protocol than the one asked for is not the mapping asked for.
   const saved = (await loadSaved()).filter((s) => s.gateway === address && (options.method === undefined || s.method === options.method))
   const targets: Target[] = values.all

@@ -1,7 +1,6 @@
 import { discoverGateway, type DiscoverOptions } from '../discover/discover.js'
 import type { ListenOptions } from '../gateway.js'
-import { findGatewayFor, systemNetwork } from '../net/host-network.js'
-import { chooseLocalInterface } from '../net/local-interface.js'
+import { findGateway } from '../net/host-network.js'
 import { NAT } from './nat.js'
 import type { NatOptions } from './types.js'
 
@@ -33,16 +32,9 @@ export async function discoverNAT (options: DiscoverNatOptions = {}): Promise<NA
     listen,
     rediscover: async (signal) => (await discoverGateway({ ...options, signal })).gateway,
     ...(options.gateway === undefined
-      ? { watchRoute: { lookup: async () => await routeGateway(options), intervalMs: ROUTE_CHECK_INTERVAL_MS, initialGateway: gateway.address } }
+      ? { watchRoute: { lookup: async () => (await findGateway(options)).gateway, intervalMs: ROUTE_CHECK_INTERVAL_MS, initialGateway: gateway.address } }
       : {})
   })
-}
-
-/** The gateway the default route (of the chosen interface) goes through now. */
-async function routeGateway (options: DiscoverNatOptions): Promise<string> {
-  const network = options.network ?? systemNetwork
-  const local = options.interface === undefined && options.localAddress === undefined ? undefined : chooseLocalInterface(options, network.interfaces())
-  return (await findGatewayFor(network, local)).gateway
 }
 
 function pick<T extends object, K extends keyof T> (object: T, keys: K[]): Partial<Pick<T, K>> {

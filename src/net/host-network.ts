@@ -2,7 +2,7 @@ import { networkInterfaces } from 'node:os'
 import { requireBuiltin } from '../builtin.js'
 import { NoDefaultGatewayError } from '../errors.js'
 import { readRouteTable } from './default-gateway.js'
-import type { InterfaceList, LocalInterface } from './local-interface.js'
+import { chooseLocalInterface, type InterfaceChoice, type InterfaceList, type LocalInterface } from './local-interface.js'
 import { noRouterHint, type NetworkFacts } from './network-hints.js'
 import { bestDefaultRoute, type Ipv4Route } from './routes.js'
 
@@ -55,4 +55,15 @@ export async function findGatewayFor (network: HostNetwork, local: LocalInterfac
     ? ''
     : ` (on ${network.platform} natmapper sees only the system's default route${routes[0]?.interface === undefined ? '' : `, which leaves by ${routes[0].interface}`})`
   throw new NoDefaultGatewayError(`no IPv4 default route leaves by ${local.name} (${local.address})${limit}`, hint)
+}
+
+/**
+ * The gateway discovery would probe for these options: the default route's, or the chosen
+ * interface's (InterfaceError for a bad choice, NoDefaultGatewayError when it has none), with
+ * the local address sockets would be bound to.
+ */
+export async function findGateway (options: InterfaceChoice & { network?: HostNetwork | undefined } = {}): Promise<{ gateway: string, interface: string | undefined, localAddress: string | undefined }> {
+  const network = options.network ?? systemNetwork
+  const local = options.interface === undefined && options.localAddress === undefined ? undefined : chooseLocalInterface(options, network.interfaces())
+  return { ...await findGatewayFor(network, local), localAddress: local?.address }
 }
