@@ -18,6 +18,8 @@ export interface NetworkFacts {
 
 /** Docker's default bridge network (docker0): containers get 172.17.0.2 and up, the host is 172.17.0.1. */
 const DOCKER_BRIDGE = { address: '172.17.0.0', prefixLength: 16 }
+/** Where Docker's default address pools put user-defined bridges (172.17-31.x.x/16). */
+const DOCKER_POOLS = { address: '172.16.0.0', prefixLength: 12 }
 /** Interface names VPN software gives its tunnels: OpenVPN (tun, tap), WireGuard (wg), Tailscale, macOS (utun), PPP/L2TP/PPTP, IPsec, NordVPN, ZeroTier. */
 const VPN_NAME = /^(tun|tap|wg|tailscale|utun|ppp|ipsec|nordlynx|zt)/i
 /** Interfaces that are no LAN to suggest: bridges and veths of containers, and VPN tunnels. */
@@ -36,13 +38,15 @@ export function noRouterHint (facts: NetworkFacts, probed?: { gateway: string, i
   return dockerHint(facts, probed) ?? vpnHint(facts, probed)
 }
 
+/** A container on a Docker bridge: its gateway is in Docker's pools, and /.dockerenv exists or the host is on docker0's network. */
 function dockerHint (facts: NetworkFacts, probed: { gateway: string } | undefined): string | undefined {
+  if (probed === undefined) return undefined
   const onBridge = externalIpv4Interfaces(facts.interfaces).some((i) => inIpv4Subnet(i.address, DOCKER_BRIDGE))
-  const gatewayIsHost = probed !== undefined && inIpv4Subnet(probed.gateway, DOCKER_BRIDGE)
-  if (!facts.inDocker && !(onBridge && gatewayIsHost)) return undefined
+  // /.dockerenv alone says nothing of the network: a container with host networking has it too.
+  const bridged = facts.inDocker ? inIpv4Subnet(probed.gateway, DOCKER_POOLS) : onBridge && inIpv4Subnet(probed.gateway, DOCKER_BRIDGE)
+  if (!bridged) return undefined
   const why = facts.inDocker ? '/.dockerenv exists' : `this host is on ${DOCKER_BRIDGE.address}/${DOCKER_BRIDGE.prefixLength}`
-  const gateway = probed === undefined ? 'its default gateway' : `the gateway ${probed.gateway}`
-  return `This looks like a Docker container (${why}): ${gateway} is the Docker host, not your router, and the host maps no ports; ` +
+  return `This looks like a Docker container (${why}): the gateway ${probed.gateway} is the Docker host, not your router, and the host maps no ports; ` +
     'a mapping made through the host\'s NAT would point at the host, not at this container. ' +
     'Run the container with host networking (docker run --network host) or run natmapper on the host'
 }

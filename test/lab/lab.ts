@@ -50,7 +50,8 @@ import { existsSync, readFileSync, readdirSync, rmSync } from 'node:fs'
 import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises'
 import { delimiter, join } from 'node:path'
 
-export type LabHost = 'lan' | 'gw' | 'wan'
+/** gw2 and wan2 exist only with `secondRouter`. */
+export type LabHost = 'lan' | 'gw' | 'wan' | 'gw2' | 'wan2'
 export type LabProtocol = 'tcp' | 'udp'
 
 export interface LabOptions {
@@ -78,6 +79,32 @@ export interface LabOptions {
   secureMode?: boolean
   /** How long miniupnpd may take to say it is listening. Default 5000 ms. */
   startTimeoutMs?: number
+  /**
+   * A second router on a second interface of lan (a host on two networks):
+   *
+   *     <p>-lan <p>-l2 192.168.78.2/24 ══ <p>-m1 192.168.78.1/24  <p>-gw2 (miniupnpd)
+   *                                       <p>-m0 11.0.1.1/24 ══ <p>-n1 11.0.1.2/24  <p>-wan2
+   *
+   * lan gets a second default route, via 192.168.78.1 on <p>-l2 with metric 100 (the first has
+   * metric 0, so the system's default stays the first router), and what leaves from 192.168.78.2
+   * goes by the second router (a source rule), as a host on two networks must have it for
+   * connections to its mapped ports to work. miniupnpd runs there with UPnP,
+   * NAT-PMP and PCP, and the first router's other options but its own addresses; see `second`.
+   */
+  secondRouter?: boolean
+}
+
+/** The second router of a lab built with `secondRouter` (hosts gw2 and wan2). */
+export interface SecondRouter {
+  readonly interfaces: Readonly<{ lan: string, gwLan: string, gwWan: string, wan: string }>
+  readonly lanSubnet: string
+  readonly clientAddress: string
+  readonly gatewayLanAddress: string
+  readonly externalAddress: string
+  readonly outsideAddress: string
+  routerLog: () => string
+  countRequests: () => RequestCounts
+  rules: () => Promise<RouterRules>
 }
 
 export interface ExecOptions {
@@ -167,6 +194,8 @@ export interface Lab {
   /** `http://<gateway>:<httpPort>/rootDesc.xml` (undefined when UPnP is off or the router is stopped). */
   readonly descriptionUrl: string | undefined
   readonly options: Readonly<LabOptions>
+  /** The second router, with `secondRouter`; undefined otherwise. */
+  readonly second: SecondRouter | undefined
   /** Runs `ip netns exec <ns> cmd ...args` and collects its output; never throws for a non-zero exit. */
   exec: (host: LabHost, cmd: string, args?: string[], options?: ExecOptions) => Promise<ExecResult>
   /** Starts `ip netns exec <ns> cmd ...args` (ip execs cmd, so signals sent to the child reach cmd itself). */
@@ -192,7 +221,7 @@ export interface Lab {
 }
 
 const LAB_ROOT = '/tmp/natmapper-lab'
-const PREFIX_PATTERN = /^(nm[0-9a-z]{5})-(lan|gw|wan|probe)$/
+const PREFIX_PATTERN = /^(nm[0-9a-z]{5})-(lan|gw|wan|gw2|wan2|probe)$/
 const OWNER_SUFFIX = '.owner.json'
 const SBIN_DIRS = ['/usr/local/sbin', '/usr/sbin', '/sbin']
 const TOOLS = ['ip', 'nft', 'sysctl', 'mount', 'miniupnpd', 'upnpc', 'natpmpc']
@@ -201,6 +230,7 @@ const NFT_CHAINS = ['prerouting_miniupnpd', 'postrouting_miniupnpd', 'miniupnpd'
 const LAN = { subnet: '192.168.77.0/24', client: '192.168.77.2', gateway: '192.168.77.1' }
 const PUBLIC_WAN = { gateway: '11.0.0.1', outside: '11.0.0.2' }
 const RESERVED_WAN = { gateway: '100.64.0.1', outside: '100.64.0.2' }
+const SECOND = { subnet: '192.168.78.0/24', client: '192.168.78.2', gateway: '192.168.78.1', wanGateway: '11.0.1.1', outside: '11.0.1.2' }
 
 const toolEnv: NodeJS.ProcessEnv = {
   ...process.env,
@@ -519,6 +549,7 @@ class LabImpl implements Lab {
   readonly externalAddress: string
   readonly outsideAddress: string
   readonly options: Readonly<LabOptions>
+  readonly second: SecondRouter | undefined
   readonly dir: string
   httpPort: number | undefined
   private readonly running = new Set<Running>()
@@ -528,11 +559,12 @@ class LabImpl implements Lab {
   private readonly uuid = randomUUID()
   private created = false
   private closing: Promise<void> | undefined
+  private secondLog = ''
 
   constructor (prefix: string, options: LabOptions) {
     this.prefix = prefix
     this.options = { ...options }
-    this.namespaces = { lan: `${prefix}-lan`, gw: `${prefix}-gw`, wan: `${prefix}-wan` }
+    this.namespaces = { lan: `${prefix}-lan`, gw: `${prefix}-gw`, wan: `${prefix}-wan`, gw2: `${prefix}-gw2`, wan2: `${prefix}-wan2` }
     this.interfaces = { lan: `${prefix}-l0`, gwLan: `${prefix}-l1`, gwWan: `${prefix}-w0`, wan: `${prefix}-w1` }
     const reserved = options.reservedExternalAddress
     if (typeof reserved === 'string') {
@@ -548,6 +580,19 @@ class LabImpl implements Lab {
     this.externalAddress = this.gatewayWanAddress
     this.configuredHttpPort = options.httpPort ?? 0
     this.dir = join(LAB_ROOT, prefix)
+    this.second = options.secondRouter === true
+      ? {
+          interfaces: { lan: `${prefix}-l2`, gwLan: `${prefix}-m1`, gwWan: `${prefix}-m0`, wan: `${prefix}-n1` },
+          lanSubnet: SECOND.subnet,
+          clientAddress: SECOND.client,
+          gatewayLanAddress: SECOND.gateway,
+          externalAddress: SECOND.wanGateway,
+          outsideAddress: SECOND.outside,
+          routerLog: () => this.secondLog,
+          countRequests: () => this.countRequests(this.secondLog),
+          rules: async () => await this.rulesIn('gw2')
+        }
+      : undefined
   }
 
   get descriptionUrl (): string | undefined {
@@ -618,19 +663,59 @@ class LabImpl implements Lab {
 `
     })
     if (this.options.router !== false) await this.startRouter()
+    if (this.second !== undefined) await this.setUpSecond(this.second)
   }
 
-  private config (): string {
+  /** The second router's namespaces, links and routes, and its miniupnpd (see LabOptions.secondRouter). */
+  private async setUpSecond (second: SecondRouter): Promise<void> {
+    const { lan, gw2, wan2 } = this.namespaces
+    const i = second.interfaces
+    for (const ns of [gw2, wan2]) {
+      await must('ip', ['netns', 'add', ns])
+      await must('ip', ['-n', ns, 'link', 'set', 'lo', 'up'])
+    }
+    await must('ip', ['-n', lan, 'link', 'add', i.lan, 'type', 'veth', 'peer', 'name', i.gwLan, 'netns', gw2])
+    await must('ip', ['-n', gw2, 'link', 'add', i.gwWan, 'type', 'veth', 'peer', 'name', i.wan, 'netns', wan2])
+    const lines: Array<[string, string[]]> = [
+      // Replies from the second address leave by the second router (source routing, table 78), or a
+      // connection from its WAN would be answered through the first router and never complete.
+      [lan, [`addr add ${second.clientAddress}/24 dev ${i.lan}`, `link set ${i.lan} up`, `route add default via ${second.gatewayLanAddress} dev ${i.lan} metric 100`,
+        `route add default via ${second.gatewayLanAddress} dev ${i.lan} table 78`, `rule add from ${second.clientAddress} table 78`]],
+      [gw2, [`addr add ${second.gatewayLanAddress}/24 dev ${i.gwLan}`, `link set ${i.gwLan} up`, `addr add ${second.externalAddress}/24 dev ${i.gwWan}`, `link set ${i.gwWan} up`, `route add default via ${second.outsideAddress}`]],
+      [wan2, [`addr add ${second.outsideAddress}/24 dev ${i.wan}`, `link set ${i.wan} up`]]
+    ]
+    for (const [ns, batch] of lines) await must('ip', ['-n', ns, '-batch', '-'], { input: batch.join('\n') + '\n' })
+    for (const setting of ['net.ipv4.ip_forward=1', 'net.ipv4.icmp_ratelimit=0']) await must('ip', ['netns', 'exec', gw2, 'sysctl', '-qw', setting])
+    // The first router's layout with this router's interface names: one layout for both.
+    const layout = (await must('ip', ['netns', 'exec', this.namespaces.gw, 'nft', 'list', 'table', 'inet', 'miniupnpd']))
+      .replaceAll(`"${this.interfaces.gwLan}"`, `"${i.gwLan}"`).replaceAll(`"${this.interfaces.gwWan}"`, `"${i.gwWan}"`)
+    await must('ip', ['netns', 'exec', gw2, 'nft', '-f', '-'], { input: layout })
+    const configFile = join(this.dir, 'miniupnpd2.conf')
+    await writeFile(configFile, this.config({ gwLan: i.gwLan, gwWan: i.gwWan, lanSubnet: second.lanSubnet, uuid: randomUUID(), httpPort: 0, upnp: true, natpmp: true }))
+    const router = this.start('gw2', 'sh', ['-c', 'mount --bind /dev/null /dev/console && exec miniupnpd "$@"', 'sh', '-f', configFile, '-d', '-P', join(this.dir, 'miniupnpd2.pid')])
+    const append = (d: string): void => { this.secondLog += d }
+    router.child.stdout?.setEncoding('utf8').on('data', append)
+    router.child.stderr?.setEncoding('utf8').on('data', append)
+    let exited = false
+    void router.exited.then(() => { exited = true })
+    await waitFor(() => {
+      if (exited) throw new Error(`lab: the second miniupnpd exited at start:\n${this.secondLog}`)
+      return /HTTP listening on port \d+/.test(this.secondLog) && /Listening for NAT-PMP\/PCP traffic/.test(this.secondLog)
+    }, this.options.startTimeoutMs ?? 5000, () => `the second miniupnpd to listen; its log:\n${this.secondLog}`)
+  }
+
+  /** miniupnpd's configuration: the first router's unless `side` (the second router's) says otherwise. */
+  private config (side?: { gwLan: string, gwWan: string, lanSubnet: string, uuid: string, httpPort: number, upnp: boolean, natpmp: boolean }): string {
     const o = this.options
     const yes = (b: boolean): string => b ? 'yes' : 'no'
     const lines = [
-      `ext_ifname=${this.interfaces.gwWan}`,
-      `listening_ip=${this.interfaces.gwLan}`,
-      `http_port=${this.configuredHttpPort}`,
-      `enable_upnp=${yes(o.upnp ?? true)}`,
-      `enable_natpmp=${yes(o.natpmp ?? true)}`,
+      `ext_ifname=${side?.gwWan ?? this.interfaces.gwWan}`,
+      `listening_ip=${side?.gwLan ?? this.interfaces.gwLan}`,
+      `http_port=${side?.httpPort ?? this.configuredHttpPort}`,
+      `enable_upnp=${yes(side?.upnp ?? o.upnp ?? true)}`,
+      `enable_natpmp=${yes(side?.natpmp ?? o.natpmp ?? true)}`,
       `secure_mode=${yes(o.secureMode ?? true)}`,
-      `uuid=${this.uuid}`,
+      `uuid=${side?.uuid ?? this.uuid}`,
       'upnp_table_name=miniupnpd',
       'upnp_nat_table_name=miniupnpd',
       'upnp_forward_chain=miniupnpd',
@@ -640,7 +725,7 @@ class LabImpl implements Lab {
     if (o.igdV1 === true) lines.push('force_igd_desc_v1=yes')
     if (o.minLifetime !== undefined) lines.push(`min_lifetime=${o.minLifetime}`)
     if (o.maxLifetime !== undefined) lines.push(`max_lifetime=${o.maxLifetime}`)
-    lines.push(`allow 1024-65535 ${this.lanSubnet} 1024-65535`, 'deny 0-65535 0.0.0.0/0 0-65535')
+    lines.push(`allow 1024-65535 ${side?.lanSubnet ?? this.lanSubnet} 1024-65535`, 'deny 0-65535 0.0.0.0/0 0-65535')
     return lines.join('\n') + '\n'
   }
 
@@ -742,7 +827,11 @@ class LabImpl implements Lab {
   }
 
   async rules (): Promise<RouterRules> {
-    const r = await this.exec('gw', 'nft', ['list', 'chain', 'inet', 'miniupnpd', 'prerouting_miniupnpd'])
+    return await this.rulesIn('gw')
+  }
+
+  private async rulesIn (host: 'gw' | 'gw2'): Promise<RouterRules> {
+    const r = await this.exec(host, 'nft', ['list', 'chain', 'inet', 'miniupnpd', 'prerouting_miniupnpd'])
     if (r.code !== 0) throw new Error(`lab: nft list failed: ${r.stderr}`)
     return { text: r.stdout, dnat: parseRules(r.stdout) }
   }

@@ -27,7 +27,7 @@ test('fixtures parse: the Docker bridge, the WireGuard full tunnel and the OpenV
     ['0.0.0.0/1 via 10.8.0.1 dev tun0', '128.0.0.0/1 via 10.8.0.1 dev tun0'])
 })
 
-test('Docker: a container on the default bridge (the gateway 172.17.0.1, or /.dockerenv) is told to use host networking', () => {
+test('Docker: a container on a bridge (the gateway 172.17.0.1 on 172.17/16, or /.dockerenv and a gateway in 172.16/12) is told to use host networking', () => {
   const container = { ...lo, eth0: [ipv4('172.17.0.2', 16)] }
   const byNetwork = noRouterHint({ routes: routes('docker-bridge'), interfaces: container, inDocker: false }, { gateway: '172.17.0.1', interface: 'eth0' })
   assert.match(byNetwork ?? '', /Docker container \(this host is on 172\.17\.0\.0\/16\): the gateway 172\.17\.0\.1 is the Docker host, not your router/)
@@ -35,6 +35,9 @@ test('Docker: a container on the default bridge (the gateway 172.17.0.1, or /.do
   // A user-defined bridge (172.18/16 here) is recognised by /.dockerenv alone.
   const byFile = noRouterHint({ routes: [], interfaces: { ...lo, eth0: [ipv4('172.18.0.5', 16)] }, inDocker: true }, { gateway: '172.18.0.1' })
   assert.match(byFile ?? '', /Docker container \(\/\.dockerenv exists\)/)
+  // /.dockerenv with host networking (the real router's gateway), or with no default route: nothing said of Docker.
+  assert.equal(noRouterHint({ routes: [], interfaces: laptop, inDocker: true }, { gateway: '192.168.1.1', interface: 'eth0' }), undefined)
+  assert.equal(noRouterHint({ routes: [], interfaces: laptop, inDocker: true }), undefined)
   // The host itself, with docker0 at 172.18.0.1 and a real router: nothing to say.
   assert.equal(noRouterHint({ routes: routes('openvpn-def1').slice(0, 1), interfaces: laptop, inDocker: false }, { gateway: '192.168.1.1', interface: 'eth0' }), undefined)
 })
