@@ -39,7 +39,8 @@ export async function runDiscover (argv: string[], output?: Output): Promise<num
   if (positionals.length > 0) throw new UsageError(`discover takes no arguments, not ${JSON.stringify(positionals[0])}`)
   const out = output ?? createOutput({ json: values.json, verbose: values.verbose })
   const options = discoverOptionsFrom(values)
-  out.info(`probing ${options.gateway ?? 'the default gateway'} (${(options.methods ?? ['pcp', 'natpmp', 'upnp']).map((m) => methodNames[m]).join(', ')})...`)
+  const chosen = options.interface ?? options.localAddress
+  out.info(`probing ${options.gateway ?? (chosen === undefined ? 'the default gateway' : `the gateway of ${chosen}`)} (${(options.methods ?? ['pcp', 'natpmp', 'upnp']).map((m) => methodNames[m]).join(', ')})...`)
   const report = await discoverReport(options)
   out.result(report, formatReport(report, colourEnabled(process.stdout)))
   return report.method === undefined ? 1 : 0

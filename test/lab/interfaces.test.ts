@@ -67,8 +67,15 @@ test('discoverNATs in a host on two networks: both routers, each mapping on its 
     child.stdin!.write('close\n')
     assert.deepEqual(await next(), { left: 0 })
     assert.deepEqual([(await lab.rules()).dnat, (await second.rules()).dnat], [[], []])
+    // The report of one of them, as people read it.
+    const report = await lab.exec('lan', process.execPath, [bin, 'discover', '--interface', second.interfaces.lan], { cwd: repoRoot })
+    t.diagnostic(`natmapper discover --interface ${second.interfaces.lan}:\n${report.stderr}${report.stdout}`)
+    assert.equal(report.code, 0, report.stderr)
+    assert.match(report.stdout, new RegExp(`^gateway ${second.gatewayLanAddress.replaceAll('.', '\\.')} on ${second.interfaces.lan} \\(from ${second.clientAddress.replaceAll('.', '\\.')}\\)\n`))
+    assert.match(report.stdout, new RegExp(`external address ${second.externalAddress.replaceAll('.', '\\.')} \\(public\\)`))
   })
 })
+
 
 test('the hints, on the real network stack: a WireGuard-style default route into wg0, and a Docker default bridge', { timeout: 60_000 }, async (t) => {
   await requireLab(t)
