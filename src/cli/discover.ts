@@ -1,6 +1,8 @@
 import { discoverGateway, type ProbeResult } from '../discover/discover.js'
-import { NoGatewayError, UsageError } from '../errors.js'
+import { NoDefaultGatewayError, NoGatewayError, UsageError } from '../errors.js'
 import { classifyAddress, notPublicReason } from '../net/address-class.js'
+import { systemNetwork } from '../net/host-network.js'
+import { externalIpv4Interfaces } from '../net/local-interface.js'
 import { discoverOptionsFrom, gatewayOptionSpec, gatewayOptionsHelp, parseCommandLine, methodNames } from './common.js'
 import { colourEnabled, createOutput, paint, type Output } from './output.js'
 
@@ -11,6 +13,8 @@ address, and whether that address is public (behind a double NAT or carrier-grad
 is not, and mappings there are not reachable from the internet).
 
 Options:
+  --all-interfaces        report on the gateway of every interface with IPv4 (not
+                          loopback), all at once: one report each (a JSON array with --json)
 ${gatewayOptionsHelp}
 `
 
@@ -31,7 +35,7 @@ export interface DiscoverReport {
 }
 
 export async function runDiscover (argv: string[], output?: Output): Promise<number> {
-  const { values, positionals } = parseCommandLine('discover', argv, gatewayOptionSpec)
+  const { values, positionals } = parseCommandLine('discover', argv, { ...gatewayOptionSpec, 'all-interfaces': { type: 'boolean', default: false } })
   if (values.help) {
     process.stdout.write(discoverHelp)
     return 0
@@ -39,11 +43,33 @@ export async function runDiscover (argv: string[], output?: Output): Promise<num
   if (positionals.length > 0) throw new UsageError(`discover takes no arguments, not ${JSON.stringify(positionals[0])}`)
   const out = output ?? createOutput({ json: values.json, verbose: values.verbose })
   const options = discoverOptionsFrom(values)
+  if (values['all-interfaces']) return await discoverAll(options, out)
   const chosen = options.interface ?? options.localAddress
   out.info(`probing ${options.gateway ?? (chosen === undefined ? 'the default gateway' : `the gateway of ${chosen}`)} (${(options.methods ?? ['pcp', 'natpmp', 'upnp']).map((m) => methodNames[m]).join(', ')})...`)
   const report = await discoverReport(options)
   out.result(report, formatReport(report, colourEnabled(process.stdout)))
   return report.method === undefined ? 1 : 0
+}
+
+/** --all-interfaces: every interface's gateway probed at once; exit 0 when any answered. */
+async function discoverAll (options: ReturnType<typeof discoverOptionsFrom>, out: Output): Promise<number> {
+  if (options.gateway !== undefined || options.interface !== undefined || options.localAddress !== undefined) {
+    throw new UsageError('--all-interfaces chooses every interface itself: leave out --gateway, --interface and --local-address')
+  }
+  const interfaces = externalIpv4Interfaces(systemNetwork.interfaces())
+  out.info(`probing the gateways of ${interfaces.map((i) => i.name).join(', ') || 'no interface'} (${(options.methods ?? ['pcp', 'natpmp', 'upnp']).map((m) => methodNames[m]).join(', ')})...`)
+  const reports = await Promise.all(interfaces.map(async ({ name, address }) => {
+    try {
+      return await discoverReport({ ...options, interface: name, localAddress: address })
+    } catch (err) {
+      // No default route on that interface: a report that says so, not the end of the others.
+      if (!(err instanceof NoDefaultGatewayError)) throw err
+      return { gateway: '', interface: name, localAddress: address, method: undefined, protocols: {}, externalAddress: null, addressClass: null, public: false, reason: err.message, notPublicReason: null } satisfies DiscoverReport
+    }
+  }))
+  const colour = colourEnabled(process.stdout)
+  out.result(reports, reports.map((r) => formatReport(r, colour)).join('\n\n'))
+  return reports.some((r) => r.method !== undefined) ? 0 : 1
 }
 
 /** Probes the gateway and describes what answered, without keeping any client open. */

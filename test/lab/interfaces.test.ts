@@ -42,7 +42,7 @@ test('map --interface <second>: the mapping is on the second router alone, reach
   })
 })
 
-test('discoverNATs in a host on two networks: both routers, each mapping on its own, all deleted by close()', { timeout: 60_000 }, async (t) => {
+test('discoverNATs in a host on two networks: both routers, each mapping on its own, all deleted by close(); discover --interface and --all-interfaces report them', { timeout: 60_000 }, async (t) => {
   await requireLab(t)
   await withLab({ secondRouter: true }, async (lab) => {
     const second = lab.second as SecondRouter
@@ -73,6 +73,14 @@ test('discoverNATs in a host on two networks: both routers, each mapping on its 
     assert.equal(report.code, 0, report.stderr)
     assert.match(report.stdout, new RegExp(`^gateway ${second.gatewayLanAddress.replaceAll('.', '\\.')} on ${second.interfaces.lan} \\(from ${second.clientAddress.replaceAll('.', '\\.')}\\)\n`))
     assert.match(report.stdout, new RegExp(`external address ${second.externalAddress.replaceAll('.', '\\.')} \\(public\\)`))
+    // Every interface at once.
+    const all = await lab.exec('lan', process.execPath, [bin, 'discover', '--all-interfaces', '--json'], { cwd: repoRoot })
+    assert.equal(all.code, 0, all.stderr)
+    const reports = JSON.parse(all.stdout) as Array<{ interface: string, gateway: string, method: string, externalAddress: string }>
+    assert.deepEqual(reports.map((r) => [r.interface, r.gateway, r.method, r.externalAddress]), [
+      [lab.interfaces.lan, lab.gatewayLanAddress, 'pcp', lab.externalAddress],
+      [second.interfaces.lan, second.gatewayLanAddress, 'pcp', second.externalAddress]
+    ])
   })
 })
 
