@@ -52,6 +52,8 @@ import { delimiter, join } from 'node:path'
 
 /** gw2 and wan2 exist only with `secondRouter`. */
 export type LabHost = 'lan' | 'gw' | 'wan' | 'gw2' | 'wan2'
+/** The namespaces of a lab: gw2 and wan2 only with `secondRouter`. */
+export type LabNamespaces = Readonly<Record<'lan' | 'gw' | 'wan', string> & Partial<Record<'gw2' | 'wan2', string>>>
 export type LabProtocol = 'tcp' | 'udp'
 
 export interface LabOptions {
@@ -180,7 +182,7 @@ export interface ConnectOptions {
 
 export interface Lab {
   readonly prefix: string
-  readonly namespaces: Readonly<Record<LabHost, string>>
+  readonly namespaces: LabNamespaces
   readonly interfaces: Readonly<{ lan: string, gwLan: string, gwWan: string, wan: string }>
   readonly lanSubnet: string
   readonly clientAddress: string
@@ -540,7 +542,7 @@ function countIn (log: string, pattern: RegExp): number {
 
 class LabImpl implements Lab {
   readonly prefix: string
-  readonly namespaces: Readonly<Record<LabHost, string>>
+  readonly namespaces: LabNamespaces
   readonly interfaces: Readonly<{ lan: string, gwLan: string, gwWan: string, wan: string }>
   readonly lanSubnet = LAN.subnet
   readonly clientAddress = LAN.client
@@ -564,7 +566,9 @@ class LabImpl implements Lab {
   constructor (prefix: string, options: LabOptions) {
     this.prefix = prefix
     this.options = { ...options }
-    this.namespaces = { lan: `${prefix}-lan`, gw: `${prefix}-gw`, wan: `${prefix}-wan`, gw2: `${prefix}-gw2`, wan2: `${prefix}-wan2` }
+    this.namespaces = options.secondRouter === true
+      ? { lan: `${prefix}-lan`, gw: `${prefix}-gw`, wan: `${prefix}-wan`, gw2: `${prefix}-gw2`, wan2: `${prefix}-wan2` }
+      : { lan: `${prefix}-lan`, gw: `${prefix}-gw`, wan: `${prefix}-wan` }
     this.interfaces = { lan: `${prefix}-l0`, gwLan: `${prefix}-l1`, gwWan: `${prefix}-w0`, wan: `${prefix}-w1` }
     const reserved = options.reservedExternalAddress
     if (typeof reserved === 'string') {
@@ -668,7 +672,9 @@ class LabImpl implements Lab {
 
   /** The second router's namespaces, links and routes, and its miniupnpd (see LabOptions.secondRouter). */
   private async setUpSecond (second: SecondRouter): Promise<void> {
-    const { lan, gw2, wan2 } = this.namespaces
+    const { lan } = this.namespaces
+    const gw2 = this.namespace('gw2')
+    const wan2 = this.namespace('wan2')
     const i = second.interfaces
     for (const ns of [gw2, wan2]) {
       await must('ip', ['netns', 'add', ns])
@@ -783,7 +789,7 @@ class LabImpl implements Lab {
 
   exec (host: LabHost, cmd: string, args: string[] = [], options: ExecOptions = {}): Promise<ExecResult> {
     if (this.closing !== undefined) return Promise.reject(new Error('lab: closed'))
-    return run('ip', ['netns', 'exec', this.namespaces[host], cmd, ...args], options, (r) => this.adopt(r))
+    return run('ip', ['netns', 'exec', this.namespace(host), cmd, ...args], options, (r) => this.adopt(r))
   }
 
   spawn (host: LabHost, cmd: string, args: string[] = [], options: SpawnOptions = {}): ChildProcess {
@@ -792,7 +798,7 @@ class LabImpl implements Lab {
 
   private start (host: LabHost, cmd: string, args: string[], options: SpawnOptions = {}): Running {
     if (this.closing !== undefined) throw new Error('lab: closed')
-    const child = spawnProcess('ip', ['netns', 'exec', this.namespaces[host], cmd, ...args], {
+    const child = spawnProcess('ip', ['netns', 'exec', this.namespace(host), cmd, ...args], {
       env: options.env ?? toolEnv,
       cwd: options.cwd,
       stdio: [options.stdin === true ? 'pipe' : 'ignore', 'pipe', 'pipe'],
@@ -801,6 +807,12 @@ class LabImpl implements Lab {
     const r = track(child)
     this.adopt(r)
     return r
+  }
+
+  private namespace (host: LabHost): string {
+    const ns = this.namespaces[host]
+    if (ns === undefined) throw new Error(`lab: no host ${host} (it needs the secondRouter option)`)
+    return ns
   }
 
   private adopt (r: Running): void {
