@@ -2,11 +2,10 @@ import type { Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { systemClock, type Clock } from '../clock.js'
 import type { SsdpTarget } from '../upnp/ssdp.js'
-import type { IgdState } from './igd-actions.js'
-import { igdTypes, type IgdTypes } from './igd-description.js'
+import { igdTypes, WAN_CONNECTION_UDN, type IgdTypes } from './igd-description.js'
 import { serveIgd, startServer, stopServer, type IgdHttpHost } from './igd-http.js'
 import { bindSsdpSockets, IgdSsdp, type SsdpSockets } from './igd-ssdp.js'
-import { defaultIgdQuirks, type IgdQuirks, type IgdRequest, type SimulatedIgdMapping } from './igd-types.js'
+import { defaultIgdQuirks, type IgdQuirks, type IgdRequest, type IgdState, type SimulatedIgdMapping } from './igd-types.js'
 
 export type { IgdQuirks, IgdRequest, SimulatedIgdMapping } from './igd-types.js'
 
@@ -28,9 +27,24 @@ export interface SimulatedIgdOptions {
   address?: string
   /** Address of the HTTP server, when it should differ (a responder that is not the gateway). */
   httpAddress?: string
+  /**
+   * The HTTP server's port. Default 0 (any free port); a fixed one lets a client that was given
+   * the description URL once (`upnpc -u`, a saved config) find the IGD again after `restart()`.
+   */
+  httpPort?: number
+  /**
+   * Port of the SSDP unicast socket. Default 0; 1900 makes the IGD answer a real client's unicast
+   * M-SEARCH to this address, as a gateway does at gateway:1900 (needs an address of its own,
+   * such as 127.0.0.2, where nothing else holds 1900).
+   */
+  ssdpPort?: number
   /** The description served: InternetGatewayDevice:1 with WANIPConnection:1, or :2 with :2. Default 2. */
   igdVersion?: 1 | 2
-  /** The WAN address reported. Default 203.0.113.1 (TEST-NET-3). '' or '0.0.0.0' for a router without one. */
+  /**
+   * The WAN address reported. Default 11.0.0.1, the public-looking address the lab's router has
+   * and SimulatedPmpGateway's default (a real router behind a reserved one is the double-NAT
+   * case: set it). '' or '0.0.0.0' for a router without one.
+   */
   externalAddress?: string
   /** BOOTID.UPNP.ORG of the first boot. Default 1. */
   bootId?: number
@@ -68,6 +82,7 @@ export class SimulatedIgd {
   #server: Server
   #mappings = new Map<string, SimulatedIgdMapping>()
   #closed = false
+  #bootedAtMs: number
 
   private constructor (sockets: SsdpSockets, server: Server, options: SimulatedIgdOptions) {
     this.#server = server
@@ -75,9 +90,10 @@ export class SimulatedIgd {
     this.#httpAddress = options.httpAddress ?? options.address ?? '127.0.0.1'
     this.igdVersion = options.igdVersion ?? 2
     this.#types = igdTypes(this.igdVersion)
-    this.externalAddress = options.externalAddress ?? '203.0.113.1'
+    this.externalAddress = options.externalAddress ?? '11.0.0.1'
     this.notifyTargets = options.notifyTargets ?? []
     this.bootId = options.bootId ?? 1
+    this.#bootedAtMs = this.#clock.now()
     this.#ssdp = new IgdSsdp(sockets, {
       quirks: this.quirks,
       types: this.#types,
@@ -105,8 +121,14 @@ export class SimulatedIgd {
 
   static async start (options: SimulatedIgdOptions = {}): Promise<SimulatedIgd> {
     const address = options.address ?? '127.0.0.1'
-    const sockets = await bindSsdpSockets(address)
-    const server = await startServer(options.httpAddress ?? address, 0)
+    const sockets = await bindSsdpSockets(address, options.ssdpPort ?? 0)
+    let server
+    try {
+      server = await startServer(options.httpAddress ?? address, options.httpPort ?? 0)
+    } catch (err) {
+      for (const s of sockets) try { s.close() } catch {}
+      throw err
+    }
     return new SimulatedIgd(sockets, server, options)
   }
 
@@ -123,10 +145,10 @@ export class SimulatedIgd {
   /** HTTP requests received and not yet answered (with httpDelayMs: what a client has in flight). */
   get httpInFlight (): number { return this.#httpInFlight }
 
-  /** Live mappings, expired ones purged first. */
+  /** Live mappings, expired ones purged first, oldest first (GetGenericPortMappingEntry lists them newest first, as miniupnpd does): copies, so a test cannot change the table by accident. */
   mappings (): SimulatedIgdMapping[] {
     this.#purge()
-    return [...this.#mappings.values()]
+    return [...this.#mappings.values()].map((m) => ({ ...m }))
   }
 
   /** Requests of one kind: SSDP searches (optionally per socket) or SOAP actions (optionally one action). */
@@ -160,6 +182,7 @@ export class SimulatedIgd {
     await stopServer(this.#server)
     this.#mappings.clear()
     this.bootId++
+    this.#bootedAtMs = this.#clock.now()
     this.#server = await startServer(this.#httpAddress, port)
     serveIgd(this.#server, this.#http)
     this.announce()
@@ -183,7 +206,11 @@ export class SimulatedIgd {
   /** The table as the actions see it: expired entries purged. */
   #table (): IgdState {
     this.#purge()
-    return { igdVersion: this.igdVersion, externalAddress: this.externalAddress, quirks: this.quirks, mappings: this.#mappings, nowMs: this.#clock.now() }
+    const nowMs = this.#clock.now()
+    return {
+      igdVersion: this.igdVersion, externalAddress: this.externalAddress, quirks: this.quirks, mappings: this.#mappings, nowMs,
+      uptimeSeconds: Math.floor((nowMs - this.#bootedAtMs) / 1000), wanConnectionUdn: WAN_CONNECTION_UDN
+    }
   }
 
   #purge (): void {
