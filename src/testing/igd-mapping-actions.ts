@@ -41,20 +41,26 @@ function permitted (igd: IgdState, externalPort: number, internalPort: number): 
 
 type Redirect = 'ok' | 'not permitted' | 'taken'
 
-/** upnp_redirect: the rules, then an entry of the same client and remote host overwritten, another refused. */
-function redirect (igd: IgdState, entry: SimulatedIgdMapping, requestedLease: string | undefined): Redirect {
+/**
+ * upnp_redirect: the rules, then an entry of the same client and remote host overwritten, another
+ * refused. miniupnpd 2.3.1's nftables rules keep no remote host (they forward from anyone, and
+ * read back as ''), so an add over an entry with a NewRemoteHost is refused even for its owner.
+ */
+function redirect (igd: IgdState, entry: SimulatedIgdMapping, requestedLease: string | undefined, remoteHost: string): Redirect {
   if (!permitted(igd, entry.externalPort, entry.internalPort)) return 'not permitted'
   const key = keyOf(entry.protocol, entry.externalPort)
   const existing = igd.mappings.get(key)
-  if (existing !== undefined && (existing.internalClient !== entry.internalClient || (existing.remoteHost ?? '') !== (entry.remoteHost ?? ''))) return 'taken'
+  if (existing !== undefined && (existing.internalClient !== entry.internalClient || remoteHost !== '')) return 'taken'
   if (igd.quirks.dropLeasedEntries && requestedLease !== '0') return 'ok'
   const stale = igd.quirks.staleOnOverwrite && existing !== undefined
   igd.mappings.set(key, { ...entry, ...(igd.quirks.listExternalAsInternalPort ? { internalPort: entry.externalPort } : {}), ...(stale ? { stale } : {}) })
   return 'ok'
 }
 
+/** NewRemoteHost, with the wildcard '*' as ''. */
+const remoteHostOf = (args: Args): string => args.NewRemoteHost === '*' ? '' : args.NewRemoteHost ?? ''
+
 function entryOf (igd: IgdState, args: Args, externalPort: number, internalClient: string, leaseSeconds: number): SimulatedIgdMapping {
-  const remoteHost = args.NewRemoteHost === '*' ? '' : args.NewRemoteHost ?? ''
   return {
     externalPort,
     protocol: protocolOf(args.NewProtocol ?? ''),
@@ -63,8 +69,7 @@ function entryOf (igd: IgdState, args: Args, externalPort: number, internalClien
     description: args.NewPortMappingDescription ?? '',
     leaseSeconds,
     expiresAtMs: leaseSeconds === 0 ? Infinity : igd.nowMs + leaseSeconds * 1000,
-    enabled: args.NewEnabled !== '0',
-    ...(remoteHost === '' ? {} : { remoteHost })
+    enabled: args.NewEnabled !== '0'
   }
 }
 
@@ -99,7 +104,7 @@ export function addPortMapping (igd: IgdState, args: Args, requester: string): A
     igd.quirks.conflictNext--
     return UpnpErrorCode.ConflictInMappingEntry
   }
-  const r = redirect(igd, entryOf(igd, args, externalPort, internalClient, lease), args.NewLeaseDuration)
+  const r = redirect(igd, entryOf(igd, args, externalPort, internalClient, lease), args.NewLeaseDuration, remoteHostOf(args))
   if (r === 'ok') return []
   return r === 'not permitted' && v2 ? UpnpErrorCode.ActionNotAuthorized : UpnpErrorCode.ConflictInMappingEntry
 }
@@ -121,11 +126,11 @@ export function addAnyPortMapping (igd: IgdState, args: Args, requester: string)
   // The port asked, then +1, -1, +2, -2 ... over the ports the rules permit.
   let below = port
   let above = port
-  for (let r = redirect(igd, entry, args.NewLeaseDuration); r !== 'ok';) {
+  for (let r = redirect(igd, entry, args.NewLeaseDuration, remoteHostOf(args)); r !== 'ok';) {
     if (below <= 1 && above === 65535) return UpnpErrorCode.NoPortMapsAvailable
     port = above === 65535 || (port > below && below > 1) ? --below : ++above
     if (!permitted(igd, port, entry.internalPort)) continue
-    r = redirect(igd, { ...entry, externalPort: port }, args.NewLeaseDuration)
+    r = redirect(igd, { ...entry, externalPort: port }, args.NewLeaseDuration, remoteHostOf(args))
   }
   return [['NewReservedPort', String(port)]]
 }
@@ -180,7 +185,7 @@ export function getGenericPortMappingEntry (igd: IgdState, args: Args): ActionRe
   if (igd.quirks.noListing) return UpnpErrorCode.SpecifiedArrayIndexInvalid
   const m = newestFirst(igd)[atoi(text)]
   if (m === undefined) return UpnpErrorCode.SpecifiedArrayIndexInvalid
-  return [['NewRemoteHost', m.remoteHost ?? ''], ['NewExternalPort', String(m.externalPort)], ['NewProtocol', m.protocol], ['NewInternalPort', String(m.internalPort)],
+  return [['NewRemoteHost', ''], ['NewExternalPort', String(m.externalPort)], ['NewProtocol', m.protocol], ['NewInternalPort', String(m.internalPort)],
     ['NewInternalClient', m.internalClient], ['NewEnabled', m.enabled ? '1' : '0'], ['NewPortMappingDescription', m.description], ['NewLeaseDuration', remaining(igd, m)]]
 }
 
@@ -191,7 +196,7 @@ export function getListOfPortMappings (igd: IgdState, args: Args): ActionResult 
   const r = range(args)
   if (typeof r === 'number') return r
   const entries = inRange(igd, r).slice(0, atoi(count) === 0 ? 1000 : atoi(count)).map((m) =>
-    '<p:PortMappingEntry>' + `<p:NewRemoteHost>${m.remoteHost ?? ''}</p:NewRemoteHost><p:NewExternalPort>${m.externalPort}</p:NewExternalPort>` +
+    '<p:PortMappingEntry><p:NewRemoteHost></p:NewRemoteHost>' + `<p:NewExternalPort>${m.externalPort}</p:NewExternalPort>` +
     `<p:NewProtocol>${m.protocol}</p:NewProtocol><p:NewInternalPort>${m.internalPort}</p:NewInternalPort>` +
     `<p:NewInternalClient>${m.internalClient}</p:NewInternalClient><p:NewEnabled>${m.enabled ? 1 : 0}</p:NewEnabled>` +
     `<p:NewDescription>${escapeXml(m.description)}</p:NewDescription><p:NewLeaseTime>${remaining(igd, m)}</p:NewLeaseTime></p:PortMappingEntry>`)

@@ -115,8 +115,6 @@ export interface SimulatedIgdMapping {
   leaseSeconds: number
   expiresAtMs: number
   enabled: boolean
-  /** The one remote host the mapping is for (NewRemoteHost); absent: any. */
-  remoteHost?: string
   /** Listed, but no longer forwarded: re-added over itself on a router with `staleOnOverwrite` (quirk 27). */
   stale?: boolean
 }

@@ -84,9 +84,16 @@ export function answerNatPmp (gw: PmpTable, bytes: Uint8Array, rinfo: RemoteInfo
   }
   externalPort = found
   const granted = capped(gw, lifetimeSeconds)
-  setMapping(gw, { protocol, clientAddress: rinfo.address, internalPort, externalPort, lifetimeSeconds: granted, expiresAtMs: gw.clock.now() + granted * 1000, nonce: undefined, via: 'natpmp' })
+  // miniupnpd adds the lifetime to its clock (seconds since boot) in 32 bits: near 2^32 the sum
+  // wraps into the past and the mapping expires at once, though SUCCESS was answered.
+  const wraps = ROUTER_UPTIME_SECONDS + epochSeconds + granted > 0xffffffff
+  const expiresAtMs = wraps ? gw.clock.now() : gw.clock.now() + granted * 1000
+  setMapping(gw, { protocol, clientAddress: rinfo.address, internalPort, externalPort, lifetimeSeconds: granted, expiresAtMs, nonce: undefined, via: 'natpmp' })
   return reply(0, granted)
 }
+
+/** How long the router had been up when its NAT-PMP epoch began, for miniupnpd's 32-bit expiry: a day. */
+const ROUTER_UPTIME_SECONDS = 86_400
 
 /** miniupnpd's NAT-PMP answer: version 0, opcode + 128, the result, the epoch, then the fields. */
 function natPmpAnswer (opcode: number, result: number, epochSeconds: number, length: number, fill?: (view: DataView) => void): Uint8Array {

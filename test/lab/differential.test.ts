@@ -130,7 +130,7 @@ const kindOf = (description: string): string =>
 async function runStep (client: LineChannel, router: Router, step: Step, c: Case, lab: Lab): Promise<unknown> {
   const from = 'from' in step && step.from === 'other' ? OTHER_CLIENT : lab.clientAddress
   if ('udp' in step) {
-    const r = await client.send({ op: 'udp', host: router.host, port: 5351, from, hex: step.udp })
+    const r = await client.send({ op: 'udp', host: router.host, port: 5351, from, hex: step.udp, ...(step.waitMs === undefined ? {} : { waitMs: step.waitMs }) })
     return (r.answers as string[]).map(normalizeDatagram)
   }
   if ('get' in step) {
