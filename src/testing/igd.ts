@@ -1,10 +1,11 @@
 import type { Server } from 'node:http'
-import type { AddressInfo } from 'node:net'
+import type { AddressInfo, Server as NetServer } from 'node:net'
 import { systemClock, type Clock } from '../clock.js'
 import type { SsdpTarget } from '../upnp/ssdp.js'
 import { igdTypes, WAN_CONNECTION_UDN, type IgdTypes } from './igd-description.js'
 import { serveIgd, startServer, stopServer, type IgdHttpHost } from './igd-http.js'
 import { bindSsdpSockets, IgdSsdp, type SsdpSockets } from './igd-ssdp.js'
+import { startMinissdpd } from './igd-minissdpd.js'
 import { defaultIgdQuirks, type IgdQuirks, type IgdRequest, type IgdState, type SimulatedIgdMapping } from './igd-types.js'
 
 export type { IgdQuirks, IgdRequest, SimulatedIgdMapping } from './igd-types.js'
@@ -38,6 +39,11 @@ export interface SimulatedIgdOptions {
    * such as 127.0.0.2, where nothing else holds 1900).
    */
   ssdpPort?: number
+  /**
+   * A path for a minissdpd-compatible unix socket (igd-minissdpd.ts), through which miniupnpc's
+   * clients (`upnpc -p <path>`) discover the IGD with no multicast. Default: none.
+   */
+  minissdpdSocket?: string
   /** The description served: InternetGatewayDevice:1 with WANIPConnection:1, or :2 with :2. Default 2. */
   igdVersion?: 1 | 2
   /**
@@ -83,6 +89,7 @@ export class SimulatedIgd {
   #mappings = new Map<string, SimulatedIgdMapping>()
   #closed = false
   #bootedAtMs: number
+  #minissdpd: NetServer | undefined
 
   private constructor (sockets: SsdpSockets, server: Server, options: SimulatedIgdOptions) {
     this.#server = server
@@ -129,7 +136,16 @@ export class SimulatedIgd {
       for (const s of sockets) try { s.close() } catch {}
       throw err
     }
-    return new SimulatedIgd(sockets, server, options)
+    const igd = new SimulatedIgd(sockets, server, options)
+    if (options.minissdpdSocket !== undefined) {
+      try {
+        igd.#minissdpd = await startMinissdpd(options.minissdpdSocket, { types: igd.#types, uuid: igd.uuid, location: () => igd.#location() })
+      } catch (err) {
+        await igd.close()
+        throw err
+      }
+    }
+    return igd
   }
 
   /** Stands for gateway:1900. */
@@ -196,7 +212,7 @@ export class SimulatedIgd {
   async close (): Promise<void> {
     if (this.#closed) return
     this.#closed = true
-    await Promise.all([stopServer(this.#server), this.#ssdp.close()])
+    await Promise.all([stopServer(this.#server), this.#ssdp.close(), ...(this.#minissdpd === undefined ? [] : [new Promise((resolve) => this.#minissdpd!.close(resolve))])])
   }
 
   #location (): string {
