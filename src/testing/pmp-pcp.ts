@@ -2,7 +2,7 @@ import type { RemoteInfo } from 'node:dgram'
 import type { TransportProtocol } from '../gateway.js'
 import { encodeNatPmpResponse } from '../natpmp/codec.js'
 import { NatPmpResultCode } from '../natpmp/codes.js'
-import { IanaProtocol, PcpOpcode, PcpResultCode } from '../pcp/codes.js'
+import { IanaProtocol, PCP_MAX_PACKET, PcpOpcode, PcpOptionCode, PcpResultCode } from '../pcp/codes.js'
 import { ipToBytes16 } from '../net/address.js'
 import { capped, purgeExpired, searchExternalPort, setMapping, type PmpTable } from './pmp-answers.js'
 
@@ -14,16 +14,10 @@ import { capped, purgeExpired, searchExternalPort, setMapping, type PmpTable } f
  * clamped for every opcode, the nonce checked on delete only. `undefined`: no answer.
  */
 
+/** Lengths of the common header and of each opcode's fields (RFC 6887 §7.1, §11.1, §12.1; MAP v1 from the draft). */
 const HEADER = 24
-const MAP_V2 = 36
-const MAP_V1 = 24
-const PEER_V2 = 56
-const MAX_LENGTH = 1100
-
-/** RFC 6887 §7.3 option codes miniupnpd knows. */
-const THIRD_PARTY = 1
-const PREFER_FAILURE = 2
-const FILTER = 3
+const [MAP_V2, MAP_V1, PEER_V2] = [36, 24, 56]
+const { THIRD_PARTY, PREFER_FAILURE, FILTER } = PcpOptionCode
 
 /** Errors answered with lifetime 0 ("long lifetime errors"), the others with 30 (pcpserver.c createPCPResponse). */
 const SHORT_LIFETIME_ERRORS: readonly number[] = [PcpResultCode.NETWORK_FAILURE, PcpResultCode.NO_RESOURCES, PcpResultCode.USER_EX_QUOTA]
@@ -68,7 +62,7 @@ function parse (gw: PmpTable, bytes: Uint8Array, sender: string): Parsed {
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength)
   const p: Parsed = { version: 0, opcode: 0, result: 0, lifetime: 0, protocol: 0, internalPort: 0, externalPort: 0, externalAddressAt: undefined, writeExternalAddress: false, preferFailure: false, nonce: '' }
   // RFC 6887 §8.1 (silently dropped there); miniupnpd answers MALFORMED_REQUEST with version 0.
-  if (bytes.length < HEADER || bytes.length > MAX_LENGTH || bytes.length % 4 !== 0) return { ...p, result: PcpResultCode.MALFORMED_REQUEST }
+  if (bytes.length < HEADER || bytes.length > PCP_MAX_PACKET || bytes.length % 4 !== 0) return { ...p, result: PcpResultCode.MALFORMED_REQUEST }
   p.version = bytes[0]!
   p.opcode = bytes[1]! & 0x7f
   if (p.version > 2) return { ...p, result: PcpResultCode.UNSUPP_VERSION }
