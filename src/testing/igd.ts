@@ -12,15 +12,18 @@ export type { IgdQuirks, IgdRequest, SimulatedIgdMapping } from './igd-types.js'
 
 /**
  * A UPnP IGD (v1 or v2) on loopback: an SSDP responder, an HTTP server with the device
- * description, and SOAP control of WANIPConnection with its own mapping table. It behaves like
- * miniupnpd where nothing else is asked (the 1024-65535 rule, secure mode, the v2 lease cap, 718
- * on v1 where v2 says 606) and counts every request, so a test can assert what a client achieved
+ * description and its SCPD documents, and SOAP control of WANIPConnection,
+ * WANCommonInterfaceConfig and Layer3Forwarding over its own mapping table. It answers as
+ * miniupnpd 2.3.1 does (test/lab/differential.test.ts compares them; docs/testing.md lists what
+ * differs on purpose) and counts every request, so a test can assert what a client achieved
  * and what it cost the router. `quirks` switches on the router behaviours of
  * shared/reference/router-quirks-and-anchors.md §3 that concern UPnP.
  *
- * SSDP has two sockets, both on the IGD's address with ephemeral ports: `ssdpUnicastTarget`
- * stands for gateway:1900, `ssdpMulticastTarget` for the group 239.255.255.250:1900 (nothing is
- * multicast). Point a client's gateway SSDP port at the first and its multicast target at the second.
+ * SSDP has two sockets, both on the IGD's address with ephemeral ports unless `ssdpPort` fixes
+ * the first: `ssdpUnicastTarget` stands for gateway:1900, `ssdpMulticastTarget` for the group
+ * 239.255.255.250:1900 (nothing is multicast). Point a client's gateway SSDP port at the first
+ * and its multicast target at the second; a client of its own takes `descriptionUrl`, or the
+ * `minissdpdSocket`.
  */
 
 export interface SimulatedIgdOptions {

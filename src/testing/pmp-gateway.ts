@@ -11,9 +11,10 @@ import type { PmpFaults, PmpRules, ReceivedRequest, SimulatedMapping, SimulatedP
 export type { PmpFaults, ReceivedRequest, SimulatedMapping, SimulatedPmpGatewayOptions } from './pmp-types.js'
 
 /**
- * A NAT-PMP (RFC 6886) and PCP (RFC 6887) gateway on one UDP socket, as miniupnpd serves both
- * on port 5351. It keeps its own mapping table, enforces the PCP nonce on renew and delete,
- * counts every request, and can be told to misbehave (see `faults`), so tests can assert both
+ * A NAT-PMP (RFC 6886) and PCP (RFC 6887) gateway on one UDP socket, as miniupnpd 2.3.1 serves
+ * both on port 5351 (test/lab/differential.test.ts compares them; docs/testing.md lists what
+ * differs on purpose). It keeps its own mapping table, one entry per external port, checks the
+ * PCP nonce on delete (and on renew with `enforceNonceOnRenew`), counts every request, and can be told to misbehave (see `faults`), so tests can assert both
  * what a client achieved and what it cost the router.
  */
 
