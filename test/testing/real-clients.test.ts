@@ -90,7 +90,8 @@ test('upnpc -p finds SimulatedIgd through its minissdpd socket, in a network nam
   t.after(async () => { await rm(dir, { recursive: true, force: true }) })
   const helper = fileURLToPath(new URL('./minissdpd-helper.js', import.meta.url))
   // The namespace has no route anywhere: should upnpc search by multicast too, nothing leaves it.
-  const r = await run(unshare, ['-rn', 'sh', '-c', 'ip link set lo up 2>/dev/null || true; exec "$0" "$@"', process.execPath, helper, upnpc, join(dir, 'minissdpd.sock')], 20_000)
+  // As root a plain network namespace; otherwise one inside a user namespace (-r).
+  const r = await run(unshare, [process.getuid?.() === 0 ? '-n' : '-rn', 'sh', '-c', 'ip link set lo up 2>/dev/null || true; exec "$0" "$@"', process.execPath, helper, upnpc, join(dir, 'minissdpd.sock')], 20_000)
   if (r.code !== 0 && /unshare failed|Operation not permitted/.test(r.stderr)) {
     const reason = `no network namespace for an unprivileged test here: ${r.stderr.trim()}`
     if (process.env.CI === 'true') assert.fail(reason)
