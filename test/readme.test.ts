@@ -3,7 +3,8 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { readFileSync } from 'node:fs'
-import { FakeClock, SimulatedPmpGateway } from '../src/testing/index.js'
+import { FakeClock, SimulatedIgd, SimulatedPmpGateway } from '../src/testing/index.js'
+import { UpnpClient } from '../src/upnp/index.js'
 import { NAT, PcpClient } from '../src/index.js'
 
 test('README: the natmapper/testing example gives the numbers it shows', async () => {
@@ -19,4 +20,26 @@ test('README: the natmapper/testing example gives the numbers it shows', async (
   assert.equal(router.requestCount, 2)
   await nat.close()
   await router.close()
+})
+
+test('README: the SimulatedIgd example gives the numbers it shows', async () => {
+  const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8')
+  assert.match(readme, /console\.log\(mapping\.externalPort === 7001\)\s+\/\/ false/)
+  assert.match(readme, /console\.log\(igd\.requests\.at\(-1\)\?\.path\)\s+\/\/ \/ctl\/IPConn/)
+  assert.match(readme, /console\.log\(igd\.mappings\(\)\.length\)\s+\/\/ 1: the other host's/)
+
+  const igd = await SimulatedIgd.start()
+  igd.occupy(7001, 'TCP')
+  const client = await UpnpClient.discover({
+    gateway: igd.address, ssdpGatewayPort: igd.ssdpUnicastTarget.port, ssdpTarget: igd.ssdpMulticastTarget
+  })
+  const { mapping } = await client.map({ protocol: 'tcp', internalPort: 7001, lifetimeSeconds: 3600 })
+  assert.equal(mapping.externalPort === 7001, false)
+  assert.deepEqual(igd.mappings().map((m) => m.externalPort).sort(), [7001, mapping.externalPort].sort())
+  assert.equal(igd.requests.at(-1)?.path, '/ctl/IPConn')
+  await client.unmap(mapping)
+  assert.equal(igd.mappings().length, 1)
+  assert.equal(igd.mappings()[0]?.internalClient, '192.0.2.99')
+  client.close()
+  await igd.close()
 })

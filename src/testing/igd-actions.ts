@@ -1,125 +1,89 @@
-import { IGD2_MAX_LEASE_SECONDS } from '../upnp/actions.js'
 import { UpnpErrorCode } from '../upnp/codes.js'
-import type { IgdQuirks, SimulatedIgdMapping } from './igd-types.js'
+import type { IgdState } from './igd-types.js'
+import {
+  addAnyPortMapping, addPortMapping, deletePortMapping, deletePortMappingRange, getGenericPortMappingEntry,
+  getListOfPortMappings, getSpecificPortMappingEntry, type ActionResult
+} from './igd-mapping-actions.js'
 
 /**
- * SimulatedIgd's WANIPConnection actions over its mapping table, as miniupnpd answers them
- * (upnpsoap.c, upnpredirect.c), with the quirk switches applied. Keyed `PROTOCOL/externalPort`.
+ * SimulatedIgd's SOAP actions, as miniupnpd 2.3.1 answers them (upnpsoap.c's soapMethods):
+ * WANIPConnection's (the mapping ones are igd-mapping-actions.ts), WANCommonInterfaceConfig's
+ * and Layer3Forwarding's. Like miniupnpd, an action is found by its name whichever control URL
+ * it was posted to; `quirks.strictServiceType` refuses one posted to another service's URL.
  */
 
-export interface IgdState {
-  readonly igdVersion: 1 | 2
-  readonly externalAddress: string
-  readonly quirks: IgdQuirks
-  readonly mappings: Map<string, SimulatedIgdMapping>
-  readonly nowMs: number
-}
+export type { IgdState } from './igd-types.js'
+
+/** UPnP errors the shared table has no name for: WANIPConnection:2's ReadOnly, UDA's Invalid Var. */
+const READ_ONLY = 731
+const INVALID_VAR = 404
+
+/** The actions each service has; the SCPD documents list them (igd-description.ts). */
+export const SERVICE_ACTIONS = {
+  WANIPConnection: ['AddAnyPortMapping', 'AddPortMapping', 'DeletePortMapping', 'DeletePortMappingRange', 'ForceTermination', 'GetConnectionTypeInfo', 'GetExternalIPAddress',
+    'GetGenericPortMappingEntry', 'GetListOfPortMappings', 'GetNATRSIPStatus', 'GetSpecificPortMappingEntry', 'GetStatusInfo', 'RequestConnection', 'SetConnectionType'],
+  WANCommonInterfaceConfig: ['GetCommonLinkProperties', 'GetTotalBytesReceived', 'GetTotalBytesSent', 'GetTotalPacketsReceived', 'GetTotalPacketsSent'],
+  Layer3Forwarding: ['GetDefaultConnectionService', 'SetDefaultConnectionService']
+} as const
+
+/** WANIPConnection:2's own actions, which an IGD v1 (a miniupnpd built without IGD_V2) does not have. */
+export const IGD2_ONLY_ACTIONS: readonly string[] = ['AddAnyPortMapping', 'DeletePortMappingRange', 'GetListOfPortMappings']
 
 /** The reply's out-arguments, or a UPnP error code. */
-export function igdAction (igd: IgdState, action: string, args: Record<string, string>, requester: string, disconnected: boolean): Array<[string, string]> | number {
-  const v2 = igd.igdVersion === 2
+export function igdAction (igd: IgdState, action: string, args: Record<string, string>, requester: string, disconnected: boolean): ActionResult {
+  if (igd.igdVersion === 1 && IGD2_ONLY_ACTIONS.includes(action)) return UpnpErrorCode.InvalidAction
+  const connected = !disconnected && !igd.quirks.statusDisconnected
   switch (action) {
     case 'GetExternalIPAddress':
+      // As given: miniupnpd would send '' for 0.0.0.0 and for a reserved address; other routers send them (docs/testing.md).
       return [['NewExternalIPAddress', disconnected ? '' : igd.externalAddress]]
     case 'GetStatusInfo':
-      return [['NewConnectionStatus', disconnected || igd.quirks.statusDisconnected ? 'Disconnected' : 'Connected'], ['NewLastConnectionError', 'ERROR_NONE'], ['NewUptime', '4242']]
+      return [['NewConnectionStatus', connected ? 'Connected' : 'Disconnected'], ['NewLastConnectionError', 'ERROR_NONE'], ['NewUptime', String(igd.uptimeSeconds)]]
+    case 'GetConnectionTypeInfo':
+      return [['NewConnectionType', 'IP_Routed'], ['NewPossibleConnectionTypes', 'IP_Routed']]
+    case 'GetNATRSIPStatus':
+      return [['NewRSIPAvailable', '0'], ['NewNATEnabled', '1']]
+    case 'SetConnectionType':
+      return READ_ONLY
+    case 'RequestConnection':
+    case 'ForceTermination':
+      return UpnpErrorCode.ActionNotAuthorized
+    case 'QueryStateVariable': {
+      const name = args.varName
+      if (name === undefined) return UpnpErrorCode.InvalidArgs
+      if (name === 'ConnectionStatus') return [['return', connected ? 'Connected' : 'Disconnected']]
+      if (name === 'PortMappingNumberOfEntries') return [['return', String(igd.mappings.size)]]
+      return INVALID_VAR
+    }
     case 'AddPortMapping':
-    case 'AddAnyPortMapping': {
-      if (action === 'AddAnyPortMapping' && !v2) return UpnpErrorCode.InvalidAction
-      const checked = checkMapping(igd, args, requester, action === 'AddAnyPortMapping')
-      if (typeof checked === 'number') return checked
-      if (action === 'AddPortMapping') {
-        if (igd.quirks.conflictNext > 0) {
-          igd.quirks.conflictNext--
-          return UpnpErrorCode.ConflictInMappingEntry
-        }
-        const existing = igd.mappings.get(`${checked.protocol}/${checked.externalPort}`)
-        // IGD: the same (RemoteHost, ExternalPort, Protocol, InternalClient) overwrites; another client is refused.
-        if (existing !== undefined && existing.internalClient !== checked.internalClient) return UpnpErrorCode.ConflictInMappingEntry
-        keep(igd, checked, args.NewLeaseDuration)
-        return []
-      }
-      // miniupnpd's AddAnyPortMapping: the asked port, else the nearest free one, alternating below and above.
-      for (let step = 0; step < 65536; step++) {
-        const port = checked.externalPort + (step % 2 === 0 ? step / 2 : -(step + 1) / 2)
-        if (port < (igd.quirks.lowPortsRefused ? 1024 : 1) || port > 65535) continue
-        const existing = igd.mappings.get(`${checked.protocol}/${port}`)
-        if (existing !== undefined && existing.internalClient !== checked.internalClient) continue
-        keep(igd, { ...checked, externalPort: port }, args.NewLeaseDuration)
-        return [['NewReservedPort', String(port)]]
-      }
-      return UpnpErrorCode.NoPortMapsAvailable
-    }
-    case 'DeletePortMapping': {
-      const key = `${args.NewProtocol ?? ''}/${args.NewExternalPort ?? ''}`
-      if (!igd.mappings.has(key)) return UpnpErrorCode.NoSuchEntryInArray
-      igd.mappings.delete(key)
-      return []
-    }
-    case 'GetSpecificPortMappingEntry': {
-      const m = igd.mappings.get(`${args.NewProtocol ?? ''}/${args.NewExternalPort ?? ''}`)
-      if (m === undefined) return UpnpErrorCode.NoSuchEntryInArray
-      const remaining = m.leaseSeconds === 0 ? 0 : Math.max(1, Math.ceil((m.expiresAtMs - igd.nowMs) / 1000))
-      return [['NewInternalPort', String(m.internalPort)], ['NewInternalClient', m.internalClient], ['NewEnabled', m.enabled ? '1' : '0'],
-        ['NewPortMappingDescription', m.description], ['NewLeaseDuration', String(remaining)]]
-    }
-    case 'GetGenericPortMappingEntry': {
-      if (igd.quirks.noListing) return UpnpErrorCode.SpecifiedArrayIndexInvalid
-      const index = Number(args.NewPortMappingIndex)
-      const m = [...igd.mappings.values()][index]
-      if (!Number.isInteger(index) || m === undefined) return UpnpErrorCode.SpecifiedArrayIndexInvalid
-      const remaining = m.leaseSeconds === 0 ? 0 : Math.max(1, Math.ceil((m.expiresAtMs - igd.nowMs) / 1000))
-      return [['NewRemoteHost', ''], ['NewExternalPort', String(m.externalPort)], ['NewProtocol', m.protocol], ['NewInternalPort', String(m.internalPort)],
-        ['NewInternalClient', m.internalClient], ['NewEnabled', m.enabled ? '1' : '0'], ['NewPortMappingDescription', m.description], ['NewLeaseDuration', String(remaining)]]
-    }
+      return addPortMapping(igd, args, requester)
+    case 'AddAnyPortMapping':
+      return addAnyPortMapping(igd, args, requester)
+    case 'DeletePortMapping':
+      return deletePortMapping(igd, args, requester)
+    case 'DeletePortMappingRange':
+      return deletePortMappingRange(igd, args)
+    case 'GetSpecificPortMappingEntry':
+      return getSpecificPortMappingEntry(igd, args)
+    case 'GetGenericPortMappingEntry':
+      return getGenericPortMappingEntry(igd, args)
+    case 'GetListOfPortMappings':
+      return getListOfPortMappings(igd, args)
+    case 'GetCommonLinkProperties':
+      return [['NewWANAccessType', 'Cable'], ['NewLayer1UpstreamMaxBitRate', '1000000000'], ['NewLayer1DownstreamMaxBitRate', '1000000000'],
+        ['NewPhysicalLinkStatus', igd.externalAddress === '' || igd.externalAddress === '0.0.0.0' ? 'Down' : 'Up']]
+    // A simulated router forwards nothing: its counters stay at 0.
+    case 'GetTotalBytesSent':
+    case 'GetTotalBytesReceived':
+    case 'GetTotalPacketsSent':
+    case 'GetTotalPacketsReceived':
+      return [[`New${action.slice(3)}`, '0']]
+    case 'GetDefaultConnectionService':
+      return [['NewDefaultConnectionService', `${igd.wanConnectionUdn}:WANConnectionDevice:${igd.igdVersion},urn:upnp-org:serviceId:WANIPConn1`]]
+    case 'SetDefaultConnectionService':
+      // miniupnpd ignores the choice: it has one connection service.
+      return args.NewDefaultConnectionService === undefined ? UpnpErrorCode.InvalidArgs : []
     default:
       return UpnpErrorCode.InvalidAction
-  }
-}
-
-/** Stores an entry that was added, as the quirks have it. */
-function keep (igd: IgdState, entry: SimulatedIgdMapping, requestedLease: string | undefined): void {
-  if (igd.quirks.dropLeasedEntries && requestedLease !== '0') return
-  const key = `${entry.protocol}/${entry.externalPort}`
-  const stale = igd.quirks.staleOnOverwrite && igd.mappings.has(key)
-  const stored = { ...entry, ...(igd.quirks.listExternalAsInternalPort ? { internalPort: entry.externalPort } : {}), ...(stale ? { stale } : {}) }
-  igd.mappings.set(key, stored)
-}
-
-/**
- * The checks miniupnpd's upnp_redirect makes, in its order, plus the quirks. AddAnyPortMapping
- * (`any`) walks past external ports its rules refuse, and answers 728 when the rules permit none
- * for the internal port (upnpsoap.c, get_permitted_ext_ports; in the lab: ext 80 -> :8080 got
- * 1024, ext 26578 -> :80 got 728).
- */
-function checkMapping (igd: IgdState, args: Record<string, string>, requester: string, any: boolean): SimulatedIgdMapping | number {
-  const v2 = igd.igdVersion === 2
-  const notAllowed = v2 ? UpnpErrorCode.ActionNotAuthorized : UpnpErrorCode.ConflictInMappingEntry
-  const rawProtocol = args.NewProtocol ?? ''
-  const protocol = rawProtocol.toUpperCase()
-  if ((protocol !== 'TCP' && protocol !== 'UDP') || (igd.quirks.rejectLowerCaseProtocol && rawProtocol !== protocol)) return UpnpErrorCode.InvalidArgs
-  const externalPort = Number(args.NewExternalPort)
-  const internalPort = Number(args.NewInternalPort)
-  const lease = Number(args.NewLeaseDuration)
-  if (args.NewExternalPort === '0' || args.NewExternalPort === '') return UpnpErrorCode.WildCardNotPermittedInExtPort
-  if (![externalPort, internalPort].every((p) => Number.isInteger(p) && p >= 1 && p <= 65535) || !Number.isInteger(lease) || lease < 0) return UpnpErrorCode.InvalidArgs
-  // Secure mode: a client maps to itself only; an empty NewInternalClient means the requester.
-  const internalClient = args.NewInternalClient === '' || args.NewInternalClient === undefined ? requester : args.NewInternalClient
-  if (internalClient !== requester) return notAllowed
-  if (igd.quirks.lowPortsRefused && internalPort < 1024) return any ? UpnpErrorCode.NoPortMapsAvailable : notAllowed
-  if (igd.quirks.lowPortsRefused && externalPort < 1024 && !any) return notAllowed
-  if (lease !== 0 && igd.quirks.onlyPermanentLeases) return UpnpErrorCode.OnlyPermanentLeasesSupported
-  if (lease !== 0 && igd.quirks.invalidArgsOnLease) return UpnpErrorCode.InvalidArgs
-  // IGD v2: "a value of 0 ... the maximum value instead (e.g. 604800 seconds)".
-  const leaseSeconds = v2 && (lease === 0 || lease > IGD2_MAX_LEASE_SECONDS) ? IGD2_MAX_LEASE_SECONDS : lease
-  return {
-    externalPort,
-    protocol,
-    internalClient,
-    internalPort,
-    description: args.NewPortMappingDescription ?? '',
-    leaseSeconds,
-    expiresAtMs: leaseSeconds === 0 ? Infinity : igd.nowMs + leaseSeconds * 1000,
-    enabled: args.NewEnabled !== '0'
   }
 }

@@ -1,4 +1,5 @@
 import { escapeXml } from '../upnp/soap.js'
+import { IGD2_ONLY_ACTIONS, SERVICE_ACTIONS } from './igd-actions.js'
 
 /**
  * The device description SimulatedIgd serves, in miniupnpd's shape (no URLBase, relative URLs):
@@ -17,6 +18,9 @@ export interface IgdTypes {
 }
 
 const UUID_PREFIX = '2f402f80-da50-11e1-9b23-0019000bf1a'
+
+/** The UDN of the (first) WANConnectionDevice, which Layer3Forwarding names as the default connection. */
+export const WAN_CONNECTION_UDN = `uuid:${UUID_PREFIX}2`
 
 /** The SERVER header of SimulatedIgd's SSDP and HTTP answers. */
 export const SERVER = 'Linux/6.1 UPnP/1.1 natmapper-SimulatedIgd/0.1'
@@ -46,7 +50,7 @@ export function igdDescription (types: IgdTypes, twoWans: boolean, controlBase =
     `<device><deviceType>urn:schemas-upnp-org:device:WANConnectionDevice:${v}</deviceType>` +
     `<friendlyName>WANConnectionDevice</friendlyName><manufacturer>natmapper</manufacturer><modelName>SimulatedIgd</modelName>` +
     `<UDN>uuid:${UUID_PREFIX}${n}</UDN><serviceList><service><serviceType>${types.service}</serviceType>` +
-    `<serviceId>urn:upnp-org:serviceId:WANIPConn${n}</serviceId><SCPDURL>/WANIPCn.xml</SCPDURL>` +
+    `<serviceId>urn:upnp-org:serviceId:WANIPConn${n - 1}</serviceId><SCPDURL>/WANIPCn.xml</SCPDURL>` +
     `<controlURL>${controlBase}${path}</controlURL><eventSubURL>/evt${path.slice(4)}</eventSubURL></service></serviceList></device>`
   const wans = types.controlPaths(twoWans).map((path, i) => wan(path, 2 + i)).join('')
   return '<?xml version="1.0"?>\r\n' +
@@ -54,10 +58,53 @@ export function igdDescription (types: IgdTypes, twoWans: boolean, controlBase =
     `<device><deviceType>${types.device}</deviceType><friendlyName>${escapeXml('natmapper SimulatedIgd')}</friendlyName>` +
     '<manufacturer>natmapper</manufacturer><modelName>SimulatedIgd</modelName>' +
     `<UDN>uuid:${UUID_PREFIX}b</UDN>` +
+    '<serviceList><service><serviceType>urn:schemas-upnp-org:service:Layer3Forwarding:1</serviceType>' +
+    '<serviceId>urn:upnp-org:serviceId:L3Forwarding1</serviceId><SCPDURL>/L3F.xml</SCPDURL>' +
+    '<controlURL>/ctl/L3F</controlURL><eventSubURL>/evt/L3F</eventSubURL></service></serviceList>' +
     `<deviceList><device><deviceType>urn:schemas-upnp-org:device:WANDevice:${v}</deviceType>` +
     `<friendlyName>WANDevice</friendlyName><manufacturer>natmapper</manufacturer><modelName>SimulatedIgd</modelName><UDN>uuid:${UUID_PREFIX}1</UDN>` +
     '<serviceList><service><serviceType>urn:schemas-upnp-org:service:WANCommonInterfaceConfig:1</serviceType>' +
     '<serviceId>urn:upnp-org:serviceId:WANCommonIFC1</serviceId><SCPDURL>/WANCfg.xml</SCPDURL>' +
     '<controlURL>/ctl/CmnIfCfg</controlURL><eventSubURL>/evt/CmnIfCfg</eventSubURL></service></serviceList>' +
     `<deviceList>${wans}</deviceList></device></deviceList></device></root>\r\n`
+}
+
+/** The documents the description names, by path: each service's SCPD. */
+export const SCPD_PATHS = { '/WANIPCn.xml': 'WANIPConnection', '/WANCfg.xml': 'WANCommonInterfaceConfig', '/L3F.xml': 'Layer3Forwarding' } as const
+
+/** Each action's arguments, in then out, as the service templates name them. */
+const ARGUMENTS: Record<string, [string[], string[]]> = {
+  AddPortMapping: [['NewRemoteHost', 'NewExternalPort', 'NewProtocol', 'NewInternalPort', 'NewInternalClient', 'NewEnabled', 'NewPortMappingDescription', 'NewLeaseDuration'], []],
+  AddAnyPortMapping: [['NewRemoteHost', 'NewExternalPort', 'NewProtocol', 'NewInternalPort', 'NewInternalClient', 'NewEnabled', 'NewPortMappingDescription', 'NewLeaseDuration'], ['NewReservedPort']],
+  DeletePortMapping: [['NewRemoteHost', 'NewExternalPort', 'NewProtocol'], []],
+  DeletePortMappingRange: [['NewStartPort', 'NewEndPort', 'NewProtocol', 'NewManage'], []],
+  GetSpecificPortMappingEntry: [['NewRemoteHost', 'NewExternalPort', 'NewProtocol'], ['NewInternalPort', 'NewInternalClient', 'NewEnabled', 'NewPortMappingDescription', 'NewLeaseDuration']],
+  GetGenericPortMappingEntry: [['NewPortMappingIndex'], ['NewRemoteHost', 'NewExternalPort', 'NewProtocol', 'NewInternalPort', 'NewInternalClient', 'NewEnabled', 'NewPortMappingDescription', 'NewLeaseDuration']],
+  GetListOfPortMappings: [['NewStartPort', 'NewEndPort', 'NewProtocol', 'NewManage', 'NewNumberOfPorts'], ['NewPortListing']],
+  GetExternalIPAddress: [[], ['NewExternalIPAddress']],
+  GetStatusInfo: [[], ['NewConnectionStatus', 'NewLastConnectionError', 'NewUptime']],
+  GetConnectionTypeInfo: [[], ['NewConnectionType', 'NewPossibleConnectionTypes']],
+  GetNATRSIPStatus: [[], ['NewRSIPAvailable', 'NewNATEnabled']],
+  SetConnectionType: [['NewConnectionType'], []],
+  RequestConnection: [[], []],
+  ForceTermination: [[], []],
+  GetCommonLinkProperties: [[], ['NewWANAccessType', 'NewLayer1UpstreamMaxBitRate', 'NewLayer1DownstreamMaxBitRate', 'NewPhysicalLinkStatus']],
+  GetTotalBytesSent: [[], ['NewTotalBytesSent']],
+  GetTotalBytesReceived: [[], ['NewTotalBytesReceived']],
+  GetTotalPacketsSent: [[], ['NewTotalPacketsSent']],
+  GetTotalPacketsReceived: [[], ['NewTotalPacketsReceived']],
+  GetDefaultConnectionService: [[], ['NewDefaultConnectionService']],
+  SetDefaultConnectionService: [['NewDefaultConnectionService'], []]
+}
+
+/** A service's SCPD (UDA 1.0 §2.5): its actions and their arguments; an IGD v1 lists no WANIPConnection:2 action. */
+export function igdScpd (service: keyof typeof SERVICE_ACTIONS, version: 1 | 2): string {
+  const actions = SERVICE_ACTIONS[service].filter((a) => version === 2 || !IGD2_ONLY_ACTIONS.includes(a)).map((name) => {
+    const [ins, outs] = ARGUMENTS[name] ?? [[], []]
+    const args = [...ins.map((a) => [a, 'in']), ...outs.map((a) => [a, 'out'])]
+      .map(([a, d]) => `<argument><name>${a}</name><direction>${d}</direction></argument>`).join('')
+    return `<action><name>${name}</name><argumentList>${args}</argumentList></action>`
+  }).join('')
+  return '<?xml version="1.0"?>\r\n<scpd xmlns="urn:schemas-upnp-org:service-1-0"><specVersion><major>1</major><minor>0</minor></specVersion>' +
+    `<actionList>${actions}</actionList><serviceStateTable></serviceStateTable></scpd>\r\n`
 }

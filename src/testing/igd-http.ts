@@ -2,9 +2,9 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { Clock } from '../clock.js'
 import { UpnpErrorCode } from '../upnp/codes.js'
 import { encodeSoapFault, encodeSoapResponse, escapeXml, parseSoapRequest } from '../upnp/soap.js'
-import { igdAction, type IgdState } from './igd-actions.js'
-import { igdDescription, SERVER, type IgdTypes } from './igd-description.js'
-import type { IgdQuirks, IgdRequest } from './igd-types.js'
+import { igdAction } from './igd-actions.js'
+import { igdDescription, igdScpd, SCPD_PATHS, SERVER, type IgdTypes } from './igd-description.js'
+import type { IgdQuirks, IgdRequest, IgdState } from './igd-types.js'
 
 /**
  * SimulatedIgd's HTTP side: the device description at /rootDesc.xml and SOAP control of its WAN
@@ -46,14 +46,17 @@ function answer (host: IgdHttpHost, req: IncomingMessage, res: ServerResponse, b
   const { quirks, types, clock } = host
   const from = (req.socket.remoteAddress ?? '').replace(/^::ffff:/, '')
   const path = req.url ?? '/'
-  if (req.method === 'GET' && path === '/rootDesc.xml') {
-    host.requests.push({ kind: 'http', what: 'GET', from, atMs: clock.now() })
+  const scpd = SCPD_PATHS[path as keyof typeof SCPD_PATHS]
+  if (req.method === 'GET' && (path === '/rootDesc.xml' || scpd !== undefined)) {
+    host.requests.push({ kind: 'http', what: 'GET', from, atMs: clock.now(), path })
     const controlBase = quirks.controlUrlHost === undefined ? '' : `http://${quirks.controlUrlHost}:${host.httpPort()}`
-    send(quirks, res, 200, igdDescription(types, quirks.firstWanDisconnected, controlBase), 'text/xml; charset="utf-8"')
+    const document = scpd !== undefined ? igdScpd(scpd, types.version) : igdDescription(types, quirks.firstWanDisconnected, controlBase)
+    send(quirks, res, 200, document, 'text/xml; charset="utf-8"')
     return
   }
   const wan = types.controlPaths(quirks.firstWanDisconnected).indexOf(path)
-  if (req.method !== 'POST' || wan === -1) {
+  const urlService = wan !== -1 ? types.service : OTHER_CONTROL_PATHS[path]
+  if (req.method !== 'POST' || urlService === undefined) {
     send(quirks, res, 404, 'not found', 'text/plain')
     return
   }
@@ -61,20 +64,20 @@ function answer (host: IgdHttpHost, req: IncomingMessage, res: ServerResponse, b
   try {
     request = parseSoapRequest(body)
   } catch {
-    host.requests.push({ kind: 'http', what: 'garbage', from, atMs: clock.now() })
+    host.requests.push({ kind: 'http', what: 'garbage', from, atMs: clock.now(), path })
     send(quirks, res, 500, encodeSoapFault(UpnpErrorCode.InvalidAction), 'text/xml; charset="utf-8"')
     return
   }
-  const entry: IgdRequest = { kind: 'http', what: request.action, from, atMs: clock.now(), args: request.args }
+  const entry: IgdRequest = { kind: 'http', what: request.action, from, atMs: clock.now(), path, service: request.serviceType, args: request.args }
   host.requests.push(entry)
   if (quirks.strictSoapAction && !hasExactSoapAction(req, `"${request.serviceType}#${request.action}"`)) {
     send(quirks, res, 200, LOGIN_PAGE, 'text/html')
     return
   }
   const soapAction = req.headers.soapaction
-  // The action's namespace must be this URL's service: pairing WANPPPConnection's control URL
-  // with WANIPConnection's type gets 401 (libtorrent#6611).
-  if (request.serviceType !== types.service || soapAction === undefined) {
+  // miniupnpd finds the action by its name alone; a stricter router wants this URL's service in
+  // the namespace: pairing WANPPPConnection's control URL with WANIPConnection's type gets 401 (libtorrent#6611).
+  if ((quirks.strictServiceType && request.serviceType !== urlService) || soapAction === undefined) {
     entry.fault = UpnpErrorCode.InvalidAction
     send(quirks, res, 500, encodeSoapFault(UpnpErrorCode.InvalidAction), 'text/xml; charset="utf-8"')
     return
@@ -97,8 +100,23 @@ function answer (host: IgdHttpHost, req: IncomingMessage, res: ServerResponse, b
     entry.fault = result
     send(quirks, res, 500, encodeSoapFault(result), 'text/xml; charset="utf-8"')
   } else {
-    send(quirks, res, 200, cutDescription(quirks, encodeSoapResponse(types.service, request.action, result), result), 'text/xml; charset="utf-8"')
+    // miniupnpd answers in the namespace it was asked in.
+    const body = encodeSoapResponse(request.serviceType, request.action, result)
+    send(quirks, res, 200, cdataListing(cutDescription(quirks, body, result), result), 'text/xml; charset="utf-8"')
   }
+}
+
+/** The control URLs of the services besides the WAN connection, and their service types. */
+const OTHER_CONTROL_PATHS: Record<string, string> = {
+  '/ctl/CmnIfCfg': 'urn:schemas-upnp-org:service:WANCommonInterfaceConfig:1',
+  '/ctl/L3F': 'urn:schemas-upnp-org:service:Layer3Forwarding:1'
+}
+
+/** GetListOfPortMappings' NewPortListing as miniupnpd sends it: the document in a CDATA section, not escaped. */
+function cdataListing (body: string, result: Array<[string, string]>): string {
+  const listing = result.find(([name]) => name === 'NewPortListing')?.[1]
+  if (listing === undefined) return body
+  return body.replace(`<NewPortListing>${escapeXml(listing)}</NewPortListing>`, `<NewPortListing><![CDATA[${listing}]]></NewPortListing>`)
 }
 
 /** The reply with its description cut as `quirks.descriptionBytesKept` says, escaped text and all. */

@@ -29,9 +29,15 @@ export interface IgdSsdpHost {
 /** The unicast, multicast and ephemeral-port sockets, bound (see bindSsdpSockets). */
 export type SsdpSockets = [Socket, Socket, Socket]
 
-export async function bindSsdpSockets (address: string): Promise<SsdpSockets> {
+/** The unicast socket on `unicastPort` (0: any free port), the other two on free ports. */
+export async function bindSsdpSockets (address: string, unicastPort = 0): Promise<SsdpSockets> {
   const sockets = [createSocket('udp4'), createSocket('udp4'), createSocket('udp4')] as SsdpSockets
-  await Promise.all(sockets.map(async (s) => { await bind(s, address, 0) }))
+  try {
+    await Promise.all(sockets.map(async (s, i) => { await bind(s, address, i === 0 ? unicastPort : 0) }))
+  } catch (err) {
+    for (const s of sockets) try { s.close() } catch {}
+    throw err
+  }
   return sockets
 }
 

@@ -5,7 +5,7 @@
  * share them without importing igd.ts.
  */
 
-/** Router behaviours a test switches on. All off by default (except `lowPortsRefused`). */
+/** Router behaviours a test switches on. Off by default, except those miniupnpd 2.3.1 has (`lowPortsRefused`, `emptyInternalClientFails`). */
 export interface IgdQuirks {
   /** Answers multicast M-SEARCH only, never unicast to gateway:1900 (Eero: tailscale#3197). */
   ignoreUnicastSsdp: boolean
@@ -60,9 +60,20 @@ export interface IgdQuirks {
    * into `char desc[64]` (upnpsoap.c; the lab's 2.3.1 answered `&am` then stack bytes).
    */
   descriptionBytesKept: number | undefined
+  /**
+   * An AddPortMapping with an empty NewInternalClient fails with 501 ActionFailed: miniupnpd
+   * 2.3.1 takes its dual-stack HTTP socket's "::ffff:a.b.c.d" for the client, which no rule
+   * accepts (seen in the lab; miniupnp#236 meant it as "the requester"). Default true; false
+   * maps to the requester.
+   */
+  emptyInternalClientFails: boolean
+  /** 714 NoSuchEntryInArray for a DeletePortMapping of an entry that is not there, as the spec says (miniupnpd 2.3.1 with nftables answers success). */
+  noSuchEntryOnDelete: boolean
+  /** An action posted to another service's control URL, or in another service's namespace, gets 401 (libtorrent#6611); miniupnpd finds any action by its name. */
+  strictServiceType: boolean
 }
 
-/** Every quirk off, except `lowPortsRefused`. */
+/** Every quirk off, except what miniupnpd 2.3.1 does (`lowPortsRefused`, `emptyInternalClientFails`). */
 export function defaultIgdQuirks (): IgdQuirks {
   return {
     ignoreUnicastSsdp: false,
@@ -87,7 +98,10 @@ export function defaultIgdQuirks (): IgdQuirks {
     statusDisconnected: false,
     httpDelayMs: 0,
     staleOnOverwrite: false,
-    descriptionBytesKept: undefined
+    descriptionBytesKept: undefined,
+    emptyInternalClientFails: true,
+    noSuchEntryOnDelete: false,
+    strictServiceType: false
   }
 }
 
@@ -113,8 +127,26 @@ export interface IgdRequest {
   what: string
   from: string
   atMs: number
+  /** For HTTP: the path asked for (a control URL's, or a document's). */
+  path?: string
+  /** For SOAP: the service type the action was sent in (its namespace). */
+  service?: string
   /** SOAP arguments in order. */
   args?: Array<[string, string]>
   /** The UPnP error code answered, if any. */
   fault?: number
+}
+
+/** The table and what the actions read, as they see it at one request (igd-actions.ts). */
+export interface IgdState {
+  readonly igdVersion: 1 | 2
+  readonly externalAddress: string
+  readonly quirks: IgdQuirks
+  /** In the order made; listed newest first, as miniupnpd's chain is. */
+  readonly mappings: Map<string, SimulatedIgdMapping>
+  readonly nowMs: number
+  /** Seconds since the IGD (re)started, for NewUptime. */
+  readonly uptimeSeconds: number
+  /** The WAN connection device's UDN, for Layer3Forwarding's default connection service. */
+  readonly wanConnectionUdn: string
 }

@@ -1,26 +1,29 @@
 import type { Server } from 'node:http'
-import type { AddressInfo } from 'node:net'
+import type { AddressInfo, Server as NetServer } from 'node:net'
 import { systemClock, type Clock } from '../clock.js'
 import type { SsdpTarget } from '../upnp/ssdp.js'
-import type { IgdState } from './igd-actions.js'
-import { igdTypes, type IgdTypes } from './igd-description.js'
+import { igdTypes, WAN_CONNECTION_UDN, type IgdTypes } from './igd-description.js'
 import { serveIgd, startServer, stopServer, type IgdHttpHost } from './igd-http.js'
 import { bindSsdpSockets, IgdSsdp, type SsdpSockets } from './igd-ssdp.js'
-import { defaultIgdQuirks, type IgdQuirks, type IgdRequest, type SimulatedIgdMapping } from './igd-types.js'
+import { startMinissdpd } from './igd-minissdpd.js'
+import { defaultIgdQuirks, type IgdQuirks, type IgdRequest, type IgdState, type SimulatedIgdMapping } from './igd-types.js'
 
 export type { IgdQuirks, IgdRequest, SimulatedIgdMapping } from './igd-types.js'
 
 /**
  * A UPnP IGD (v1 or v2) on loopback: an SSDP responder, an HTTP server with the device
- * description, and SOAP control of WANIPConnection with its own mapping table. It behaves like
- * miniupnpd where nothing else is asked (the 1024-65535 rule, secure mode, the v2 lease cap, 718
- * on v1 where v2 says 606) and counts every request, so a test can assert what a client achieved
+ * description and its SCPD documents, and SOAP control of WANIPConnection,
+ * WANCommonInterfaceConfig and Layer3Forwarding over its own mapping table. It answers as
+ * miniupnpd 2.3.1 does (test/lab/differential.test.ts compares them; docs/testing.md lists what
+ * differs on purpose) and counts every request, so a test can assert what a client achieved
  * and what it cost the router. `quirks` switches on the router behaviours of
  * shared/reference/router-quirks-and-anchors.md §3 that concern UPnP.
  *
- * SSDP has two sockets, both on the IGD's address with ephemeral ports: `ssdpUnicastTarget`
- * stands for gateway:1900, `ssdpMulticastTarget` for the group 239.255.255.250:1900 (nothing is
- * multicast). Point a client's gateway SSDP port at the first and its multicast target at the second.
+ * SSDP has two sockets, both on the IGD's address with ephemeral ports unless `ssdpPort` fixes
+ * the first: `ssdpUnicastTarget` stands for gateway:1900, `ssdpMulticastTarget` for the group
+ * 239.255.255.250:1900 (nothing is multicast). Point a client's gateway SSDP port at the first
+ * and its multicast target at the second; a client of its own takes `descriptionUrl`, or the
+ * `minissdpdSocket`.
  */
 
 export interface SimulatedIgdOptions {
@@ -28,9 +31,29 @@ export interface SimulatedIgdOptions {
   address?: string
   /** Address of the HTTP server, when it should differ (a responder that is not the gateway). */
   httpAddress?: string
+  /**
+   * The HTTP server's port. Default 0 (any free port); a fixed one lets a client that was given
+   * the description URL once (`upnpc -u`, a saved config) find the IGD again after `restart()`.
+   */
+  httpPort?: number
+  /**
+   * Port of the SSDP unicast socket. Default 0; 1900 makes the IGD answer a real client's unicast
+   * M-SEARCH to this address, as a gateway does at gateway:1900 (needs an address of its own,
+   * such as 127.0.0.2, where nothing else holds 1900).
+   */
+  ssdpPort?: number
+  /**
+   * A path for a minissdpd-compatible unix socket (igd-minissdpd.ts), through which miniupnpc's
+   * clients (`upnpc -p <path>`) discover the IGD with no multicast. Default: none.
+   */
+  minissdpdSocket?: string
   /** The description served: InternetGatewayDevice:1 with WANIPConnection:1, or :2 with :2. Default 2. */
   igdVersion?: 1 | 2
-  /** The WAN address reported. Default 203.0.113.1 (TEST-NET-3). '' or '0.0.0.0' for a router without one. */
+  /**
+   * The WAN address reported. Default 11.0.0.1, the public-looking address the lab's router has
+   * and SimulatedPmpGateway's default (a real router behind a reserved one is the double-NAT
+   * case: set it). '' or '0.0.0.0' for a router without one.
+   */
   externalAddress?: string
   /** BOOTID.UPNP.ORG of the first boot. Default 1. */
   bootId?: number
@@ -68,6 +91,8 @@ export class SimulatedIgd {
   #server: Server
   #mappings = new Map<string, SimulatedIgdMapping>()
   #closed = false
+  #bootedAtMs: number
+  #minissdpd: NetServer | undefined
 
   private constructor (sockets: SsdpSockets, server: Server, options: SimulatedIgdOptions) {
     this.#server = server
@@ -75,9 +100,10 @@ export class SimulatedIgd {
     this.#httpAddress = options.httpAddress ?? options.address ?? '127.0.0.1'
     this.igdVersion = options.igdVersion ?? 2
     this.#types = igdTypes(this.igdVersion)
-    this.externalAddress = options.externalAddress ?? '203.0.113.1'
+    this.externalAddress = options.externalAddress ?? '11.0.0.1'
     this.notifyTargets = options.notifyTargets ?? []
     this.bootId = options.bootId ?? 1
+    this.#bootedAtMs = this.#clock.now()
     this.#ssdp = new IgdSsdp(sockets, {
       quirks: this.quirks,
       types: this.#types,
@@ -105,9 +131,24 @@ export class SimulatedIgd {
 
   static async start (options: SimulatedIgdOptions = {}): Promise<SimulatedIgd> {
     const address = options.address ?? '127.0.0.1'
-    const sockets = await bindSsdpSockets(address)
-    const server = await startServer(options.httpAddress ?? address, 0)
-    return new SimulatedIgd(sockets, server, options)
+    const sockets = await bindSsdpSockets(address, options.ssdpPort ?? 0)
+    let server
+    try {
+      server = await startServer(options.httpAddress ?? address, options.httpPort ?? 0)
+    } catch (err) {
+      for (const s of sockets) try { s.close() } catch {}
+      throw err
+    }
+    const igd = new SimulatedIgd(sockets, server, options)
+    if (options.minissdpdSocket !== undefined) {
+      try {
+        igd.#minissdpd = await startMinissdpd(options.minissdpdSocket, { types: igd.#types, uuid: igd.uuid, location: () => igd.#location() })
+      } catch (err) {
+        await igd.close()
+        throw err
+      }
+    }
+    return igd
   }
 
   /** Stands for gateway:1900. */
@@ -123,10 +164,10 @@ export class SimulatedIgd {
   /** HTTP requests received and not yet answered (with httpDelayMs: what a client has in flight). */
   get httpInFlight (): number { return this.#httpInFlight }
 
-  /** Live mappings, expired ones purged first. */
+  /** Live mappings, expired ones purged first, oldest first (GetGenericPortMappingEntry lists them newest first, as miniupnpd does): copies, so a test cannot change the table by accident. */
   mappings (): SimulatedIgdMapping[] {
     this.#purge()
-    return [...this.#mappings.values()]
+    return [...this.#mappings.values()].map((m) => ({ ...m }))
   }
 
   /** Requests of one kind: SSDP searches (optionally per socket) or SOAP actions (optionally one action). */
@@ -160,6 +201,7 @@ export class SimulatedIgd {
     await stopServer(this.#server)
     this.#mappings.clear()
     this.bootId++
+    this.#bootedAtMs = this.#clock.now()
     this.#server = await startServer(this.#httpAddress, port)
     serveIgd(this.#server, this.#http)
     this.announce()
@@ -173,7 +215,7 @@ export class SimulatedIgd {
   async close (): Promise<void> {
     if (this.#closed) return
     this.#closed = true
-    await Promise.all([stopServer(this.#server), this.#ssdp.close()])
+    await Promise.all([stopServer(this.#server), this.#ssdp.close(), ...(this.#minissdpd === undefined ? [] : [new Promise((resolve) => this.#minissdpd!.close(resolve))])])
   }
 
   #location (): string {
@@ -183,7 +225,11 @@ export class SimulatedIgd {
   /** The table as the actions see it: expired entries purged. */
   #table (): IgdState {
     this.#purge()
-    return { igdVersion: this.igdVersion, externalAddress: this.externalAddress, quirks: this.quirks, mappings: this.#mappings, nowMs: this.#clock.now() }
+    const nowMs = this.#clock.now()
+    return {
+      igdVersion: this.igdVersion, externalAddress: this.externalAddress, quirks: this.quirks, mappings: this.#mappings, nowMs,
+      uptimeSeconds: Math.floor((nowMs - this.#bootedAtMs) / 1000), wanConnectionUdn: WAN_CONNECTION_UDN
+    }
   }
 
   #purge (): void {

@@ -1,16 +1,16 @@
 import type { RemoteInfo } from 'node:dgram'
 import type { Clock } from '../clock.js'
 import type { TransportProtocol } from '../gateway.js'
-import { decodeNatPmpRequest, encodeNatPmpResponse, type NatPmpResponse } from '../natpmp/codec.js'
+import { encodePcpResponse } from '../pcp/codec.js'
+import { PCP_VERSION, PcpResultCode } from '../pcp/codes.js'
 import { NatPmpResultCode } from '../natpmp/codes.js'
-import { decodePcpRequest, encodePcpResponse, type PcpRequest, type PcpResponse } from '../pcp/codec.js'
-import { IanaProtocol, PCP_VERSION, PcpOpcode, PcpResultCode } from '../pcp/codes.js'
 import type { PmpFaults, PmpRules, ReceivedRequest, SimulatedMapping } from './pmp-types.js'
 
 /**
- * SimulatedPmpGateway's answers to a NAT-PMP (version 0) or PCP request over its mapping table,
- * as miniupnpd gives them, with the faults that change an answer applied. Keyed
- * `protocol/client/internalPort`. A malformed request throws MalformedPacketError (the codecs').
+ * SimulatedPmpGateway's NAT-PMP answers (RFC 6886) over its mapping table, as miniupnpd 2.3.1
+ * gives them (natpmp.c, ProcessIncomingNATPMPPacket), with the faults that change an answer
+ * applied; the PCP answers are pmp-pcp.ts. The table is keyed `protocol/externalPort`, as a
+ * router's NAT is: one external port, one mapping, whoever asked for it. `undefined`: no answer.
  */
 
 /** The gateway as its handlers see it: what they read, and the table and log they change. */
@@ -18,6 +18,7 @@ export interface PmpTable {
   readonly rules: PmpRules
   readonly faults: PmpFaults
   readonly clock: Clock
+  /** In the order made; routers list (and search) the newest first. */
   readonly mappings: Map<string, SimulatedMapping>
   readonly received: ReceivedRequest[]
   externalAddress: () => string
@@ -26,104 +27,125 @@ export interface PmpTable {
 
 export function answerNatPmp (gw: PmpTable, bytes: Uint8Array, rinfo: RemoteInfo): Uint8Array | undefined {
   const epochSeconds = gw.epochSeconds()
+  const log = (summary: string, via: ReceivedRequest['via'] = 'natpmp'): void => { gw.received.push({ via, from: rinfo.address, atMs: gw.clock.now(), summary }) }
+  const opcode = bytes[1] ?? 0
+  // natpmp.c: shorter than 2 bytes, or a mapping request shorter than 12, is dropped; so are responses.
+  if (bytes.length < 2 || ((opcode === 1 || opcode === 2) && bytes.length < 12)) {
+    log(`too short (${bytes.length} bytes)`, 'garbage')
+    return undefined
+  }
+  if ((opcode & 0x80) !== 0) {
+    log(`a response (opcode ${opcode})`, 'garbage')
+    return undefined
+  }
   if (!gw.rules.natpmp) {
-    gw.received.push({ via: 'natpmp', from: rinfo.address, atMs: gw.clock.now(), summary: 'version 0 refused' })
+    log('version 0 refused')
     // RFC 6887 §9: a PCP-only server answers a NAT-PMP request with UNSUPP_VERSION.
-    return encodePcpResponse({ version: PCP_VERSION, opcode: bytes[1] ?? 0, resultCode: PcpResultCode.UNSUPP_VERSION, lifetimeSeconds: 0, epochSeconds, options: [] })
+    return encodePcpResponse({ version: PCP_VERSION, opcode, resultCode: PcpResultCode.UNSUPP_VERSION, lifetimeSeconds: 0, epochSeconds, options: [] })
   }
-  const request = decodeNatPmpRequest(bytes)
-  if (request.opcode === 'external-address') {
-    gw.received.push({ via: 'natpmp', from: rinfo.address, atMs: gw.clock.now(), summary: 'EXTERNAL_ADDRESS' })
-    const result = gw.faults.externalAddressResult
-    if (result !== undefined) return encodeNatPmpResponse({ opcode: 'error', requestOpcode: 0, resultCode: result, epochSeconds }, { length: 12 })
-    return encodeNatPmpResponse({ opcode: 'external-address', resultCode: 0, epochSeconds, externalAddress: gw.externalAddress() })
+  if (opcode === 0) {
+    log('EXTERNAL_ADDRESS')
+    const fault = gw.faults.externalAddressResult
+    const address = gw.externalAddress()
+    const result = fault ?? (address === '' || address === '0.0.0.0' ? NatPmpResultCode.NETWORK_FAILURE : 0)
+    return natPmpAnswer(opcode, result, epochSeconds, 12, (view) => { if (result === 0) view.setUint32(8, ipv4Number(address)) })
   }
-  const { protocol, internalPort, suggestedExternalPort, lifetimeSeconds } = request
-  gw.received.push({ via: 'natpmp', from: rinfo.address, atMs: gw.clock.now(), summary: `MAP ${protocol} ${internalPort} lifetime ${lifetimeSeconds}` })
-  const requestOpcode = protocol === 'udp' ? 1 : 2
+  if (opcode !== 1 && opcode !== 2) {
+    log(`opcode ${opcode}`)
+    return natPmpAnswer(opcode, NatPmpResultCode.UNSUPPORTED_OPCODE, epochSeconds, 8)
+  }
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength)
+  const protocol: TransportProtocol = opcode === 1 ? 'udp' : 'tcp'
+  const internalPort = view.getUint16(4)
+  let externalPort = view.getUint16(6)
+  const lifetimeSeconds = view.getUint32(8)
+  log(`MAP ${protocol} ${internalPort} lifetime ${lifetimeSeconds}`)
+  const reply = (result: number, lifetime: number): Uint8Array => natPmpAnswer(opcode, result, epochSeconds, 16, (v) => {
+    v.setUint16(8, internalPort)
+    v.setUint16(10, externalPort)
+    v.setUint32(12, lifetime)
+  })
   const refused = gw.faults.refuseWith?.natpmp
-  if (refused !== undefined) {
-    return encodeNatPmpResponse({ opcode: 'error', requestOpcode, resultCode: refused, epochSeconds }, { length: 16 })
-  }
-  const key = mappingKey(protocol, rinfo.address, internalPort)
+  if (refused !== undefined) return reply(refused, lifetimeSeconds)
+  purgeExpired(gw)
   if (lifetimeSeconds === 0) {
-    gw.mappings.delete(key)
-    return encodeNatPmpResponse({ opcode: 'map', resultCode: 0, protocol, epochSeconds, internalPort, externalPort: 0, lifetimeSeconds: 0 })
+    // RFC 6886 §3.4; miniupnpd takes only what NAT-PMP made for this host, all of it for internal port 0.
+    externalPort = 0
+    for (const [key, m] of gw.mappings) {
+      if (m.via === 'natpmp' && m.clientAddress === rinfo.address && (internalPort === 0 || (m.internalPort === internalPort && m.protocol === protocol))) gw.mappings.delete(key)
+    }
+    return reply(0, 0)
   }
-  const externalPort = allocate(gw, key, protocol, suggestedExternalPort === 0 ? internalPort : suggestedExternalPort)
-  if (externalPort === undefined) {
-    return encodeNatPmpResponse({ opcode: 'error', requestOpcode, resultCode: NatPmpResultCode.OUT_OF_RESOURCES, epochSeconds }, { length: 16 })
+  if (internalPort === 0) return reply(NatPmpResultCode.NOT_AUTHORIZED, lifetimeSeconds)
+  const found = searchExternalPort(gw, protocol, rinfo.address, internalPort, externalPort === 0 ? internalPort : externalPort, false)
+  if (typeof found === 'string') {
+    externalPort = externalPort === 0 ? internalPort : externalPort
+    return reply(found === 'none permitted' ? NatPmpResultCode.NOT_AUTHORIZED : NatPmpResultCode.OUT_OF_RESOURCES, lifetimeSeconds)
   }
-  const granted = grantLifetime(gw, lifetimeSeconds, false)
-  gw.mappings.set(key, {
-    protocol, clientAddress: rinfo.address, internalPort, externalPort, lifetimeSeconds: granted,
-    expiresAtMs: gw.clock.now() + granted * 1000, nonce: undefined, via: 'natpmp'
-  })
-  const response: NatPmpResponse = { opcode: 'map', resultCode: 0, protocol, epochSeconds, internalPort, externalPort, lifetimeSeconds: granted }
-  return encodeNatPmpResponse(response)
+  externalPort = found
+  const granted = capped(gw, lifetimeSeconds)
+  // miniupnpd adds the lifetime to its clock (seconds since boot) in 32 bits: near 2^32 the sum
+  // wraps into the past and the mapping expires at once, though SUCCESS was answered.
+  const wraps = ROUTER_UPTIME_SECONDS + epochSeconds + granted > 0xffffffff
+  const expiresAtMs = wraps ? gw.clock.now() : gw.clock.now() + granted * 1000
+  setMapping(gw, { protocol, clientAddress: rinfo.address, internalPort, externalPort, lifetimeSeconds: granted, expiresAtMs, nonce: undefined, via: 'natpmp' })
+  return reply(0, granted)
 }
 
-export function answerPcp (gw: PmpTable, bytes: Uint8Array, rinfo: RemoteInfo): Uint8Array | undefined {
-  const epochSeconds = gw.epochSeconds()
-  if (!gw.rules.pcp) {
-    gw.received.push({ via: 'pcp', from: rinfo.address, atMs: gw.clock.now(), summary: 'version refused (NAT-PMP only)' })
-    // A NAT-PMP-only server answers any other version with its 8-byte UNSUPPORTED_VERSION reply.
-    return encodeNatPmpResponse({ opcode: 'error', requestOpcode: (bytes[1] ?? 0) & 0x7f, resultCode: NatPmpResultCode.UNSUPPORTED_VERSION, epochSeconds })
-  }
-  const request = decodePcpRequest(bytes)
-  gw.received.push({ via: 'pcp', from: rinfo.address, atMs: gw.clock.now(), summary: describePcp(request) })
-  const reply = (resultCode: number, lifetimeSeconds: number, map?: PcpResponse['map']): Uint8Array =>
-    encodePcpResponse({ version: PCP_VERSION, opcode: request.opcode, resultCode, lifetimeSeconds, epochSeconds, ...(map === undefined ? {} : { map }), options: [] })
-  if (request.version !== PCP_VERSION) return reply(PcpResultCode.UNSUPP_VERSION, 0)
-  if (request.clientAddress !== rinfo.address || gw.faults.addressMismatch) return reply(PcpResultCode.ADDRESS_MISMATCH, 0, request.map)
-  if (request.opcode === PcpOpcode.ANNOUNCE) return reply(PcpResultCode.SUCCESS, 0)
-  if (request.opcode !== PcpOpcode.MAP || request.map === undefined) return reply(PcpResultCode.UNSUPP_OPCODE, 0)
-  const map = request.map
-  const refused = gw.faults.refuseWith?.pcp
-  if (refused !== undefined) return reply(refused, gw.faults.refuseWith?.lifetimeSeconds ?? 0, map)
-  const protocol = map.protocol === IanaProtocol.tcp ? 'tcp' : map.protocol === IanaProtocol.udp ? 'udp' : undefined
-  if (protocol === undefined) return reply(PcpResultCode.UNSUPP_PROTOCOL, 0, map)
-  const key = mappingKey(protocol, rinfo.address, map.internalPort)
-  purgeExpired(gw)
-  const existing = gw.mappings.get(key)
-  const nonce = hex(map.nonce)
-  if (existing?.nonce !== undefined && existing.nonce !== nonce &&
-      (request.lifetimeSeconds === 0 || gw.rules.enforceNonceOnRenew)) {
-    return reply(PcpResultCode.NOT_AUTHORIZED, 0, map)
-  }
-  if (request.lifetimeSeconds === 0) {
-    gw.mappings.delete(key)
-    return reply(PcpResultCode.SUCCESS, 0, { ...map, externalAddress: gw.externalAddress() })
-  }
-  const externalPort = allocate(gw, key, protocol, map.externalPort === 0 ? map.internalPort : map.externalPort)
-  if (externalPort === undefined) return reply(PcpResultCode.NO_RESOURCES, 30, map)
-  const granted = grantLifetime(gw, request.lifetimeSeconds, true)
-  gw.mappings.set(key, {
-    protocol, clientAddress: rinfo.address, internalPort: map.internalPort, externalPort, lifetimeSeconds: granted,
-    expiresAtMs: gw.clock.now() + granted * 1000, nonce, via: 'pcp'
-  })
-  return reply(PcpResultCode.SUCCESS, granted, { ...map, externalPort, externalAddress: gw.externalAddress() })
+/** How long the router had been up when its NAT-PMP epoch began, for miniupnpd's 32-bit expiry: a day. */
+const ROUTER_UPTIME_SECONDS = 86_400
+
+/** miniupnpd's NAT-PMP answer: version 0, opcode + 128, the result, the epoch, then the fields. */
+function natPmpAnswer (opcode: number, result: number, epochSeconds: number, length: number, fill?: (view: DataView) => void): Uint8Array {
+  const out = new Uint8Array(length)
+  const view = new DataView(out.buffer)
+  out[1] = 128 + opcode
+  view.setUint16(2, result)
+  view.setUint32(4, epochSeconds)
+  fill?.(view)
+  return out
 }
 
-function grantLifetime (gw: PmpTable, requested: number, clamp: boolean): number {
-  let granted = requested
-  if (clamp) granted = Math.min(Math.max(granted, gw.rules.minLifetimeSeconds), gw.rules.maxLifetimeSeconds)
+/** The lifetime granted once `faults.capLifetimeSeconds` is applied. */
+export function capped (gw: PmpTable, lifetimeSeconds: number): number {
   const cap = gw.faults.capLifetimeSeconds
-  return cap === undefined ? granted : Math.min(granted, cap)
+  return cap === undefined ? lifetimeSeconds : Math.min(lifetimeSeconds, cap)
 }
 
-/** The suggested port if free for this key, else the next free one upward (miniupnpd's search). */
-function allocate (gw: PmpTable, key: string, protocol: TransportProtocol, suggested: number): number | undefined {
-  purgeExpired(gw)
-  const { minExternalPort, maxExternalPort } = gw.rules
-  const taken = new Set<number>()
-  for (const [k, m] of gw.mappings) if (k !== key && m.protocol === protocol) taken.add(m.externalPort)
-  const start = Math.min(Math.max(suggested, minExternalPort), maxExternalPort)
-  for (let i = 0; i <= maxExternalPort - minExternalPort; i++) {
-    const port = minExternalPort + ((start - minExternalPort + i) % (maxExternalPort - minExternalPort + 1))
-    if (!taken.has(port)) return port
+/** Whether the router's permission rule allows this pair (miniupnpd's sample: allow 1024-65535 ... 1024-65535). */
+function permitted (gw: PmpTable, externalPort: number, internalPort: number): boolean {
+  const { minExternalPort, maxExternalPort, minInternalPort } = gw.rules
+  return externalPort >= minExternalPort && externalPort <= maxExternalPort && internalPort >= minInternalPort && internalPort <= 65535
+}
+
+/**
+ * miniupnpd's search for an external port (natpmp.c, pcpserver.c CreatePCPMap_NAT): the port
+ * asked, then upward (65535 wraps to 1), past ports the rules refuse and ports held by another
+ * host or another internal port; the same host's entry for this internal port is replaced.
+ * `preferFailure` (PCP's PREFER_FAILURE) gives up at the first refused or taken-by-us port.
+ */
+export function searchExternalPort (gw: PmpTable, protocol: TransportProtocol, client: string, internalPort: number, first: number,
+  preferFailure: boolean): number | 'none permitted' | 'none free' | 'not the one asked' {
+  let anyPermitted = false
+  for (let port = first, tries = 0; tries < 65535; tries++, port = port === 65535 ? 1 : port + 1) {
+    if (!permitted(gw, port, internalPort)) {
+      if (preferFailure) return 'not the one asked'
+      continue
+    }
+    anyPermitted = true
+    const held = gw.mappings.get(mappingKey(protocol, port))
+    if (held === undefined || (held.clientAddress === client && held.internalPort === internalPort)) return port
+    // miniupnpd's port_in_use() passes over another host's port before PREFER_FAILURE is looked at.
+    if (held.clientAddress === client && preferFailure) return 'not the one asked'
   }
-  return undefined
+  return anyPermitted ? 'none free' : 'none permitted'
+}
+
+/** Stores `m`, as the newest entry (a replaced one is deleted and made again, as miniupnpd does). */
+export function setMapping (gw: PmpTable, m: SimulatedMapping): void {
+  const key = mappingKey(m.protocol, m.externalPort)
+  gw.mappings.delete(key)
+  gw.mappings.set(key, m)
 }
 
 /** Drops the entries whose lifetime is over. */
@@ -132,16 +154,10 @@ export function purgeExpired (gw: PmpTable): void {
   for (const [key, m] of gw.mappings) if (m.expiresAtMs <= now) gw.mappings.delete(key)
 }
 
-function mappingKey (protocol: TransportProtocol, client: string, internalPort: number): string {
-  return `${protocol}/${client}/${internalPort}`
+export function mappingKey (protocol: TransportProtocol, externalPort: number): string {
+  return `${protocol}/${externalPort}`
 }
 
-function hex (bytes: Uint8Array): string {
-  return Buffer.from(bytes).toString('hex')
-}
-
-function describePcp (request: PcpRequest): string {
-  if (request.opcode === PcpOpcode.ANNOUNCE) return 'ANNOUNCE'
-  if (request.map === undefined) return `opcode ${request.opcode}`
-  return `MAP ${request.map.protocol} ${request.map.internalPort} lifetime ${request.lifetimeSeconds}`
+export function ipv4Number (address: string): number {
+  return address.split('.').reduce((n, octet) => n * 256 + Number(octet), 0)
 }

@@ -1,19 +1,20 @@
 import { createSocket, type RemoteInfo, type Socket } from 'node:dgram'
 import { isIPv6 } from 'node:net'
 import { systemClock, type Clock } from '../clock.js'
-import { MalformedPacketError } from '../errors.js'
 import { encodeNatPmpResponse } from '../natpmp/codec.js'
 import { encodePcpResponse } from '../pcp/codec.js'
 import { PCP_VERSION, PcpOpcode } from '../pcp/codes.js'
-import { answerNatPmp, answerPcp, purgeExpired, type PmpTable } from './pmp-answers.js'
+import { answerNatPmp, purgeExpired, type PmpTable } from './pmp-answers.js'
+import { answerPcp } from './pmp-pcp.js'
 import type { PmpFaults, PmpRules, ReceivedRequest, SimulatedMapping, SimulatedPmpGatewayOptions } from './pmp-types.js'
 
 export type { PmpFaults, ReceivedRequest, SimulatedMapping, SimulatedPmpGatewayOptions } from './pmp-types.js'
 
 /**
- * A NAT-PMP (RFC 6886) and PCP (RFC 6887) gateway on one UDP socket, as miniupnpd serves both
- * on port 5351. It keeps its own mapping table, enforces the PCP nonce on renew and delete,
- * counts every request, and can be told to misbehave (see `faults`), so tests can assert both
+ * A NAT-PMP (RFC 6886) and PCP (RFC 6887) gateway on one UDP socket, as miniupnpd 2.3.1 serves
+ * both on port 5351 (test/lab/differential.test.ts compares them; docs/testing.md lists what
+ * differs on purpose). It keeps its own mapping table, one entry per external port, checks the
+ * PCP nonce on delete (and on renew with `enforceNonceOnRenew`), counts every request, and can be told to misbehave (see `faults`), so tests can assert both
  * what a client achieved and what it cost the router.
  */
 
@@ -50,7 +51,8 @@ export class SimulatedPmpGateway {
       maxLifetimeSeconds: options.maxLifetimeSeconds ?? 86400,
       minExternalPort: options.minExternalPort ?? 1024,
       maxExternalPort: options.maxExternalPort ?? 65535,
-      enforceNonceOnRenew: options.enforceNonceOnRenew ?? true
+      minInternalPort: options.minInternalPort ?? 1024,
+      enforceNonceOnRenew: options.enforceNonceOnRenew ?? false
     }
     this.#epochStartMs = this.#clock.now()
     this.#table = {
@@ -93,10 +95,10 @@ export class SimulatedPmpGateway {
     return this.received.filter((r) => r.via === via).length
   }
 
-  /** Live mappings (expired ones are purged first). */
+  /** Live mappings (expired ones are purged first), oldest first: copies, so a test cannot change the table by accident. */
   mappings (): SimulatedMapping[] {
     purgeExpired(this.#table)
-    return [...this.#mappings.values()]
+    return [...this.#mappings.values()].map((m) => ({ ...m }))
   }
 
   /** A reboot: the epoch starts again from 0 and, unless told otherwise, every mapping is lost. */
@@ -143,14 +145,12 @@ export class SimulatedPmpGateway {
       this.received.push({ via: bytes[0] === 0 ? 'natpmp' : 'pcp', from: rinfo.address, atMs: this.#clock.now(), summary: 'dropped' })
       return
     }
-    let reply: Uint8Array | undefined
-    try {
-      reply = bytes[0] === 0 ? answerNatPmp(this.#table, bytes, rinfo) : answerPcp(this.#table, bytes, rinfo)
-    } catch (err) {
-      if (!(err instanceof MalformedPacketError)) throw err
-      this.received.push({ via: 'garbage', from: rinfo.address, atMs: this.#clock.now(), summary: err.reason })
+    if (bytes.length === 0) {
+      this.received.push({ via: 'garbage', from: rinfo.address, atMs: this.#clock.now(), summary: 'empty' })
       return
     }
+    // miniupnpd: version 0 is NAT-PMP, everything else is PCP's to answer.
+    const reply = bytes[0] === 0 ? answerNatPmp(this.#table, bytes, rinfo) : answerPcp(this.#table, bytes, rinfo)
     const mangle = this.faults.mangle
     const mangled = mangle === undefined ? reply : mangle(reply, bytes)
     if (mangled === undefined || this.faults.silent) return

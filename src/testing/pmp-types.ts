@@ -24,7 +24,12 @@ export interface SimulatedPmpGatewayOptions {
   /** External ports the gateway may hand out; miniupnpd's sample config allows 1024-65535. */
   minExternalPort?: number
   maxExternalPort?: number
-  /** Refuse PCP renewals that carry another nonce (miniupnpd refuses deletes; we default to both). */
+  /** Internal ports below this are refused (NOT_AUTHORIZED), as miniupnpd's sample rule does. Default 1024. */
+  minInternalPort?: number
+  /**
+   * Refuse PCP renewals that carry another nonce (NOT_AUTHORIZED). Default false: miniupnpd
+   * checks the nonce on delete only, and a MAP with another nonce takes the mapping over.
+   */
   enforceNonceOnRenew?: boolean
   /**
    * A second address to bind, for `faults.wrongSourceAddress`: answers then come from another

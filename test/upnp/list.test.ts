@@ -34,7 +34,8 @@ test('UpnpClient.list reads the whole table, whoever made the entries; a router 
   await mapChecked(client, { protocol: 'tcp', internalPort: 7001, lifetimeSeconds: 3600, description: 'one' })
   await mapChecked(client, { protocol: 'udp', internalPort: 7002, lifetimeSeconds: 0, description: 'two' })
   const listed = await client.list()
-  assert.deepEqual(listed.entries.map((m) => `${m.protocol} ${m.externalPort} ${m.internalPort} ${m.description}`), ['tcp 7001 7001 one', 'udp 7002 7002 two'])
+  // Newest first, as miniupnpd lists its table.
+  assert.deepEqual(listed.entries.map((m) => `${m.protocol} ${m.externalPort} ${m.internalPort} ${m.description}`), ['udp 7002 7002 two', 'tcp 7001 7001 one'])
   assert.equal(igd.count('http', 'GetGenericPortMappingEntry'), 3, 'two entries and the 713 that ends the table')
   igd.quirks.noListing = true
   assert.deepEqual(await client.list(), { entries: [], unreadable: [] })
@@ -68,7 +69,7 @@ test('UpnpClient.list: an entry the router sends cut mid-entity (miniupnpd <= 2.
   const client = await UpnpClient.discover(discoverOptions(igd))
   ctx.after(() => { client.close() })
   const listed = await client.list()
-  assert.deepEqual(listed.entries.map((m) => `${m.protocol} ${m.externalPort} ${m.description}`), ['tcp 7010 short', 'udp 7012 also short'])
+  assert.deepEqual(listed.entries.map((m) => `${m.protocol} ${m.externalPort} ${m.description}`), ['udp 7012 also short', 'tcp 7010 short'])
   const unreadable = listed.unreadable
   assert.deepEqual(unreadable.map((u) => u.index), [1])
   assert.match(unreadable[0]!.reason, /not well-formed XML/)
@@ -110,9 +111,9 @@ test('natmapper map --description caps it; natmapper list --protocol upnp shows 
   assert.equal(listed.code, 0, listed.stderr)
   const result = JSON.parse(listed.stdout) as { mappings: Array<{ externalPort: number }>, unreadable: Array<{ index: number, reason: string }> }
   assert.deepEqual(result.mappings.map((m) => m.externalPort), [7030])
-  assert.deepEqual(result.unreadable.map((u) => u.index), [0])
+  assert.deepEqual(result.unreadable.map((u) => u.index), [1], 'newest first: 7030, then 7031')
   const human = await runCli(['list', ...flags])
   assert.equal(human.code, 0, human.stderr)
   assert.match(human.stdout, /tcp 7030 -> 127\.0\.0\.1:7030/)
-  assert.match(human.stdout, /1 entry could not be read: index 0 \(SOAP response is not well-formed XML/)
+  assert.match(human.stdout, /1 entry could not be read: index 1 \(SOAP response is not well-formed XML/)
 })
