@@ -1,0 +1,111 @@
+// natmapperNat() in real js-libp2p nodes against miniupnpd (issue 15): a node in the lan namespace
+// listens on TCP and announces the external address and port the router granted; a node in the
+// wan namespace dials exactly that multiaddr and pings it; the router's table is empty once the
+// first node stopped. The same with @libp2p/upnp-nat side by side, each timed from start() until
+// the public address is in the address manager (BENCHMARKS.md). Node >= 22 (.ci/run runs this
+// file with the Node 22 binary); the nodes run from test/lab/libp2p-node.ts.
+import { test, type TestContext } from 'node:test'
+import assert from 'node:assert/strict'
+import type { ChildProcess } from 'node:child_process'
+import { createInterface } from 'node:readline'
+import { fileURLToPath } from 'node:url'
+import { requireLab, withLab, type Lab } from './lab.js'
+
+const nodeScript = fileURLToPath(new URL('./libp2p-node.js', import.meta.url))
+/** Runs of each service; more with NATMAPPER_LIBP2P_RUNS for a benchmark row. */
+const RUNS = Number(process.env.NATMAPPER_LIBP2P_RUNS ?? 3)
+
+interface Line { event: string, [key: string]: any }
+
+interface ListeningNode {
+  child: ChildProcess
+  /** Resolves with the first line of that event (already seen or to come). */
+  next: (event: string, timeoutMs: number) => Promise<Line>
+  stop: () => Promise<Line>
+}
+
+function startNode (lab: Lab, service: 'natmapper' | 'upnp-nat', port: number): ListeningNode {
+  const child = lab.spawn('lan', process.execPath, [nodeScript, 'listen', service, String(port)], { stdin: true })
+  const lines: Line[] = []
+  const waiters: Array<() => void> = []
+  let stderr = ''
+  child.stderr?.setEncoding('utf8').on('data', (d: string) => { stderr += d })
+  createInterface({ input: child.stdout! }).on('line', (text) => {
+    lines.push(JSON.parse(text) as Line)
+    for (const w of waiters.splice(0)) w()
+  })
+  const next = async (event: string, timeoutMs: number): Promise<Line> => await new Promise((resolve, reject) => {
+    const timer = setTimeout(() => { reject(new Error(`${service} node: no '${event}' within ${timeoutMs} ms; lines ${JSON.stringify(lines)}; stderr ${stderr}`)) }, timeoutMs)
+    const check = (): void => {
+      const found = lines.find((l) => l.event === event) ?? lines.find((l) => l.event === 'error')
+      if (found === undefined) { waiters.push(check); return }
+      clearTimeout(timer)
+      if (found.event === 'error') reject(new Error(`${service} node: ${String(found.message)}; stderr ${stderr}`))
+      else resolve(found)
+    }
+    check()
+  })
+  return {
+    child,
+    next,
+    stop: async () => {
+      child.stdin!.write('stop\n')
+      return await next('stopped', 15_000)
+    }
+  }
+}
+
+/** Dials `address` from the wan namespace with a fresh node and pings it; the round trip in ms. */
+async function pingFromWan (lab: Lab, address: string): Promise<number> {
+  const r = await lab.exec('wan', process.execPath, [nodeScript, 'ping', address], { timeoutMs: 30_000 })
+  const line = r.stdout.split('\n').filter((l) => l.trim() !== '').map((l) => JSON.parse(l) as Line).find((l) => l.event === 'ping')
+  assert.ok(line !== undefined, `ping ${address}: exit ${String(r.code)}: ${r.stdout} ${r.stderr}`)
+  return line.rttMs as number
+}
+
+function summary (ms: number[]): string {
+  const sorted = [...ms].sort((a, b) => a - b)
+  const median = sorted[Math.floor((sorted.length - 1) / 2)]!
+  return `n=${ms.length} median ${median.toFixed(1)} ms, min ${sorted[0]!.toFixed(1)}, max ${sorted[sorted.length - 1]!.toFixed(1)} (${ms.map((m) => m.toFixed(0)).join(', ')})`
+}
+
+async function runService (t: TestContext, service: 'natmapper' | 'upnp-nat', basePort: number): Promise<number[]> {
+  const times: number[] = []
+  await withLab({}, async (lab) => {
+    for (let run = 0; run < RUNS; run++) {
+      const port = basePort + run
+      const node = startNode(lab, service, port)
+      const started = await node.next('started', 15_000)
+      const found = await node.next('public', 30_000)
+      times.push(found.ms as number)
+      const address = found.address as string
+      const expected = new RegExp(`^/ip4/${lab.externalAddress.replaceAll('.', '\\.')}/tcp/(\\d+)/p2p/${String(started.peerId)}$`)
+      const externalPort = Number(expected.exec(address)?.[1])
+      assert.ok(externalPort > 0, `${service} announced ${address}, expected the router's external address`)
+      const rules = await lab.rules()
+      assert.ok(rules.dnat.some((r) => r.protocol === 'tcp' && r.externalPort === externalPort && r.internalAddress === lab.clientAddress && r.internalPort === port),
+        `${service}: the router forwards ${externalPort} to ${lab.clientAddress}:${port}: ${rules.text}`)
+      const rttMs = await pingFromWan(lab, address)
+      assert.ok(rttMs >= 0)
+      const stopped = await node.stop()
+      const left = (await lab.rules()).dnat
+      t.diagnostic(`${service} run ${run + 1}: start() -> public address ${(found.ms as number).toFixed(1)} ms (start() itself ${(started.startMs as number).toFixed(1)} ms); ` +
+        `${address} pinged from wan in ${rttMs} ms; stop ${(stopped.ms as number).toFixed(0)} ms; left on the router: ${left.length === 0 ? 'nothing' : left.map((r) => r.line).join(' | ')}`)
+      if (service === 'natmapper') assert.deepEqual(left, [], 'the router\'s table is empty after the node stopped')
+    }
+  })
+  t.diagnostic(`${service}: start() -> public address in the address manager: ${summary(times)}`)
+  return times
+}
+
+test('natmapperNat(): a libp2p node behind miniupnpd announces the router\'s address, a node outside dials and pings it, nothing left after stop',
+  { timeout: 60_000 + RUNS * 20_000 }, async (t) => {
+    await requireLab(t)
+    await runService(t, 'natmapper', 7400)
+  })
+
+test('@libp2p/upnp-nat side by side on the same router: reachable too; its time to a public address and what it leaves',
+  { timeout: 60_000 + RUNS * 40_000 }, async (t) => {
+    await requireLab(t)
+    await runService(t, 'upnp-nat', 7500)
+  })
