@@ -46,6 +46,16 @@ async function listen (service: string, port: number): Promise<void> {
   await node.start()
   const startMs = performance.now() - started
   say({ event: 'started', peerId: node.peerId.toString(), startMs })
+  if (service === 'natmapper') {
+    // What the NAT concluded about the router's address (double NAT, CGNAT), for the lab to read.
+    const watch = setInterval(() => {
+      const reason = (node.services.nat as ReturnType<ReturnType<typeof natmapperNat>>).nat?.notPublicReason
+      if (reason === undefined) return
+      clearInterval(watch)
+      say({ event: 'not-public', reason, ms: performance.now() - started })
+    }, 2)
+    watch.unref()
+  }
   const poll = setInterval(() => {
     const address = publicAddress(node)
     if (address === undefined) return

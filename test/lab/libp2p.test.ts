@@ -19,13 +19,15 @@ interface Line { event: string, [key: string]: any }
 
 interface ListeningNode {
   child: ChildProcess
+  /** What the node wrote on stderr so far (libp2p's debug log, with DEBUG set). */
+  stderr: () => string
   /** Resolves with the first line of that event (already seen or to come). */
   next: (event: string, timeoutMs: number) => Promise<Line>
   stop: () => Promise<Line>
 }
 
-function startNode (lab: Lab, service: 'natmapper' | 'upnp-nat', port: number): ListeningNode {
-  const child = lab.spawn('lan', process.execPath, [nodeScript, 'listen', service, String(port)], { stdin: true })
+function startNode (lab: Lab, service: 'natmapper' | 'upnp-nat', port: number, env: NodeJS.ProcessEnv = {}): ListeningNode {
+  const child = lab.spawn('lan', process.execPath, [nodeScript, 'listen', service, String(port)], { stdin: true, env: { ...process.env, ...env } })
   const lines: Line[] = []
   const waiters: Array<() => void> = []
   let stderr = ''
@@ -47,6 +49,7 @@ function startNode (lab: Lab, service: 'natmapper' | 'upnp-nat', port: number): 
   })
   return {
     child,
+    stderr: () => stderr,
     next,
     stop: async () => {
       child.stdin!.write('stop\n')
@@ -55,11 +58,11 @@ function startNode (lab: Lab, service: 'natmapper' | 'upnp-nat', port: number): 
   }
 }
 
-/** Dials `address` from the wan namespace with a fresh node and pings it; the round trip in ms. */
-async function pingFromWan (lab: Lab, address: string): Promise<number> {
-  const r = await lab.exec('wan', process.execPath, [nodeScript, 'ping', address], { timeoutMs: 30_000 })
+/** Dials `address` from `host` with a fresh node and pings it; the round trip in ms. */
+async function pingFrom (lab: Lab, host: 'wan' | 'gw', address: string): Promise<number> {
+  const r = await lab.exec(host, process.execPath, [nodeScript, 'ping', address], { timeoutMs: 30_000 })
   const line = r.stdout.split('\n').filter((l) => l.trim() !== '').map((l) => JSON.parse(l) as Line).find((l) => l.event === 'ping')
-  assert.ok(line !== undefined, `ping ${address}: exit ${String(r.code)}: ${r.stdout} ${r.stderr}`)
+  assert.ok(line !== undefined, `ping ${address} from ${host}: exit ${String(r.code)}: ${r.stdout} ${r.stderr}`)
   return line.rttMs as number
 }
 
@@ -85,7 +88,7 @@ async function runService (t: TestContext, service: 'natmapper' | 'upnp-nat', ba
       const rules = await lab.rules()
       assert.ok(rules.dnat.some((r) => r.protocol === 'tcp' && r.externalPort === externalPort && r.internalAddress === lab.clientAddress && r.internalPort === port),
         `${service}: the router forwards ${externalPort} to ${lab.clientAddress}:${port}: ${rules.text}`)
-      const rttMs = await pingFromWan(lab, address)
+      const rttMs = await pingFrom(lab, 'wan', address)
       assert.ok(rttMs >= 0)
       const stopped = await node.stop()
       const left = (await lab.rules()).dnat
@@ -109,3 +112,24 @@ test('@libp2p/upnp-nat side by side on the same router: reachable too; its time 
     await requireLab(t)
     await runService(t, 'upnp-nat', 7500)
   })
+
+test('natmapperNat() behind a double NAT (miniupnpd with a 100.64.0.1 WAN address): the node starts and works, announces no public address, and its log says why',
+  { timeout: 60_000 }, async (t) => {
+    await requireLab(t)
+    await withLab({ reservedExternalAddress: true }, async (lab) => {
+      const node = startNode(lab, 'natmapper', 7600, { DEBUG: 'libp2p:natmapper' })
+      const started = await node.next('started', 15_000)
+      const flagged = await node.next('not-public', 15_000)
+      t.diagnostic(`not public after ${(flagged.ms as number).toFixed(1)} ms: ${String(flagged.reason)}`)
+      assert.match(String(flagged.reason), /NETWORK_FAILURE|no public|another NAT|not public/)
+      // Reachable on the LAN all the same: the node works without a public address.
+      const rttMs = await pingFrom(lab, 'gw', `/ip4/${lab.clientAddress}/tcp/7600/p2p/${String(started.peerId)}`)
+      assert.ok(rttMs >= 0)
+      await new Promise((resolve) => setTimeout(resolve, 200))
+      assert.match(node.stderr(), /libp2p:natmapper announcing no public address: /, 'the log says why')
+      assert.doesNotMatch(node.stderr(), /libp2p:natmapper announcing \d/, 'nothing announced')
+      await node.stop()
+      assert.deepEqual((await lab.rules()).dnat, [], 'nothing left on the router')
+    })
+  })
+
