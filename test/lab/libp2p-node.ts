@@ -4,7 +4,8 @@
  *
  *   node libp2p-node.js listen natmapper|upnp-nat <port>   listens on 0.0.0.0:<port> with that NAT
  *        service; says `started`, then `public` once the address manager holds a public address
- *        (with the time since start() was called); a line `stop` on stdin stops it (`stopped`).
+ *        (with the time since start() was called), `public-changed` at each change after; a line
+ *        `stop` on stdin stops it (`stopped`).
  *   node libp2p-node.js ping <multiaddr>                   dials it, pings once, says `ping`, exits.
  */
 import { createInterface } from 'node:readline'
@@ -56,11 +57,13 @@ async function listen (service: string, port: number): Promise<void> {
     }, 2)
     watch.unref()
   }
+  // `public` once the first public address is there, then `public-changed` at each change after.
+  let seen: string | undefined
   const poll = setInterval(() => {
     const address = publicAddress(node)
-    if (address === undefined) return
-    clearInterval(poll)
-    say({ event: 'public', address, ms: performance.now() - started })
+    if (address === seen) return
+    say({ event: seen === undefined ? 'public' : 'public-changed', address: address ?? null, ms: performance.now() - started })
+    seen = address
   }, 2)
   createInterface({ input: process.stdin }).on('line', (line) => {
     if (line.trim() !== 'stop') return

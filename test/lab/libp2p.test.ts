@@ -19,6 +19,8 @@ interface Line { event: string, [key: string]: any }
 
 interface ListeningNode {
   child: ChildProcess
+  /** Every line so far. */
+  lines: Line[]
   /** What the node wrote on stderr so far (libp2p's debug log, with DEBUG set). */
   stderr: () => string
   /** Resolves with the first line of that event (already seen or to come). */
@@ -49,6 +51,7 @@ function startNode (lab: Lab, service: 'natmapper' | 'upnp-nat', port: number, e
   })
   return {
     child,
+    lines,
     stderr: () => stderr,
     next,
     stop: async () => {
@@ -111,6 +114,33 @@ test('@libp2p/upnp-nat side by side on the same router: reachable too; its time 
   { timeout: 60_000 + RUNS * 40_000 }, async (t) => {
     await requireLab(t)
     await runService(t, 'upnp-nat', 7500)
+  })
+
+test('natmapperNat() across a router reboot (miniupnpd stopped, its table flushed, started again): the same address stays announced and is pingable again from outside',
+  { timeout: 60_000 }, async (t) => {
+    await requireLab(t)
+    await withLab({}, async (lab) => {
+      const node = startNode(lab, 'natmapper', 7700)
+      await node.next('started', 15_000)
+      const address = (await node.next('public', 15_000)).address as string
+      await pingFrom(lab, 'wan', address)
+      const rebooted = performance.now()
+      await lab.restartRouter()
+      assert.deepEqual((await lab.rules()).dnat, [], 'the reboot emptied the table')
+      // The PCP ANNOUNCE, then the RFC's random 0-5 s wait before re-mapping.
+      let back = -1
+      const deadline = performance.now() + 15_000
+      while (back < 0 && performance.now() < deadline) {
+        if ((await lab.rules()).dnat.some((r) => r.internalPort === 7700)) back = performance.now() - rebooted
+        else await new Promise((resolve) => setTimeout(resolve, 20))
+      }
+      assert.ok(back >= 0, 'the mapping came back on the router')
+      const rttMs = await pingFrom(lab, 'wan', address)
+      t.diagnostic(`mapping back ${back.toFixed(0)} ms after the reboot began; ${address} pinged again in ${rttMs} ms`)
+      assert.deepEqual(node.lines.filter((l) => l.event === 'public-changed'), [], 'the announced address never changed nor went')
+      await node.stop()
+      assert.deepEqual((await lab.rules()).dnat, [])
+    })
   })
 
 test('natmapperNat() behind a double NAT (miniupnpd with a 100.64.0.1 WAN address): the node starts and works, announces no public address, and its log says why',
