@@ -119,6 +119,8 @@ export class NatmapperNat {
     this.#nat = undefined
     this.#internalAddress = undefined
     this.#kept.clear()
+    this.#saidWhy = undefined
+    this.#retryMs = this.#init.initialGatewaySearchInterval ?? DEFAULTS.firstRetryMs
     if (nat === undefined) return
     const left = await nat.close()
     for (const { mapping, error } of left) {
@@ -143,7 +145,7 @@ export class NatmapperNat {
       }
       this.#nat = nat
       // Subscribed in the turn discoverNAT resolved: what discovery knew is emitted in the next.
-      for (const event of NAT_EVENTS) nat.on(event, (...args: unknown[]) => { this.#onNatEvent(event, args[0]) })
+      for (const event of NAT_EVENTS) nat.on(event, () => { this.#onNatEvent(event) })
       nat.on('error', (err, where) => { this.#log('%s%s', where === undefined ? '' : `${where.protocol} ${where.internalPort}: `, err.message) })
       this.#internalAddress = await localAddressToward(nat.gatewayAddress)
       this.#log('gateway %s (%s); this host is %s to it', nat.gatewayAddress, nat.method, this.#internalAddress)
@@ -163,7 +165,7 @@ export class NatmapperNat {
     }
   }
 
-  #onNatEvent (event: typeof NAT_EVENTS[number], detail: unknown): void {
+  #onNatEvent (event: typeof NAT_EVENTS[number]): void {
     if (event === 'gateway-changed') {
       const nat = this.#nat
       if (nat === undefined) return
@@ -175,7 +177,7 @@ export class NatmapperNat {
         this.#scheduleSync()
       }, (err: Error) => { this.#log.error('gateway changed, its route: %s', err.message) })
     }
-    if (event === 'not-public') this.#log('announcing nothing: %s', (detail as { reason: string }).reason)
+    // 'not-public' is said by #sync, once per reason.
     this.#scheduleSync()
   }
 
