@@ -152,6 +152,10 @@ export class NatmapperNat {
       this.#retryMs = this.#init.initialGatewaySearchInterval ?? DEFAULTS.firstRetryMs
       this.#sync()
     } catch (err) {
+      // A NAT made before the failure (no route to its gateway) is not kept half set up.
+      const made = this.#nat
+      this.#nat = undefined
+      await made?.close()
       if (signal.aborted) return
       // No router, or none that answers: the node works without mappings; look again later.
       const delayMs = this.#retryMs
