@@ -18,7 +18,7 @@ execFileSync(process.execPath, [require.resolve('typescript/bin/tsc'), '-p', joi
 const { build } = await import('esbuild')
 await build({
   absWorkingDir: root,
-  entryPoints: { index: 'src/index.ts', 'upnp/index': 'src/upnp/index.ts', 'testing/index': 'src/testing/index.ts', 'cli/bin': 'src/cli/bin.ts' },
+  entryPoints: { index: 'src/index.ts', 'upnp/index': 'src/upnp/index.ts', 'testing/index': 'src/testing/index.ts', 'libp2p/index': 'src/libp2p/index.ts', 'cli/bin': 'src/cli/bin.ts' },
   outdir: 'dist',
   bundle: true,
   splitting: true,
