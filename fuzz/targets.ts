@@ -25,6 +25,7 @@ import { encodeMSearch, encodeNotify, encodeSsdpResponse } from '../src/upnp/ssd
 import { MAX_HEADER_SECTION_BYTES } from '../src/upnp/http.js'
 import { fromHex } from '../test/fixtures/packets/hex.js'
 import { malformedNatPmpRequests, malformedNatPmpResponses, natPmpRequests, natPmpResponses } from '../test/fixtures/packets/natpmp.js'
+import { routeTargets } from './route-targets.js'
 import { malformedPcpRequests, malformedPcpResponses, pcpRequests, pcpResponses } from '../test/fixtures/packets/pcp.js'
 
 /**
@@ -1328,7 +1329,8 @@ export const targets: ReadonlyArray<FuzzTarget<unknown>> = [
   soapResponseTarget,
   soapFaultTarget,
   soapRequestTarget,
-  ...actionTargets
+  ...actionTargets,
+  ...routeTargets
 ]
 
 /** The size of the blow-up check's inputs. */
