@@ -29,6 +29,8 @@ export interface ExchangeContext {
   onLocalAddress?: ((address: string) => void) | undefined
   /** Told what happens to each exchange, for counters. */
   count?: ((event: RequestEvent, result?: string) => void) | undefined
+  /** Connect from this address (IPv6 pinholes: the address being opened); the kernel's choice otherwise. */
+  localAddress?: string | undefined
 }
 
 /** What the exchange may still take: the per-request cap, shortened by the deadline. */
@@ -51,7 +53,8 @@ export async function soapCall<T> (context: ExchangeContext, controlURL: string,
     maxBytes: MAX_SOAP_BYTES,
     timeoutMs: remainingMs(context, request.action),
     signal: context.signal,
-    clock: context.clock
+    clock: context.clock,
+    localAddress: context.localAddress
   }))
   note(context, response)
   try {

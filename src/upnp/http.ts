@@ -30,6 +30,8 @@ export interface HttpRequestOptions {
   timeoutMs: number
   signal?: AbortSignal | undefined
   clock?: Clock
+  /** The local address to connect from: a WANIPv6FirewallControl request must come from the address it opens. */
+  localAddress?: string | undefined
 }
 
 export interface HttpResponse {
@@ -93,6 +95,7 @@ export async function sendHttpRequest (options: HttpRequestOptions): Promise<Htt
       // An array is sent as it is, names' case and order kept, and node:http adds no field of its own.
       headers: requestFields(url.host, body?.length, options.headers),
       agent: false,
+      ...(options.localAddress === undefined ? {} : { localAddress: options.localAddress }),
       lookup: refuseNames,
       maxHeaderSize: MAX_HEADER_SECTION_BYTES,
       // Explicit, so that a process started with --insecure-http-parser does not make this one lenient.
