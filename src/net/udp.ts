@@ -27,8 +27,10 @@ export const defaultCreateSocket: CreateSocket = (type) => createUdpSocket({ typ
  * which lets us conclude "no server here" at once (RFC 6886 §3.1) instead of retransmitting
  * for seconds.
  */
-export async function openConnectedSocket (createSocket: CreateSocket, address: string, port: number): Promise<Socket> {
+export async function openConnectedSocket (createSocket: CreateSocket, address: string, port: number, localAddress?: string): Promise<Socket> {
   const socket = createSocket(isIpv6Literal(address) ? 'udp6' : 'udp4')
+  // PCP over IPv6: the request's source is the address it maps (RFC 6887 §8.1), so bind it when the caller chose one.
+  if (localAddress !== undefined) await bindTo(socket, localAddress)
   await connect(socket, port, address)
   // Errors are delivered to whichever exchange is waiting; without a listener an ICMP error
   // between exchanges would crash the process.
@@ -168,6 +170,17 @@ export async function localAddressToward (address: string): Promise<string> {
 }
 
 /** socket.connect as a promise: an 'error' event or a failed look-up rejects it. */
+async function bindTo (socket: Socket, address: string): Promise<void> {
+  await new Promise<void>((resolve, reject) => {
+    const onError = (err: Error): void => { socket.close(); reject(new NoResponseError(`cannot send from ${address}: ${err.message}`, { cause: err })) }
+    socket.once('error', onError)
+    socket.bind({ port: 0, address, exclusive: true }, () => {
+      socket.off('error', onError)
+      resolve()
+    })
+  })
+}
+
 async function connect (socket: Socket, port: number, address: string): Promise<void> {
   await new Promise<void>((resolve, reject) => {
     const onError = (err: Error): void => { reject(err) }

@@ -95,14 +95,16 @@ export function answerPcp (gw: PmpTable, bytes: Uint8Array, rinfo: RemoteInfo): 
     gw.mappings.delete(key)
     return reply(PcpResultCode.SUCCESS, 0, { ...map, externalAddress: gw.externalAddress() })
   }
-  const externalPort = allocate(gw, key, protocol, map.externalPort === 0 ? map.internalPort : map.externalPort)
+  // An IPv6 client gets a firewall pinhole, not a translation: its own address and port (miniupnpd pcpserver.c CreatePCPMap_FW).
+  const pinhole = request.clientAddress.includes(':')
+  const externalPort = pinhole ? map.internalPort : allocate(gw, key, protocol, map.externalPort === 0 ? map.internalPort : map.externalPort)
   if (externalPort === undefined) return reply(PcpResultCode.NO_RESOURCES, 30, map)
   const granted = grantLifetime(gw, request.lifetimeSeconds, true)
   gw.mappings.set(key, {
     protocol, clientAddress: rinfo.address, internalPort: map.internalPort, externalPort, lifetimeSeconds: granted,
     expiresAtMs: gw.clock.now() + granted * 1000, nonce, via: 'pcp'
   })
-  return reply(PcpResultCode.SUCCESS, granted, { ...map, externalPort, externalAddress: gw.externalAddress() })
+  return reply(PcpResultCode.SUCCESS, granted, { ...map, externalPort, externalAddress: pinhole ? request.clientAddress : gw.externalAddress() })
 }
 
 function grantLifetime (gw: PmpTable, requested: number, clamp: boolean): number {
