@@ -146,13 +146,15 @@ export class PinholeClient {
   /**
    * Keeps a pinhole open: UpdatePinhole at half of each lease; when the router no longer has it
    * (704 NoSuchEntry: it restarted or the lease ran out) AddPinhole again. `onChange` hears each
-   * new state, `onError` each failure (the next attempt then comes at half of what is left).
+   * new state, `onError` each failure (the next attempt then comes at half of what is left of
+   * the lease, or after 5 s doubling to 5 min once it has run out).
    * stop() cancels the timer; it does not delete the pinhole.
    */
   keep (pinhole: Pinhole, handlers: { onChange?: (pinhole: Pinhole) => void, onError?: (err: unknown) => void } = {}): { stop: () => void, readonly current: Pinhole } {
     let current = pinhole
     let timer: TimerHandle | undefined
     let stopped = false
+    let failures = 0
     const schedule = (atMs: number): void => {
       if (stopped) return
       timer = this.#clock.setTimeout(() => { void renew() }, Math.max(0, atMs - this.#clock.now()))
@@ -167,11 +169,13 @@ export class PinholeClient {
         if (stopped) return
         handlers.onChange?.(current)
         schedule(current.renewAtMs)
+        failures = 0
       } catch (err) {
         if (stopped) return
         handlers.onError?.(err)
+        // Half of what is left while the lease runs; once it is over, 5 s doubling to 5 min, not a tight loop.
         const now = this.#clock.now()
-        schedule(now + Math.max(1000, (current.expiresAtMs - now) / 2))
+        schedule(now + Math.max((current.expiresAtMs - now) / 2, Math.min(5000 * 2 ** failures++, 300_000)))
       }
     }
     schedule(current.renewAtMs)

@@ -126,3 +126,27 @@ test('606 from the router (sender is not the InternalClient) is a plain refusal'
   router.pinholes.get(1)!.InternalClient = '2001:db8::5' // as if another host had opened it
   await assert.rejects(client.update(pinhole), (err: unknown) => err instanceof GatewayRefusedError && err.resultCode === 606)
 })
+
+test('keep: a router that stops answering is retried at half the lease left, then 5 s doubling, never in a tight loop', async (t) => {
+  const router = await pinholeServer()
+  const clock = new FakeClock()
+  const client = new PinholeClient({ controlURL: router.url, clock, requestTimeoutMs: 1000 })
+  const pinhole = await client.open({ internalClient: '::1', internalPort: 4001, protocol: 'tcp', leaseTimeSeconds: 10 })
+  await new Promise<void>((resolve) => router.server.close(() => { resolve() }))
+  const errors: unknown[] = []
+  const kept = client.keep(pinhole, { onError: (e) => errors.push(e) })
+  t.after(() => { kept.stop() })
+  await clock.advance(5000)
+  await waitFor(() => errors.length === 1, 'the first failed UpdatePinhole')
+  assert.ok(errors[0] instanceof NoResponseError, String(errors[0]))
+  await clock.advance(4999)
+  assert.equal(errors.length, 1, 'not before 5 s (half of the 5 s left is less)')
+  await clock.advance(1)
+  await waitFor(() => errors.length === 2, 'the second attempt')
+  // The lease ran out at 10 s: now 10 s, then 20 s.
+  await clock.advance(9999)
+  assert.equal(errors.length, 2)
+  await clock.advance(1)
+  await waitFor(() => errors.length === 3, 'the third attempt')
+  assert.equal(clock.pendingTimers, 1)
+})
