@@ -14,6 +14,10 @@ import {
   encodeDeletePortMapping, encodeGetExternalIPAddress, encodeGetSpecificPortMappingEntry, encodeGetStatusInfo
 } from '../src/upnp/actions.js'
 import { DeviceType, ServiceType } from '../src/upnp/codes.js'
+import {
+  decodeAddPinhole, decodeCheckPinholeWorking, decodeDeletePinhole, decodeGetFirewallStatus, decodeGetOutboundPinholeTimeout,
+  decodeGetPinholePackets, decodeUpdatePinhole
+} from '../src/upnp/pinhole-actions.js'
 import { MAX_DESCRIPTION_CHARS, findWanServices, parseDescription } from '../src/upnp/description.js'
 import type { UpnpDevice } from '../src/upnp/description.js'
 import {
@@ -25,6 +29,7 @@ import { encodeMSearch, encodeNotify, encodeSsdpResponse } from '../src/upnp/ssd
 import { MAX_HEADER_SECTION_BYTES } from '../src/upnp/http.js'
 import { fromHex } from '../test/fixtures/packets/hex.js'
 import { malformedNatPmpRequests, malformedNatPmpResponses, natPmpRequests, natPmpResponses } from '../test/fixtures/packets/natpmp.js'
+import { routeTargets } from './route-targets.js'
 import { malformedPcpRequests, malformedPcpResponses, pcpRequests, pcpResponses } from '../test/fixtures/packets/pcp.js'
 
 /**
@@ -1031,7 +1036,15 @@ const RESPONSE_ARGS: Record<string, readonly string[]> = {
   AddAnyPortMapping: ['NewReservedPort'],
   DeletePortMapping: [],
   GetSpecificPortMappingEntry: ['NewInternalPort', 'NewInternalClient', 'NewEnabled', 'NewPortMappingDescription', 'NewLeaseDuration'],
-  GetGenericPortMappingEntry: ['NewRemoteHost', 'NewExternalPort', 'NewProtocol', 'NewInternalPort', 'NewInternalClient', 'NewEnabled', 'NewPortMappingDescription', 'NewLeaseDuration']
+  GetGenericPortMappingEntry: ['NewRemoteHost', 'NewExternalPort', 'NewProtocol', 'NewInternalPort', 'NewInternalClient', 'NewEnabled', 'NewPortMappingDescription', 'NewLeaseDuration'],
+  // WANIPv6FirewallControl:1
+  GetFirewallStatus: ['FirewallEnabled', 'InboundPinholeAllowed'],
+  GetOutboundPinholeTimeout: ['OutboundPinholeTimeout'],
+  AddPinhole: ['UniqueID'],
+  UpdatePinhole: [],
+  DeletePinhole: [],
+  GetPinholePackets: ['PinholePackets'],
+  CheckPinholeWorking: ['IsWorking']
 }
 const ALL_ARGS = [...new Set(Object.values(RESPONSE_ARGS).flat())]
 
@@ -1049,6 +1062,12 @@ function argumentValue (name: string): fc.Arbitrary<string> {
     NewEnabled: fc.constantFrom('1', '0', 'true', 'false', 'yes', 'no', 'TRUE', ' No ', '2', ''),
     NewExternalIPAddress: fc.oneof(ipv4, fc.constantFrom(...XML_VALUES.slice(XML_VALUES.indexOf('203.0.113.5'), XML_VALUES.indexOf('/ctl/IPConn')))),
     NewInternalClient: ipv4,
+    UniqueID: decimal(65535),
+    PinholePackets: decimal(0xffffffff),
+    OutboundPinholeTimeout: decimal(0xffffffff),
+    FirewallEnabled: fc.constantFrom('1', '0', 'true', 'no', ' 1 '),
+    InboundPinholeAllowed: fc.constantFrom('1', '0', 'false', 'yes', 'TRUE'),
+    IsWorking: fc.constantFrom('1', '0', 'true', 'false', ''),
     NewConnectionStatus: fc.constantFrom('Connected', 'Up', 'Disconnected', 'Connecting', 'PendingDisconnect', 'connected', ' Connected ', '')
   }
   const own = pools[name]
@@ -1072,7 +1091,7 @@ function responseArgs (action: string): fc.Arbitrary<Array<[string, string]>> {
 }
 
 /** UPnP faults with codes real IGDs send and codes nobody should. */
-const faultCode = fc.oneof(fc.constantFrom(401, 402, 501, 606, 714, 715, 716, 718, 724, 725, 726, 727, 728, 729, 0, -1, -718), fc.integer(), fc.constant(Number.MAX_SAFE_INTEGER))
+const faultCode = fc.oneof(fc.constantFrom(401, 402, 501, 606, 701, 702, 703, 704, 705, 709, 714, 715, 716, 718, 724, 725, 726, 727, 728, 729, 0, -1, -718), fc.integer(), fc.constant(Number.MAX_SAFE_INTEGER))
 const soapFault = fc.tuple(faultCode, fc.option(fieldText(60).map(xmlSafe), { nil: undefined })).map(([code, description]) => encodeSoapFault(code, description))
 
 /** Envelopes in other dress: another prefix, pretty-printed, no encodingStyle, the way some firmware writes them. */
@@ -1314,7 +1333,17 @@ const actionTargets = [
     assert.ok(entry.protocol === 'tcp' || entry.protocol === 'udp', entry.protocol)
     checkOptionalUint(entry.leaseDurationSeconds, 0xffffffff, 'lease')
     assert.ok(entry.enabled === undefined || typeof entry.enabled === 'boolean')
-  })
+  }),
+  actionTarget('GetFirewallStatus', decodeGetFirewallStatus, (value) => {
+    const status = value as ReturnType<typeof decodeGetFirewallStatus>
+    assert.ok(typeof status.firewallEnabled === 'boolean' && typeof status.inboundPinholeAllowed === 'boolean')
+  }),
+  actionTarget('AddPinhole', decodeAddPinhole, (value) => { assert.ok(Number.isInteger(value) && (value as number) >= 0 && (value as number) <= 65535, `UniqueID ${String(value)}`) }),
+  actionTarget('UpdatePinhole', decodeUpdatePinhole, (value) => { assert.equal(value, undefined) }),
+  actionTarget('DeletePinhole', decodeDeletePinhole, (value) => { assert.equal(value, undefined) }),
+  actionTarget('CheckPinholeWorking', decodeCheckPinholeWorking, (value) => { assert.equal(typeof value, 'boolean') }),
+  actionTarget('GetPinholePackets', decodeGetPinholePackets, (value) => { checkOptionalUint(value, 0xffffffff, 'packets') }),
+  actionTarget('GetOutboundPinholeTimeout', decodeGetOutboundPinholeTimeout, (value) => { checkOptionalUint(value, 0xffffffff, 'timeout') })
 ]
 
 /** Every target, in the order the report lists them. */
@@ -1328,7 +1357,8 @@ export const targets: ReadonlyArray<FuzzTarget<unknown>> = [
   soapResponseTarget,
   soapFaultTarget,
   soapRequestTarget,
-  ...actionTargets
+  ...actionTargets,
+  ...routeTargets
 ]
 
 /** The size of the blow-up check's inputs. */

@@ -264,6 +264,30 @@ export class EntryNotOursError extends NatmapperError {
   }
 }
 
+/**
+ * The router's IPv6 firewall is off (WANIPv6FirewallControl 702 FirewallDisabled, or
+ * GetFirewallStatus FirewallEnabled 0): every inbound connection already passes, or the router
+ * filters without letting a control point open anything. Nothing to retry; the router's setting.
+ */
+export class FirewallDisabledError extends GatewayRefusedError {
+  constructor (detail: string) {
+    super('upnp', 702, 'FirewallDisabled', detail)
+    ;(this as { code: string }).code = 'NATMAPPER_FIREWALL_DISABLED'
+  }
+}
+
+/**
+ * The router does not let control points open inbound pinholes (WANIPv6FirewallControl 703
+ * InboundPinholeNotAllowed, or GetFirewallStatus InboundPinholeAllowed 0). The router's setting:
+ * asking again changes nothing until its owner allows it.
+ */
+export class InboundPinholeNotAllowedError extends GatewayRefusedError {
+  constructor (detail: string) {
+    super('upnp', 703, 'InboundPinholeNotAllowed', detail)
+    ;(this as { code: string }).code = 'NATMAPPER_PINHOLE_NOT_ALLOWED'
+  }
+}
+
 /** Throws an AbortError if the signal has fired. */
 export function throwIfAborted (signal: AbortSignal | undefined): void {
   if (signal?.aborted === true) throw new AbortError(signal.reason)

@@ -54,7 +54,7 @@ export async function findDefaultGateway (platform: NodeJS.Platform = process.pl
   return route
 }
 
-async function run (command: string, args: string[]): Promise<string> {
+export async function run (command: string, args: string[]): Promise<string> {
   // Only macOS, the BSDs and Windows need a child process: load it there only.
   const { execFile } = await import('node:child_process')
   return await new Promise((resolve) => {

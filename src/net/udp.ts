@@ -29,14 +29,14 @@ export const defaultCreateSocket: CreateSocket = (type) => createUdpSocket({ typ
  */
 export async function openConnectedSocket (createSocket: CreateSocket, address: string, port: number, localAddress?: string): Promise<Socket> {
   const socket = createSocket(isIpv6Literal(address) ? 'udp6' : 'udp4')
-  // Bound first when the caller chose the network: the requests then leave from that
-  // interface's address (DiscoverOptions.interface), whatever the default route says.
+  // Bound first when the caller chose the address: the chosen interface (DiscoverOptions.interface),
+  // or for PCP over IPv6 the address the MAP opens (RFC 6887 §8.1).
   if (localAddress !== undefined) {
     try {
       await bindSocket(socket, localAddress, 0)
     } catch (err) {
       socket.close()
-      throw err
+      throw new NoResponseError(`cannot send from ${localAddress}: ${(err as Error).message}`, { cause: err })
     }
   }
   await connect(socket, port, address)

@@ -1,6 +1,7 @@
 import { EventEmitter } from 'node:events'
 import type { Socket } from 'node:dgram'
 import { createLogger, type Logger } from '../log.js'
+import { isIpv6Literal } from '../net/address.js'
 import { defaultCreateSocket, type CreateSocket } from '../net/udp.js'
 import { decodeNatPmpResponse } from '../natpmp/codec.js'
 import { decodePcpResponse } from '../pcp/codec.js'
@@ -9,7 +10,8 @@ import { PcpOpcode, PcpResultCode } from '../pcp/codes.js'
 /**
  * Listens for what a gateway multicasts when it restarts or its external address changes: a
  * PCP ANNOUNCE (RFC 6887 §14.1.3) and a NAT-PMP external-address packet (RFC 6886 §3.2.1), both
- * to 224.0.0.1:5350 (miniupnpd also sends the NAT-PMP one to 5351). Reacting to them brings
+ * to 224.0.0.1:5350 (miniupnpd also sends the NAT-PMP one to 5351), and the ANNOUNCE to
+ * [ff02::1]:5350 on IPv6. Reacting to them brings
  * mappings back within seconds of a reboot instead of at the next renewal.
  *
  * The port may be taken by another program (another mapper, an OS service). Then start()
@@ -55,18 +57,21 @@ export class AnnouncementListener extends EventEmitter<{ announcement: [Announce
 
   static async start (options: AnnouncementListenerOptions): Promise<AnnouncementListener | undefined> {
     const logger = options.logger ?? createLogger('announce')
-    const socket = (options.createSocket ?? defaultCreateSocket)('udp4')
+    // An IPv6 gateway announces to [ff02::1]:5350 (RFC 6887 §14.1.3); every IPv6 host is in that
+    // group on every link already (RFC 4291 §2.7.1), so there is nothing to join.
+    const v6 = isIpv6Literal(options.gateway.split('%')[0]!)
+    const socket = (options.createSocket ?? defaultCreateSocket)(v6 ? 'udp6' : 'udp4')
     const port = options.port ?? 5350
     try {
       await new Promise<void>((resolve, reject) => {
         socket.once('error', reject)
         // reuseAddr: RFC 6886 §3.2.1 expects several clients on one host to share the port.
-        socket.bind({ port, address: options.bindAddress ?? '0.0.0.0', exclusive: false }, () => {
+        socket.bind({ port, address: options.bindAddress ?? (v6 ? '::' : '0.0.0.0'), exclusive: false }, () => {
           socket.off('error', reject)
           resolve()
         })
       })
-      const group = 'multicastGroup' in options ? options.multicastGroup : '224.0.0.1'
+      const group = 'multicastGroup' in options ? options.multicastGroup : v6 ? undefined : '224.0.0.1'
       if (group !== undefined) socket.addMembership(group, options.interfaceAddress)
     } catch (err) {
       logger('cannot listen for gateway announcements on port %d (%s); recovery will rely on renewals', port, (err as Error).message)

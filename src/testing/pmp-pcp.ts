@@ -35,6 +35,8 @@ interface Parsed {
   writeExternalAddress: boolean
   preferFailure: boolean
   nonce: string
+  /** An IPv6 client's own address, answered for its pinhole. */
+  pinholeAddress?: string
 }
 
 export function answerPcp (gw: PmpTable, bytes: Uint8Array, rinfo: RemoteInfo): Uint8Array | undefined {
@@ -168,6 +170,15 @@ function apply (gw: PmpTable, p: Parsed, rinfo: RemoteInfo): void {
       }
     }
   }
+  if (rinfo.address.includes(':') && !rinfo.address.toLowerCase().startsWith('::ffff:')) {
+    // An IPv6 client gets a firewall pinhole, not a translation: its own address and port (miniupnpd pcpserver.c CreatePCPMap_FW).
+    p.externalPort = p.internalPort
+    p.pinholeAddress = rinfo.address
+    p.writeExternalAddress = true
+    p.lifetime = capped(gw, p.lifetime)
+    gw.mappings.set(`${protocol} [${rinfo.address}]:${p.internalPort}`, { protocol, clientAddress: rinfo.address, internalPort: p.internalPort, externalPort: p.internalPort, lifetimeSeconds: p.lifetime, expiresAtMs: gw.clock.now() + p.lifetime * 1000, nonce: p.nonce, via: 'pcp' })
+    return
+  }
   const found = searchExternalPort(gw, protocol, rinfo.address, p.internalPort, p.externalPort, p.preferFailure)
   if (typeof found === 'string') {
     p.result = found === 'none permitted' ? PcpResultCode.NOT_AUTHORIZED : found === 'none free' ? PcpResultCode.NO_RESOURCES : PcpResultCode.CANNOT_PROVIDE_EXTERNAL
@@ -211,7 +222,7 @@ function answer (gw: PmpTable, p: Parsed, bytes: Uint8Array): Uint8Array {
       view.setUint16(fields + 4, p.internalPort)
       view.setUint16(fields + 6, p.externalPort)
     }
-    if (p.writeExternalAddress && fields + 24 <= out.length) out.set(mapped(gw.externalAddress()), fields + 8)
+    if (p.writeExternalAddress && fields + 24 <= out.length) out.set(mapped(p.pinholeAddress ?? gw.externalAddress()), fields + 8)
   }
   return out
 }

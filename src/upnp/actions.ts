@@ -269,7 +269,7 @@ function checkPort (port: number, what: string): number {
   return port
 }
 
-function parseUint32 (text: string | undefined): number | undefined {
+export function parseUint32 (text: string | undefined): number | undefined {
   if (text === undefined) return undefined
   const t = text.trim()
   if (t === '' || t.length > 10) return undefined
@@ -287,7 +287,7 @@ function parsePort (text: string | undefined): number | undefined {
 }
 
 /** UDA 1.1 §2.5 boolean: "0", "false", "no" for false and "1", "true", "yes" for true. */
-function parseBoolean (text: string | undefined): boolean | undefined {
+export function parseBoolean (text: string | undefined): boolean | undefined {
   switch (text?.trim().toLowerCase()) {
     case '1': case 'true': case 'yes': return true
     case '0': case 'false': case 'no': return false

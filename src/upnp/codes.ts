@@ -37,7 +37,9 @@ export const ServiceType = {
   WANCommonInterfaceConfig1: 'urn:schemas-upnp-org:service:WANCommonInterfaceConfig:1',
   /** Pre-standard type of the Broadband Forum's TR-064, the only one some Huawei routers publish (tailscale#10911). */
   DslForumWANIPConnection1: 'urn:dslforum-org:service:WANIPConnection:1',
-  DslForumWANPPPConnection1: 'urn:dslforum-org:service:WANPPPConnection:1'
+  DslForumWANPPPConnection1: 'urn:dslforum-org:service:WANPPPConnection:1',
+  /** IGD v2's IPv6 pinholes (WANIPv6FirewallControl:1). */
+  WANIPv6FirewallControl1: 'urn:schemas-upnp-org:service:WANIPv6FirewallControl:1'
 } as const
 
 /**
@@ -49,7 +51,8 @@ export const TypePrefix = {
   WANIPConnection: 'urn:schemas-upnp-org:service:WANIPConnection:',
   WANPPPConnection: 'urn:schemas-upnp-org:service:WANPPPConnection:',
   DslForumWANIPConnection: 'urn:dslforum-org:service:WANIPConnection:',
-  DslForumWANPPPConnection: 'urn:dslforum-org:service:WANPPPConnection:'
+  DslForumWANPPPConnection: 'urn:dslforum-org:service:WANPPPConnection:',
+  WANIPv6FirewallControl: 'urn:schemas-upnp-org:service:WANIPv6FirewallControl:'
 } as const
 
 /**
@@ -88,7 +91,23 @@ export const UpnpErrorCode = {
 /** 'InvalidAction' | 'InvalidArgs' | ... */
 export type UpnpErrorName = keyof typeof UpnpErrorCode
 
-const errorNames = new Map<number, string>(Object.entries(UpnpErrorCode).map(([name, code]) => [code, name]))
+/**
+ * WANIPv6FirewallControl:1's own fault codes (§2.5 of the service template). Apart because 708
+ * reuses the name of WANIPConnection's 715; miniupnpd 2.3.1 sends each of them (upnpsoap.c).
+ */
+export const PinholeErrorCode = {
+  PinholeSpaceExhausted: 701,
+  FirewallDisabled: 702,
+  InboundPinholeNotAllowed: 703,
+  NoSuchEntry: 704,
+  ProtocolNotSupported: 705,
+  InternalPortWildcardingNotAllowed: 706,
+  ProtocolWildcardingNotAllowed: 707,
+  WildCardNotPermittedInSrcIP: 708,
+  NoPacketSent: 709
+} as const
+
+const errorNames = new Map<number, string>([...Object.entries(UpnpErrorCode), ...Object.entries(PinholeErrorCode)].map(([name, code]) => [code, name]))
 
 /**
  * 'ConflictInMappingEntry' for 718. A code outside the table keeps its number, 'UNKNOWN_799';

@@ -31,6 +31,8 @@ export interface ExchangeContext {
   onLocalAddress?: ((address: string) => void) | undefined
   /** Told what happens to each exchange, for counters. */
   count?: ((event: RequestEvent, result?: string) => void) | undefined
+  /** Connect from this address (IPv6 pinholes: the address being opened); the kernel's choice otherwise. */
+  localAddress?: string | undefined
 }
 
 /** What the exchange may still take: the per-request cap, shortened by the deadline. */

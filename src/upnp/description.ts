@@ -221,3 +221,29 @@ function versionOf (text: string): number {
   const version = Number(text)
   return version >= 1 ? version : 1
 }
+
+/** A WANIPv6FirewallControl service (IGD v2), where IPv6 pinholes are asked for. */
+export interface FirewallServiceCandidate {
+  /** Verbatim from the description: it goes into SOAPAction and the action's namespace. */
+  readonly serviceType: string
+  /** Absolute; the host is the one the description named, usually the router's IPv4 address. */
+  readonly controlURL: string
+  readonly deviceUDN: string
+}
+
+/**
+ * Every WANIPv6FirewallControl service with a control URL, in document order (miniupnpd puts
+ * it in the WANConnectionDevice beside WANIPConnection:2). [] when the router has none.
+ */
+export function findFirewallServices (root: UpnpDevice): FirewallServiceCandidate[] {
+  const found: FirewallServiceCandidate[] = []
+  const walk = (device: UpnpDevice): void => {
+    for (const service of device.services) {
+      if (!service.serviceType.startsWith(TypePrefix.WANIPv6FirewallControl) || service.controlURL === undefined) continue
+      found.push({ serviceType: service.serviceType, controlURL: service.controlURL, deviceUDN: device.UDN })
+    }
+    for (const child of device.devices) walk(child)
+  }
+  walk(root)
+  return found
+}

@@ -82,6 +82,13 @@ export interface LabOptions {
   /** How long miniupnpd may take to say it is listening. Default 5000 ms. */
   startTimeoutMs?: number
   /**
+   * IPv6 too (documentation prefix 2001:db8::/32, inside the namespaces only; see LAB_IPV6):
+   * forwarding on, miniupnpd's ipv6_listening_ip, the forward chain (an inet table, so it
+   * filters IPv6 as well: inbound new connections dropped unless a pinhole lets them in) and
+   * masquerade for IPv4 only. Default false.
+   */
+  ipv6?: boolean
+  /**
    * A second router on a second interface of lan (a host on two networks):
    *
    *     <p>-lan <p>-l2 192.168.78.2/24 ══ <p>-m1 192.168.78.1/24  <p>-gw2 (miniupnpd)
@@ -108,6 +115,15 @@ export interface SecondRouter {
   countRequests: () => RequestCounts
   rules: () => Promise<RouterRules>
 }
+
+/** The IPv6 addresses of a lab built with `ipv6: true`; lan has two, to show which one a request comes from. */
+export const LAB_IPV6 = {
+  client: '2001:db8:1::2',
+  secondClient: '2001:db8:1::3',
+  gatewayLan: '2001:db8:1::1',
+  gatewayWan: '2001:db8:2::1',
+  outside: '2001:db8:2::2'
+} as const
 
 export interface ExecOptions {
   /** Kill the process (SIGKILL) after this long. Default 10000 ms. */
@@ -635,6 +651,7 @@ class LabImpl implements Lab {
       `link set ${i.wan} up`
     ])
     await must('ip', ['netns', 'exec', gw, 'sysctl', '-qw', 'net.ipv4.ip_forward=1'])
+    if (this.options.ipv6 === true) await this.setUpIpv6()
     // Each run of a client in a test or benchmark is a first contact, as on a home network. The
     // kernel's ICMP rate limit (one error a second per host after a burst of six) would otherwise
     // turn "port unreachable" into silence after a few runs in a row from the same lan host.
@@ -657,7 +674,7 @@ class LabImpl implements Lab {
   chain postrouting {
     type nat hook postrouting priority 100; policy accept;
     jump postrouting_miniupnpd
-    oifname "${i.gwWan}" masquerade
+    oifname "${i.gwWan}"${this.options.ipv6 === true ? ' meta nfproto ipv4' : ''} masquerade
   }
   chain prerouting_miniupnpd {
   }
@@ -710,6 +727,20 @@ class LabImpl implements Lab {
     }, this.options.startTimeoutMs ?? 5000, () => `the second miniupnpd to listen; its log:\n${this.secondLog}`)
   }
 
+  /** Addresses (nodad: usable at once), routes and forwarding for `ipv6: true`. */
+  private async setUpIpv6 (): Promise<void> {
+    const { lan, gw, wan } = this.namespaces
+    const i = this.interfaces
+    const v6 = LAB_IPV6
+    const batch = async (ns: string, lines: string[]): Promise<void> => {
+      await must('ip', ['-n', ns, '-batch', '-'], { input: lines.join('\n') + '\n' })
+    }
+    await batch(lan, [`addr add ${v6.client}/64 dev ${i.lan} nodad`, `addr add ${v6.secondClient}/64 dev ${i.lan} nodad`, `route add ::/0 via ${v6.gatewayLan}`])
+    await batch(gw, [`addr add ${v6.gatewayLan}/64 dev ${i.gwLan} nodad`, `addr add ${v6.gatewayWan}/64 dev ${i.gwWan} nodad`, `route add ::/0 via ${v6.outside}`])
+    await batch(wan, [`addr add ${v6.outside}/64 dev ${i.wan} nodad`, `route add ::/0 via ${v6.gatewayWan}`])
+    await must('ip', ['netns', 'exec', gw, 'sysctl', '-qw', 'net.ipv6.conf.all.forwarding=1'])
+  }
+
   /** miniupnpd's configuration: the first router's unless `side` (the second router's) says otherwise. */
   private config (side?: { gwLan: string, gwWan: string, lanSubnet: string, uuid: string, httpPort: number, upnp: boolean, natpmp: boolean }): string {
     const o = this.options
@@ -729,6 +760,7 @@ class LabImpl implements Lab {
       'upnp_nat_postrouting_chain=postrouting_miniupnpd'
     ]
     if (o.igdV1 === true) lines.push('force_igd_desc_v1=yes')
+    if (o.ipv6 === true && side === undefined) lines.push(`ipv6_listening_ip=${LAB_IPV6.gatewayLan}`)
     if (o.minLifetime !== undefined) lines.push(`min_lifetime=${o.minLifetime}`)
     if (o.maxLifetime !== undefined) lines.push(`max_lifetime=${o.maxLifetime}`)
     lines.push(`allow 1024-65535 ${side?.lanSubnet ?? this.lanSubnet} 1024-65535`, 'deny 0-65535 0.0.0.0/0 0-65535')
