@@ -28,6 +28,7 @@ export function igdAction (igd: IgdState, action: string, args: Record<string, s
       if (action === 'AddAnyPortMapping' && !v2) return UpnpErrorCode.InvalidAction
       const checked = checkMapping(igd, args, requester, action === 'AddAnyPortMapping')
       if (typeof checked === 'number') return checked
+      if (tableFull(igd, checked.protocol, checked.externalPort)) return UpnpErrorCode.NoPortMapsAvailable
       if (action === 'AddPortMapping') {
         if (igd.quirks.conflictNext > 0) {
           igd.quirks.conflictNext--
@@ -56,6 +57,18 @@ export function igdAction (igd: IgdState, action: string, args: Record<string, s
       igd.mappings.delete(key)
       return []
     }
+    case 'DeletePortMappingRange': {
+      // miniupnpd 2.3.1 (upnpsoap.c): NewManage ignored, every entry in the range deleted whoever made it.
+      if (!v2) return UpnpErrorCode.InvalidAction
+      const start = Number(args.NewStartPort)
+      const end = Number(args.NewEndPort)
+      if (!Number.isInteger(start) || !Number.isInteger(end) || args.NewProtocol === undefined) return UpnpErrorCode.InvalidArgs
+      if (start > end) return UpnpErrorCode.InconsistentParameters
+      const inRange = [...igd.mappings.entries()].filter(([, m]) => m.protocol === args.NewProtocol && m.externalPort >= start && m.externalPort <= end)
+      if (inRange.length === 0) return UpnpErrorCode.PortMappingNotFound
+      for (const [key] of inRange) igd.mappings.delete(key)
+      return []
+    }
     case 'GetSpecificPortMappingEntry': {
       const m = igd.mappings.get(`${args.NewProtocol ?? ''}/${args.NewExternalPort ?? ''}`)
       if (m === undefined) return UpnpErrorCode.NoSuchEntryInArray
@@ -75,6 +88,12 @@ export function igdAction (igd: IgdState, action: string, args: Record<string, s
     default:
       return UpnpErrorCode.InvalidAction
   }
+}
+
+/** A new entry would pass `maxMappings` (refreshing one of the table's does not). */
+function tableFull (igd: IgdState, protocol: string, externalPort: number): boolean {
+  const max = igd.quirks.maxMappings
+  return max !== undefined && !igd.mappings.has(`${protocol}/${externalPort}`) && igd.mappings.size >= max
 }
 
 /** Stores an entry that was added, as the quirks have it. */

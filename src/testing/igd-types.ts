@@ -60,6 +60,11 @@ export interface IgdQuirks {
    * into `char desc[64]` (upnpsoap.c; the lab's 2.3.1 answered `&am` then stack bytes).
    */
   descriptionBytesKept: number | undefined
+  /**
+   * The table holds at most this many entries: an add of a new one beyond it gets 728
+   * NoPortMapsAvailable, what the IGD spec gives for a full table (a router out of room).
+   */
+  maxMappings: number | undefined
 }
 
 /** Every quirk off, except `lowPortsRefused`. */
@@ -87,7 +92,8 @@ export function defaultIgdQuirks (): IgdQuirks {
     statusDisconnected: false,
     httpDelayMs: 0,
     staleOnOverwrite: false,
-    descriptionBytesKept: undefined
+    descriptionBytesKept: undefined,
+    maxMappings: undefined
   }
 }
 

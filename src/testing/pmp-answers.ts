@@ -115,6 +115,7 @@ function grantLifetime (gw: PmpTable, requested: number, clamp: boolean): number
 /** The suggested port if free for this key, else the next free one upward (miniupnpd's search). */
 function allocate (gw: PmpTable, key: string, protocol: TransportProtocol, suggested: number): number | undefined {
   purgeExpired(gw)
+  if (!gw.mappings.has(key) && gw.mappings.size >= gw.rules.maxMappings) return undefined
   const { minExternalPort, maxExternalPort } = gw.rules
   const taken = new Set<number>()
   for (const [k, m] of gw.mappings) if (k !== key && m.protocol === protocol) taken.add(m.externalPort)

@@ -50,7 +50,8 @@ export class SimulatedPmpGateway {
       maxLifetimeSeconds: options.maxLifetimeSeconds ?? 86400,
       minExternalPort: options.minExternalPort ?? 1024,
       maxExternalPort: options.maxExternalPort ?? 65535,
-      enforceNonceOnRenew: options.enforceNonceOnRenew ?? true
+      enforceNonceOnRenew: options.enforceNonceOnRenew ?? true,
+      maxMappings: options.maxMappings ?? Infinity
     }
     this.#epochStartMs = this.#clock.now()
     this.#table = {
@@ -103,6 +104,16 @@ export class SimulatedPmpGateway {
   restart (options: { keepMappings?: boolean } = {}): void {
     this.#epochStartMs = this.#clock.now()
     if (options.keepMappings !== true) this.#mappings.clear()
+  }
+
+  /**
+   * Another host holds this external port (for conflicts: a request for it is given another
+   * port, as miniupnpd does), for good.
+   */
+  occupy (externalPort: number, protocol: 'tcp' | 'udp', clientAddress = '192.0.2.99'): void {
+    this.#mappings.set(`${protocol}/${clientAddress}/${externalPort}`, {
+      protocol, clientAddress, internalPort: externalPort, externalPort, lifetimeSeconds: 0, expiresAtMs: Infinity, nonce: undefined, via: 'pcp'
+    })
   }
 
   /** The router forgets its mappings without rebooting (a table purge). */

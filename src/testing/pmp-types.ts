@@ -24,6 +24,12 @@ export interface SimulatedPmpGatewayOptions {
   /** External ports the gateway may hand out; miniupnpd's sample config allows 1024-65535. */
   minExternalPort?: number
   maxExternalPort?: number
+  /**
+   * The table holds at most this many mappings (all clients): a new one beyond it is refused
+   * with PCP NO_RESOURCES (8) or NAT-PMP OUT_OF_RESOURCES (4), as a router out of room answers.
+   * Default: no limit.
+   */
+  maxMappings?: number
   /** Refuse PCP renewals that carry another nonce (miniupnpd refuses deletes; we default to both). */
   enforceNonceOnRenew?: boolean
   /**

@@ -1,0 +1,62 @@
+import { GatewayRefusedError, RemoteProtocolError } from '../errors.js'
+import type { CallOptions, PortMapping } from '../gateway.js'
+import { decodeDeletePortMappingRange, decodeGetSpecificPortMappingEntry, encodeDeletePortMappingRange, encodeGetSpecificPortMappingEntry } from './actions.js'
+import type { ClientContext } from './client-context.js'
+import { isRefused, UpnpErrorCode } from './codes.js'
+import { notOursBecause } from './ownership.js'
+
+/**
+ * One DeletePortMappingRange (IGD v2 WANIPConnection:2) for a run of our mappings on contiguous
+ * external ports of one protocol, instead of a DeletePortMapping each. miniupnpd 2.3.1 ignores
+ * NewManage and deletes whatever the range holds, whoever made it (upnpsoap.c), so every port is
+ * looked at first (GetSpecificPortMappingEntry, as deleteIfOurs does) and the range is deleted
+ * only when each entry is ours or already gone. Returns false, having deleted nothing, when the
+ * range cannot be used (IGD v1, a foreign or unreadable entry, a router that cannot look up or
+ * faults the action): the caller then deletes port by port, which keeps others' entries.
+ */
+export async function deleteRangeIfOurs (ctx: ClientContext, mappings: readonly PortMapping[], options: CallOptions): Promise<boolean> {
+  if (!canDeleteRange(ctx) || !isContiguousRun(mappings)) return false
+  const context = ctx.exchange(options)
+  const first = mappings[0]!
+  for (const mapping of mappings) {
+    let entry
+    try {
+      entry = await ctx.call((st) => encodeGetSpecificPortMappingEntry(st, { externalPort: mapping.externalPort, protocol: mapping.protocol }), decodeGetSpecificPortMappingEntry, context)
+    } catch (err) {
+      if (!(err instanceof GatewayRefusedError) && !(err instanceof RemoteProtocolError)) throw err
+      ctx.logger('%s external port %d: cannot look at the entry (%s); deleting port by port', mapping.protocol, mapping.externalPort, err.message)
+      return false
+    }
+    if (entry === undefined) continue
+    const why = notOursBecause(entry, { internalClient: ctx.internalClient, internalPort: mapping.internalPort })
+    if (why !== undefined) {
+      ctx.logger('%s external port %d: %s; deleting port by port', mapping.protocol, mapping.externalPort, why)
+      return false
+    }
+  }
+  const range = { startPort: first.externalPort, endPort: mappings[mappings.length - 1]!.externalPort, protocol: first.protocol }
+  try {
+    await ctx.call((st) => encodeDeletePortMappingRange(st, range), decodeDeletePortMappingRange, context)
+  } catch (err) {
+    // 730: nothing left in the range to delete.
+    if (isRefused(err, UpnpErrorCode.PortMappingNotFound)) return true
+    if (!(err instanceof GatewayRefusedError)) throw err
+    // A v2 router without the action (401, 602): not asked again.
+    if (isRefused(err, UpnpErrorCode.InvalidAction, UpnpErrorCode.OptionalActionNotImplemented)) ctx.learnt.noRangeDelete = true
+    ctx.logger('DeletePortMappingRange %s %d-%d refused (%s); deleting port by port', range.protocol, range.startPort, range.endPort, err.message)
+    return false
+  }
+  ctx.logger('DeletePortMappingRange %s %d-%d: %d mappings deleted in one request', range.protocol, range.startPort, range.endPort, mappings.length)
+  return true
+}
+
+/** DeletePortMappingRange is a WANIPConnection:2 action; without entry look-ups ownership cannot be checked. */
+export function canDeleteRange (ctx: ClientContext): boolean {
+  return ctx.service.igdVersion === 2 && ctx.service.serviceType.includes(':WANIPConnection:2') && !ctx.learnt.noRangeDelete && !ctx.learnt.noEntryLookup
+}
+
+/** Two or more mappings of one protocol on external ports that follow each other, in order. */
+function isContiguousRun (mappings: readonly PortMapping[]): boolean {
+  if (mappings.length < 2) return false
+  return mappings.every((m, i) => i === 0 || (m.protocol === mappings[0]!.protocol && m.externalPort === mappings[i - 1]!.externalPort + 1))
+}
