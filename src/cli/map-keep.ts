@@ -1,4 +1,5 @@
 import { systemClock } from '../clock.js'
+import { AbortError, ClosedError } from '../errors.js'
 import { discoverNAT } from '../nat/discover-nat.js'
 import type { LeftMapping, NAT } from '../nat/nat.js'
 import { discoverOptionsFrom, methodNames } from './common.js'
@@ -67,7 +68,10 @@ async function keepMapped (specs: PortSpec[], discover: ReturnType<typeof discov
   const failedFirst: PortSpec[] = []
   try {
     const first = nat.addMappings(specs.map((spec) => ({ protocol: spec.protocol, port: spec.port, externalPort: request.externalPort })), { description: request.description })
-      .then((results) => { for (const r of results) if (r.error !== undefined) failedFirst.push({ protocol: r.protocol, port: r.internalPort }) }, () => {})
+      .then((results) => {
+        // Cut short by the interrupt is no failure of the port.
+        for (const r of results) if (r.error !== undefined && !(r.error instanceof AbortError) && !(r.error instanceof ClosedError)) failedFirst.push({ protocol: r.protocol, port: r.internalPort })
+      }, () => {})
     await Promise.race([first, stopped])
     const held = nat.mappings().length
     // The count once the first attempts are over, unless the progress line just said it.
