@@ -65,6 +65,12 @@ export interface IgdQuirks {
    * NoPortMapsAvailable, what the IGD spec gives for a full table (a router out of room).
    */
   maxMappings: number | undefined
+  /**
+   * A DeletePortMappingRange over more than this many entries kills the router mid-request (the
+   * connection reset, nothing deleted): miniupnpd 2.3.1-2.3.3 with nftables overflows a 128-entry
+   * array there (nftnlrdr.c get_portmappings_in_range, fixed in a1ade45). The lab's 2.3.1 does it at 200.
+   */
+  rangeDeleteCrashAbove: number | undefined
 }
 
 /** Every quirk off, except `lowPortsRefused`. */
@@ -93,7 +99,8 @@ export function defaultIgdQuirks (): IgdQuirks {
     httpDelayMs: 0,
     staleOnOverwrite: false,
     descriptionBytesKept: undefined,
-    maxMappings: undefined
+    maxMappings: undefined,
+    rangeDeleteCrashAbove: undefined
   }
 }
 

@@ -34,21 +34,29 @@ export async function deleteRangeIfOurs (ctx: ClientContext, mappings: readonly 
       return false
     }
   }
-  const range = { startPort: first.externalPort, endPort: mappings[mappings.length - 1]!.externalPort, protocol: first.protocol }
-  try {
-    await ctx.call((st) => encodeDeletePortMappingRange(st, range), decodeDeletePortMappingRange, context)
-  } catch (err) {
-    // 730: nothing left in the range to delete.
-    if (isRefused(err, UpnpErrorCode.PortMappingNotFound)) return true
-    if (!(err instanceof GatewayRefusedError)) throw err
-    // A v2 router without the action (401, 602): not asked again.
-    if (isRefused(err, UpnpErrorCode.InvalidAction, UpnpErrorCode.OptionalActionNotImplemented)) ctx.learnt.noRangeDelete = true
-    ctx.logger('DeletePortMappingRange %s %d-%d refused (%s); deleting port by port', range.protocol, range.startPort, range.endPort, err.message)
-    return false
+  // miniupnpd 2.3.1-2.3.3 (nftables) overflow a 128-entry array on a range holding more and crash (nftnlrdr.c get_portmappings_in_range, fixed in a1ade45; seen in the lab at 200).
+  for (let i = 0; i < mappings.length; i += MAX_ENTRIES_PER_RANGE) {
+    const chunk = mappings.slice(i, i + MAX_ENTRIES_PER_RANGE)
+    const range = { startPort: chunk[0]!.externalPort, endPort: chunk[chunk.length - 1]!.externalPort, protocol: first.protocol }
+    try {
+      await ctx.call((st) => encodeDeletePortMappingRange(st, range), decodeDeletePortMappingRange, context)
+    } catch (err) {
+      // 730: nothing left in the range to delete.
+      if (isRefused(err, UpnpErrorCode.PortMappingNotFound)) continue
+      if (!(err instanceof GatewayRefusedError)) throw err
+      // A v2 router without the action (401, 602): not asked again.
+      if (isRefused(err, UpnpErrorCode.InvalidAction, UpnpErrorCode.OptionalActionNotImplemented)) ctx.learnt.noRangeDelete = true
+      // What earlier chunks deleted is gone: deleting those port by port finds no entry, at no harm.
+      ctx.logger('DeletePortMappingRange %s %d-%d refused (%s); deleting port by port', range.protocol, range.startPort, range.endPort, err.message)
+      return false
+    }
+    ctx.logger('DeletePortMappingRange %s %d-%d: %d mappings deleted in one request', range.protocol, range.startPort, range.endPort, chunk.length)
   }
-  ctx.logger('DeletePortMappingRange %s %d-%d: %d mappings deleted in one request', range.protocol, range.startPort, range.endPort, mappings.length)
   return true
 }
+
+/** Entries one DeletePortMappingRange may cover (see the miniupnpd crash at the loop). */
+export const MAX_ENTRIES_PER_RANGE = 128
 
 /** DeletePortMappingRange is a WANIPConnection:2 action; without entry look-ups ownership cannot be checked. */
 export function canDeleteRange (ctx: ClientContext): boolean {

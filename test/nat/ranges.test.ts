@@ -234,3 +234,15 @@ test('removeMappings on PCP: each deleted, a port not kept said as a UsageError,
   assert.deepEqual(results.map((r) => r.error === undefined ? 'ok' : r.error.constructor.name), ['ok', 'ok', 'ok', 'ok', 'UsageError'])
   assert.deepEqual(gateway.mappings(), [])
 })
+
+test('quirk: DeletePortMappingRange over more than 128 entries crashes miniupnpd 2.3.1-2.3.3: 256 ports go in two ranges of 128', async (ctx) => {
+  const { igd, nat } = await upnp(ctx, 2, (i) => { i.quirks.rangeDeleteCrashAbove = 128 })
+  await nat.addMappings([{ protocol: 'udp', ports: [49387, 49642] }])
+  assert.equal(igd.mappings().length, 256)
+  const results = await nat.removeMappings([{ protocol: 'udp', ports: [49387, 49642] }])
+  assert.deepEqual(results.filter((r) => r.error !== undefined).map((r) => r.error?.message), [])
+  const ranges = igd.requests.filter((r) => r.what === 'DeletePortMappingRange').map((r) => Object.fromEntries(r.args ?? []))
+  assert.deepEqual(ranges.map((a) => `${a.NewStartPort ?? ''}-${a.NewEndPort ?? ''}`), ['49387-49514', '49515-49642'])
+  assert.equal(igd.count('http', 'DeletePortMapping'), 0)
+  assert.deepEqual(igd.mappings(), [])
+})
