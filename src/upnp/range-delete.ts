@@ -16,12 +16,13 @@ import { notOursBecause } from './ownership.js'
  */
 export async function deleteRangeIfOurs (ctx: ClientContext, mappings: readonly PortMapping[], options: CallOptions): Promise<boolean> {
   if (!canDeleteRange(ctx) || !isContiguousRun(mappings)) return false
-  const context = ctx.exchange(options)
+  // Each request has the call's timeout to itself: 256 look-ups at miniupnpd's pace (tens of ms each with 256 rules) outlast one deadline.
+  const context = (): ReturnType<ClientContext['exchange']> => ctx.exchange(options)
   const first = mappings[0]!
   for (const mapping of mappings) {
     let entry
     try {
-      entry = await ctx.call((st) => encodeGetSpecificPortMappingEntry(st, { externalPort: mapping.externalPort, protocol: mapping.protocol }), decodeGetSpecificPortMappingEntry, context)
+      entry = await ctx.call((st) => encodeGetSpecificPortMappingEntry(st, { externalPort: mapping.externalPort, protocol: mapping.protocol }), decodeGetSpecificPortMappingEntry, context())
     } catch (err) {
       if (!(err instanceof GatewayRefusedError) && !(err instanceof RemoteProtocolError)) throw err
       ctx.logger('%s external port %d: cannot look at the entry (%s); deleting port by port', mapping.protocol, mapping.externalPort, err.message)
@@ -39,7 +40,7 @@ export async function deleteRangeIfOurs (ctx: ClientContext, mappings: readonly 
     const chunk = mappings.slice(i, i + MAX_ENTRIES_PER_RANGE)
     const range = { startPort: chunk[0]!.externalPort, endPort: chunk[chunk.length - 1]!.externalPort, protocol: first.protocol }
     try {
-      await ctx.call((st) => encodeDeletePortMappingRange(st, range), decodeDeletePortMappingRange, context)
+      await ctx.call((st) => encodeDeletePortMappingRange(st, range), decodeDeletePortMappingRange, context())
     } catch (err) {
       // 730: nothing left in the range to delete.
       if (isRefused(err, UpnpErrorCode.PortMappingNotFound)) continue
