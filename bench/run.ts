@@ -1,5 +1,5 @@
 /**
- * `npm run bench` runs the six benchmarks of issue 7 in the real-router lab (miniupnpd in network
+ * `npm run bench` runs the six benchmarks of issue 7 and the port-range one of issue 16 (7) in the real-router lab (miniupnpd in network
  * namespaces, test/lab/lab.ts), comparing natmapper with @achingbrain/nat-port-mapper, natpmpc
  * and upnpc, prints the tables and writes BENCHMARKS.md.
  *
@@ -17,6 +17,7 @@ import { join } from 'node:path'
 import { labPreflight } from '../test/lab/lab.js'
 import { firstMapping } from './cases/first-mapping.js'
 import { footprint } from './cases/footprint.js'
+import { ranges } from './cases/ranges.js'
 import { recovery } from './cases/recovery.js'
 import { scale } from './cases/scale.js'
 import { steadyState } from './cases/steady-state.js'
@@ -31,7 +32,8 @@ const CASES: Array<{ id: number, run: (ctx: BenchContext) => Promise<Section> }>
   { id: 3, run: steadyState },
   { id: 4, run: recovery },
   { id: 5, run: scale },
-  { id: 6, run: footprint }
+  { id: 6, run: footprint },
+  { id: 7, run: ranges }
 ]
 
 const argv = process.argv.slice(2)

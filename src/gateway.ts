@@ -103,6 +103,12 @@ export interface GatewayAbilities {
    * listens, or to undefined, with a log line, when it cannot: recovery then relies on renewals.
    */
   listen?: ((options?: ListenOptions) => Promise<{ address: string, port: number } | undefined>) | undefined
+  /**
+   * Deletes mappings on contiguous external ports of one protocol in one request where the
+   * protocol can (UPnP IGD v2 DeletePortMappingRange), once each is seen to be ours. Resolves
+   * true when they are gone, false (nothing deleted) when they must be deleted one by one.
+   */
+  unmapRange?: ((mappings: readonly PortMapping[], options?: CallOptions) => Promise<boolean>) | undefined
   /** What the client counted of its requests so far, per protocol (see counters.ts). */
   counters?: (() => Partial<Record<MappingMethod, ProtocolCounters>>) | undefined
 }
@@ -164,6 +170,19 @@ export interface ProbeResult {
 export function renewAtMs (mapping: PortMapping): number {
   if (mapping.lifetimeSeconds === 0) return Infinity
   return mapping.grantedAtMs + mapping.lifetimeSeconds * 500
+}
+
+/**
+ * When to renew, with `random` in [0, 1): a random moment between 1/2 and 5/8 of the granted
+ * lifetime, so that many mappings made together are not renewed in one burst; at most one
+ * renewal per half lifetime, so the steady state stays at <= 1 request per mapping-hour for the
+ * 2 h lease asked.
+ */
+// RFC 6887 §11.2.1: renew "at a time chosen with uniform random distribution in the range 1/2 to 5/8 of expiration time".
+export function renewalAtMs (mapping: PortMapping, random: number): number {
+  if (mapping.lifetimeSeconds === 0) return Infinity
+  const fraction = 0.5 + Math.min(Math.max(random, 0), 1) / 8
+  return mapping.grantedAtMs + Math.floor(mapping.lifetimeSeconds * 1000 * fraction)
 }
 
 /** map() and, where the client checks its work, the mapping as checked: for callers that keep no mapping alive. */

@@ -1,10 +1,11 @@
 import { systemClock } from '../clock.js'
+import { AbortError, ClosedError } from '../errors.js'
 import { discoverNAT } from '../nat/discover-nat.js'
 import type { LeftMapping, NAT } from '../nat/nat.js'
 import { discoverOptionsFrom, methodNames } from './common.js'
 import { mappedLine, mappingFields, statsLine, type MapRequest } from './map-lines.js'
 import type { Output } from './output.js'
-import type { PortSpec } from './ports.js'
+import { describePorts, type PortSpec } from './ports.js'
 import { forget, remember } from './state.js'
 
 /** What ends `natmapper map` (with its cleanup): the terminal's signals, and a stdout nobody reads any more. */
@@ -63,10 +64,14 @@ async function keepMapped (specs: PortSpec[], discover: ReturnType<typeof discov
   // may exit); this command's whole job is to stay until interrupted.
   const keepAlive = setInterval(() => {}, 2 ** 30)
   let left: LeftMapping[] = []
+  /** Ports whose first attempt failed (said as error lines); retried in the background. */
+  const failedFirst: PortSpec[] = []
   try {
-    const first = Promise.all(specs.map(async (spec) => {
-      await nat.addMapping(spec.protocol, spec.port, { description: request.description, externalPort: request.externalPort }).catch(() => {})
-    }))
+    const first = nat.addMappings(specs.map((spec) => ({ protocol: spec.protocol, port: spec.port, externalPort: request.externalPort })), { description: request.description })
+      .then((results) => {
+        // Cut short by the interrupt is no failure of the port.
+        for (const r of results) if (r.error !== undefined && !(r.error instanceof AbortError) && !(r.error instanceof ClosedError)) failedFirst.push({ protocol: r.protocol, port: r.internalPort })
+      }, () => {})
     await Promise.race([first, stopped])
     const held = nat.mappings().length
     // The count once the first attempts are over, unless the progress line just said it.
@@ -81,7 +86,10 @@ async function keepMapped (specs: PortSpec[], discover: ReturnType<typeof discov
     await records.settle(left)
     reportStats(nat, out)
   }
-  if (left.length === 0) return 0
+  // A port whose first attempt failed and that was never mapped after, while it ran, failed.
+  const never = failedFirst.filter((spec) => !records.made(spec.protocol, spec.port))
+  if (never.length > 0) out.error(new Error(`${never.length} of ${specs.length} port${specs.length === 1 ? '' : 's'} never mapped: ${describePorts(never)}`))
+  if (left.length === 0) return never.length === 0 ? 0 : 1
   const nowMs = systemClock.now()
   for (const { mapping, error } of left) {
     const remainingS = Number.isFinite(mapping.expiresAtMs) ? Math.max(0, Math.round((mapping.expiresAtMs - nowMs) / 1000)) : undefined
@@ -156,6 +164,11 @@ class Recorder {
   constructor (nat: NAT, gateway: string) {
     this.#nat = nat
     this.#gateway = gateway
+  }
+
+  /** Whether this process mapped the port at some point. */
+  made (protocol: string, internalPort: number): boolean {
+    return this.#mine.has(`${protocol}/${internalPort}`)
   }
 
   add (protocol: string, internalPort: number): void {

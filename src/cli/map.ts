@@ -4,22 +4,26 @@ import { discoverOptionsFrom, gatewayOptionSpec, gatewayOptionsHelp, parseComman
 import { mapAndKeep, reportStats } from './map-keep.js'
 import { mappedLine, mappingFields, type MapRequest } from './map-lines.js'
 import { createOutput, type Output } from './output.js'
-import { parseIntegerOption, parsePortSpec, type PortSpec } from './ports.js'
+import { describePorts, parseIntegerOption, parsePortArguments, type PortSpec } from './ports.js'
 import { remember } from './state.js'
 
 export const mapHelp = `Usage: natmapper map <port>[/tcp|/udp]... [options]
+       natmapper map <first>-<last>[/tcp|/udp]... [options]
 
-Maps each port on the gateway and keeps the mappings alive (renewals, recovery after a router
-reboot) until interrupted (Ctrl-C, SIGTERM, SIGHUP, or a closed stdout), then deletes every
-mapping it made and exits 0. Exits 1 when a mapping could not be deleted (each is named, with
-how long it stays on the router), 130 when interrupted before anything was mapped or twice.
+Maps each port (or each port of a range, e.g. 49387-49642/udp; at most 4096 in all) on the
+gateway and keeps the mappings alive (renewals, recovery after a router reboot) until
+interrupted (Ctrl-C, SIGTERM, SIGHUP, or a closed stdout), then deletes every mapping it made
+and exits 0. Exits 1 when a port could not be mapped while it ran, or a mapping could not be
+deleted (each is named, with how long it stays on the router), 130 when interrupted before
+anything was mapped or twice.
 
 Options:
   --lifetime S            lease to ask for, in seconds (default 7200)
   --external-port N       external port to ask for (only with a single port)
   --description TEXT      shown in the router's table where the protocol carries it (UPnP)
   --once                  map, print, and exit, leaving the mappings for their lifetime
-                          (natmapper unmap deletes them); exits 1 when no public mapping is possible
+                          (natmapper unmap deletes them); exits 1 when a port could not be
+                          mapped or no public mapping is possible
 ${gatewayOptionsHelp}
 
 With --json, events are printed one JSON object per line: mapped, renewed, lost,
@@ -42,7 +46,7 @@ export async function runMap (argv: string[], output?: Output): Promise<number> 
   }
   const out = output ?? createOutput({ json: values.json, verbose: values.verbose })
   if (positionals.length === 0) throw new UsageError('map needs at least one port, e.g. natmapper map 4001/tcp')
-  const specs = uniqueSpecs(positionals.map(parsePortSpec))
+  const specs = parsePortArguments(positionals)
   const discover = discoverOptionsFrom(values)
   const lifetimeSeconds = parseIntegerOption('lifetime', values.lifetime, 1, 0xffffffff) ?? 7200
   const externalPort = parseIntegerOption('external-port', values['external-port'], 1, 65535)
@@ -52,28 +56,13 @@ export async function runMap (argv: string[], output?: Output): Promise<number> 
   return values.once ? await mapOnce(specs, discover, request, out) : await mapAndKeep(specs, discover, request, out)
 }
 
-/** The same port twice is one mapping: asked once, printed once. */
-function uniqueSpecs (specs: PortSpec[]): PortSpec[] {
-  const seen = new Set<string>()
-  return specs.filter((s) => {
-    const key = `${s.protocol}/${s.port}`
-    if (seen.has(key)) return false
-    seen.add(key)
-    return true
-  })
-}
-
 /** The NAT in its map-once mode: the same discovery, requests and double-NAT reading as `map`. */
 async function mapOnce (specs: PortSpec[], discover: ReturnType<typeof discoverOptionsFrom>, request: MapRequest, out: Output): Promise<number> {
   const nat = await discoverNAT({ ...discover, keep: false, lifetimeSeconds: request.lifetimeSeconds, ...(discover.timeout === undefined ? {} : { requestTimeoutMs: discover.timeout }) })
-  const failures: string[] = []
+  let failures: Array<{ spec: PortSpec, error: Error }> = []
   try {
-    const outcomes = await Promise.allSettled(specs.map(async (spec) => {
-      await nat.addMapping(spec.protocol, spec.port, { description: request.description, externalPort: request.externalPort })
-    }))
-    outcomes.forEach((outcome, i) => {
-      if (outcome.status === 'rejected') failures.push(`${specs[i]!.port}/${specs[i]!.protocol}: ${(outcome.reason as Error).message}`)
-    })
+    const results = await nat.addMappings(specs.map((spec) => ({ protocol: spec.protocol, port: spec.port, externalPort: request.externalPort })), { description: request.description })
+    failures = results.flatMap((r) => r.error === undefined ? [] : [{ spec: { protocol: r.protocol, port: r.internalPort }, error: r.error }])
     // A gateway without a public address may refuse mappings with something vaguer (miniupnpd
     // 2.3.1 behind a reserved WAN address answers PCP MAP with NO_RESOURCES): its address says why.
     // NOT_AUTHORIZED is the router's rules speaking, not its address: no need to ask then.
@@ -91,7 +80,10 @@ async function mapOnce (specs: PortSpec[], discover: ReturnType<typeof discoverO
   }
   const reason = nat.notPublicReason
   if (failures.length > 0) {
-    out.error(new Error(`${reason === undefined ? '' : `${reason}: `}could not map ${failures.join('; ')}`))
+    if (out.json) {
+      for (const { spec, error } of failures) out.event('error', { code: (error as { code?: string }).code, message: error.message, protocol: spec.protocol, internalPort: spec.port }, '')
+    }
+    out.error(new Error(`${reason === undefined ? '' : `${reason}: `}could not map ${failureSummary(failures)}`))
     return 1
   }
   if (reason !== undefined) {
@@ -99,4 +91,15 @@ async function mapOnce (specs: PortSpec[], discover: ReturnType<typeof discoverO
     return 1
   }
   return 0
+}
+
+/** "4001/tcp: refused; 5000-5031/udp: NO_RESOURCES": ports that failed alike, together, in the order asked. */
+export function failureSummary (failures: ReadonlyArray<{ spec: PortSpec, error: Error }>): string {
+  const groups: Array<{ message: string, specs: PortSpec[] }> = []
+  for (const { spec, error } of failures) {
+    const last = groups[groups.length - 1]
+    if (last?.message === error.message) last.specs.push(spec)
+    else groups.push({ message: error.message, specs: [spec] })
+  }
+  return groups.map((g) => `${describePorts(g.specs)}: ${g.message}`).join('; ')
 }

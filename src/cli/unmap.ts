@@ -6,10 +6,11 @@ import { mappingFromJSON } from '../mapping-json.js'
 import { findGateway } from '../net/host-network.js'
 import { discoverOptionsFrom, gatewayOptionSpec, gatewayOptionsHelp, parseCommandLine } from './common.js'
 import { createOutput, type Output } from './output.js'
-import { parseIntegerOption, parsePortSpec } from './ports.js'
+import { parseIntegerOption, parsePortArguments } from './ports.js'
 import { forget, loadSaved, sameMapping, type SavedMapping } from './state.js'
 
 export const unmapHelp = `Usage: natmapper unmap <port>/<tcp|udp>... [options]
+       natmapper unmap <first>-<last>/<tcp|udp>... [options]
        natmapper unmap --all [options]
 
 Deletes mappings on the gateway: ones that 'natmapper map --once' left there, or that a
@@ -34,7 +35,7 @@ export async function runUnmap (argv: string[], output?: Output): Promise<number
   }
   if (values.all && positionals.length > 0) throw new UsageError('unmap takes either ports or --all, not both')
   if (!values.all && positionals.length === 0) throw new UsageError('unmap needs at least one port, e.g. natmapper unmap 4001/tcp, or --all')
-  const specs = positionals.map(parsePortSpec)
+  const specs = parsePortArguments(positionals)
   const out = output ?? createOutput({ json: values.json, verbose: values.verbose })
   const options = discoverOptionsFrom(values)
   const externalPort = parseIntegerOption('external-port', values['external-port'], 1, 65535)

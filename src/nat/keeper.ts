@@ -1,6 +1,6 @@
 import type { Clock, TimerHandle } from '../clock.js'
 import { AbortError, GatewayResetError, UncertainMappingError } from '../errors.js'
-import { renewAtMs, type CallOptions, type Gateway, type PortMapping, type TransportProtocol } from '../gateway.js'
+import { renewAtMs, renewalAtMs, type CallOptions, type Gateway, type PortMapping, type TransportProtocol } from '../gateway.js'
 import type { Logger } from '../log.js'
 import { retryDelayMs } from './retry.js'
 import type { RequestSlots } from './slots.js'
@@ -18,6 +18,8 @@ export interface KeeperHost {
   /** NatOptions.verifyIntervalMs: undefined takes the gateway's, 0 turns verification off. */
   readonly verifyIntervalMs: number | undefined
   readonly keep: boolean
+  /** Random numbers in [0, 1), for the renewal time (renewalDelayMs). */
+  readonly random: () => number
   readonly slots: RequestSlots
   /** Aborts at close(): what is in flight then is given up on, and deleted if it may have been made. */
   readonly closing: AbortSignal
@@ -137,8 +139,13 @@ export class Keeper {
     host.granted(mapping)
     host.emit(previous === undefined || wasLost ? 'mapped' : 'renewed', toEvent(mapping))
     if (!host.keep) return
-    this.#schedule(renewAtMs(mapping) - host.clock.now())
+    this.#schedule(this.#renewalDelayMs(mapping))
     this.#scheduleVerify()
+  }
+
+  /** When to renew `mapping`, from now (see renewalAtMs). */
+  #renewalDelayMs (mapping: PortMapping): number {
+    return renewalAtMs(mapping, this.#host.random()) - this.#host.clock.now()
   }
 
   async #failed (gateway: Gateway, previous: PortMapping | undefined, error: Error): Promise<void> {
@@ -153,9 +160,10 @@ export class Keeper {
       return
     }
     const quiet = host.failed(reason)
+    // What addMappings reports for a port whose first attempt failed (kept, it is retried).
+    if (previous === undefined) this.#lastError = error
     if (previous === undefined && (reason instanceof AbortError || !host.keep)) {
       // The first attempt was cancelled by the caller of addMapping, or mapping once failed: forget the port.
-      this.#lastError = error
       host.forget(this)
       await this.#dropUncertain()
       return
@@ -267,7 +275,7 @@ export class Keeper {
       }
       this.#mapping = checked
       host.emit('mapped', toEvent(checked))
-      this.#schedule(renewAtMs(checked) - host.clock.now())
+      this.#schedule(this.#renewalDelayMs(checked))
       this.#scheduleVerify()
     }
     const checking: Promise<void> = run().finally(() => { if (this.#checking === checking) this.#checking = undefined })
@@ -304,25 +312,47 @@ export class Keeper {
    * live). Returns what could not be deleted.
    */
   async release (options: CallOptions = {}): Promise<LeftMapping | undefined> {
+    const held = await this.take(options.signal)
+    if (held === undefined) return undefined
+    try {
+      await held.gateway.unmap(held.mapping, { timeoutMs: options.timeoutMs ?? this.#host.requestTimeoutMs, signal: options.signal })
+      this.released()
+      return undefined
+    } catch (err) {
+      return this.notReleased(held.mapping, err as Error, options.signal)
+    }
+  }
+
+  /**
+   * The first half of release(): waits for what is in flight and hands over the mapping to
+   * delete, with the gateway it was made on (undefined when there is none: what an unanswered
+   * attempt may have made is deleted here). The caller deletes it and says how it went
+   * (released, notReleased): removeMappings deletes many in one request where it can.
+   */
+  async take (signal?: AbortSignal): Promise<{ mapping: PortMapping, gateway: Gateway } | undefined> {
     await this.settle()
     const mapping = this.#mapping
     const madeOn = this.#madeOn
     this.#mapping = undefined
     if (mapping === undefined || madeOn === undefined) {
-      await this.#dropUncertain(options.signal)
+      await this.#dropUncertain(signal)
       return undefined
     }
-    try {
-      await madeOn.unmap(mapping, { timeoutMs: options.timeoutMs ?? this.#host.requestTimeoutMs, signal: options.signal })
-      this.#host.emit('unmapped', { protocol: this.protocol, internalPort: this.internalPort })
-      return undefined
-    } catch (err) {
-      // Given up by close()'s deadline: its reason says more than "aborted".
-      const error = err instanceof AbortError && options.signal?.reason instanceof Error ? options.signal.reason : err as Error
-      this.#host.logger('could not delete %s %d: %s', this.protocol, this.internalPort, error.message)
-      this.#host.emit('error', error, { protocol: this.protocol, internalPort: this.internalPort })
-      return { mapping, error }
-    }
+    return { mapping, gateway: madeOn }
+  }
+
+  /** The mapping take() handed over was deleted. */
+  released (): void {
+    this.#host.emit('unmapped', { protocol: this.protocol, internalPort: this.internalPort })
+  }
+
+  /** The mapping take() handed over could not be deleted: said, and returned as left. */
+  notReleased (mapping: PortMapping, err: Error, signal?: AbortSignal): LeftMapping {
+    // Given up by close()'s deadline: its reason says more than "aborted".
+    const error = err instanceof AbortError && signal?.reason instanceof Error ? signal.reason : err
+    this.#host.logger('could not delete %s %d: %s', this.protocol, this.internalPort, error.message)
+    this.#host.emit('error', error, { protocol: this.protocol, internalPort: this.internalPort })
+    return { mapping, error }
   }
 
   /** The mapping as it stands, for close() under `keep: false`, which leaves it. */

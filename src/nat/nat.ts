@@ -6,6 +6,7 @@ import type { Gateway, MappingMethod, PortMapping, ProtocolCounters, TransportPr
 import { createLogger, type Logger } from '../log.js'
 import type { AddressClass } from '../net/address-class.js'
 import { AddressState } from './address-state.js'
+import { deleteAll, expandRequests, type MappingRequest, type MappingResult, type RemovalResult } from './bulk.js'
 import { Keeper, type KeeperHost } from './keeper.js'
 import { Recovery } from './recovery.js'
 import { isNotAuthorized } from './retry.js'
@@ -20,6 +21,7 @@ import type { AddMappingOptions, LeftMapping, NatEvents, NatOptions, NatStats } 
  * kept by a Keeper; Recovery handles resets and gateway changes; AddressState the external address.
  */
 
+export type { MappingRequest, MappingResult, RemovalResult } from './bulk.js'
 export type { AddMappingOptions, LeftMapping, MappingEvent, MappingKey, NatEvents, NatOptions, NatStats } from './types.js'
 
 /** The events stats() counts. */
@@ -73,6 +75,7 @@ export class NAT extends EventEmitter<NatEvents> {
       requestTimeoutMs: this.#requestTimeoutMs,
       verifyIntervalMs: options.verifyIntervalMs,
       keep: this.#keep,
+      random: options.random ?? Math.random,
       slots: this.#slots,
       closing: this.#closing.signal,
       gateway: () => this.#gateway,
@@ -130,18 +133,46 @@ export class NAT extends EventEmitter<NatEvents> {
     checkPort(internalPort, 'internal port')
     if (options.externalPort !== undefined) checkPort(options.externalPort, 'external port')
     if (this.#closed !== undefined) throw new ClosedError('NAT')
-    const key = `${proto}/${internalPort}`
-    let keeper = this.#keepers.get(key)
-    if (keeper === undefined) {
-      keeper = new Keeper(this.#host, proto, internalPort, options)
-      this.#keepers.set(key, keeper)
-      this.#logger('%s %s %d', this.#keep ? 'keeping' : 'mapping once', proto, internalPort)
-      keeper.refresh(options.signal)
-    }
-    await keeper.pending
+    const keeper = await this.#keeperFor(proto, internalPort, options)
     // The caller gave up on this attempt: say so, rather than resolve as if it had been made.
     if (options.signal?.aborted === true) throw new AbortError(options.signal.reason)
     if (!this.#keep && keeper.held === undefined) throw keeper.lastError ?? new ClosedError('NAT')
+  }
+
+  /**
+   * Maps many ports: `{ protocol, port }` each, or ranges `{ protocol, ports: [first, last] }`
+   * (at most 4096 ports; a bad or repeated one rejects the call with a UsageError before
+   * anything is sent). The requests go a few at a time (maxConcurrentRequests). Resolves, once
+   * each port's first attempt is over, with one result per port in the order asked: its
+   * `mapping`, or its `error` (`retrying`: kept and retried in the background, as addMapping
+   * does). An abort ends the attempts not yet made, each with an AbortError; the ports already
+   * mapped stay mapped.
+   */
+  async addMappings (requests: readonly MappingRequest[], options: Omit<AddMappingOptions, 'externalPort'> = {}): Promise<MappingResult[]> {
+    const ports = expandRequests(requests)
+    if (this.#closed !== undefined) throw new ClosedError('NAT')
+    if (options.signal?.aborted === true) throw new AbortError(options.signal.reason)
+    return await Promise.all(ports.map(async ({ protocol, internalPort, externalPort }): Promise<MappingResult> => {
+      const keeper = await this.#keeperFor(protocol, internalPort, { ...options, externalPort })
+      const mapping = keeper.mapping
+      if (mapping !== undefined) return { protocol, internalPort, mapping }
+      const retrying = this.#closed === undefined && this.#keepers.get(keeper.key) === keeper
+      return { protocol, internalPort, error: keeper.lastError ?? (options.signal?.aborted === true ? new AbortError(options.signal.reason) : new ClosedError('NAT')), retrying }
+    }))
+  }
+
+  /** The keeper of a port, made and asked for now if there is none, once its request in flight is over. */
+  async #keeperFor (protocol: TransportProtocol, internalPort: number, options: AddMappingOptions): Promise<Keeper> {
+    const key = `${protocol}/${internalPort}`
+    let keeper = this.#keepers.get(key)
+    if (keeper === undefined) {
+      keeper = new Keeper(this.#host, protocol, internalPort, options)
+      this.#keepers.set(key, keeper)
+      this.#logger('%s %s %d', this.#keep ? 'keeping' : 'mapping once', protocol, internalPort)
+      keeper.refresh(options.signal)
+    }
+    await keeper.pending
+    return keeper
   }
 
   /** The external address and port, or undefined while the mapping or the address is unknown. */
@@ -185,6 +216,38 @@ export class NAT extends EventEmitter<NatEvents> {
     this.#keepers.delete(key)
     const left = await keeper.release({ signal: options.signal })
     if (left !== undefined) throw left.error
+  }
+
+  /**
+   * Stops keeping many ports and deletes their mappings (the same requests as addMappings),
+   * a few at a time; a contiguous range in one request where the gateway can and every entry in
+   * it is ours (UPnP IGD v2 DeletePortMappingRange). One result per port, in order: no `error`
+   * when deleted (or there was nothing to delete), else why not (a port not kept is a UsageError).
+   */
+  async removeMappings (requests: readonly MappingRequest[], options: { signal?: AbortSignal } = {}): Promise<RemovalResult[]> {
+    const ports = expandRequests(requests)
+    const results: RemovalResult[] = ports.map(({ protocol, internalPort }) => ({ protocol, internalPort }))
+    const taking = results.map(async (result) => {
+      const key = `${result.protocol}/${result.internalPort}`
+      const keeper = this.#keepers.get(key)
+      if (keeper === undefined) {
+        result.error = new UsageError(`no mapping for ${result.protocol} port ${result.internalPort}`)
+        return undefined
+      }
+      this.#keepers.delete(key)
+      const held = await keeper.take(options.signal)
+      if (held === undefined) return undefined
+      return {
+        ...held,
+        done: (error: Error | undefined) => {
+          if (error === undefined) keeper.released()
+          else result.error = keeper.notReleased(held.mapping, error, options.signal).error
+        }
+      }
+    })
+    const removals = (await Promise.all(taking)).filter((r) => r !== undefined)
+    await deleteAll(removals, this.#slots, { timeoutMs: this.#requestTimeoutMs, signal: options.signal })
+    return results
   }
 
   /**

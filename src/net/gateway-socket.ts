@@ -7,7 +7,7 @@ import { defaultCreateSocket, exchange, openConnectedSocket, type CreateSocket }
 export interface GatewaySocketOptions {
   gateway: string
   port: number
-  /** The local address to send from (the chosen interface's); default: the route's choice. */
+  /** The local address to send from (the chosen interface's, or for PCP over IPv6 the address a MAP opens); default: the route's choice. */
   localAddress?: string | undefined
   clock?: Clock
   createSocket?: CreateSocket
@@ -31,8 +31,6 @@ export interface GatewaySocketOptions {
   replyKey?: (message: Uint8Array) => string | undefined
   /** Requests sent and not yet answered, at most; more wait their turn (see `#acquire`). Default 8. */
   maxInFlight?: number
-  /** The local address to send from; the kernel's choice when undefined (IPv6: the address a PCP MAP opens). */
-  localAddress?: string | undefined
 }
 
 export interface RequestOptions {
@@ -76,7 +74,6 @@ export class GatewaySocket {
   /** Requests whose reply has no key: they see every datagram. */
   readonly #unkeyed = new Set<Listener>()
   readonly #maxInFlight: number
-  readonly #localAddress: string | undefined
   #sending = 0
   /** Smoothed answer time and its variation (RFC 6298 §2), undefined before the first answer. */
   #srttMs: number | undefined
@@ -95,7 +92,6 @@ export class GatewaySocket {
     this.#timeoutMs = options.timeoutMs ?? 10_000
     this.#replyKey = options.replyKey
     this.#maxInFlight = Math.max(1, options.maxInFlight ?? 8)
-    this.#localAddress = options.localAddress
   }
 
   async #open (): Promise<Socket> {

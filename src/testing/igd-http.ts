@@ -86,6 +86,10 @@ function answer (host: IgdHttpHost, req: IncomingMessage, res: ServerResponse, b
     req.socket.resetAndDestroy()
     return
   }
+  if (request.action === 'DeletePortMappingRange' && quirks.rangeDeleteCrashAbove !== undefined && entriesInRange(host.table(), request.args) > quirks.rangeDeleteCrashAbove) {
+    req.socket.resetAndDestroy()
+    return
+  }
   const planned = quirks.faultNext.findIndex((f) => f.action === request.action)
   const disconnected = quirks.firstWanDisconnected && wan === 0
   const state = host.table()
@@ -172,4 +176,12 @@ export async function stopServer (server: Server): Promise<void> {
     server.close(() => { resolve() })
     server.closeAllConnections()
   })
+}
+
+/** Entries a DeletePortMappingRange request covers. */
+function entriesInRange (state: IgdState, args: ReadonlyArray<readonly [string, string]>): number {
+  const a = Object.fromEntries(args)
+  const start = Number(a.NewStartPort)
+  const end = Number(a.NewEndPort)
+  return [...state.mappings.values()].filter((m) => m.protocol === a.NewProtocol && m.externalPort >= start && m.externalPort <= end).length
 }

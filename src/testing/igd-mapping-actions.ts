@@ -39,7 +39,7 @@ function permitted (igd: IgdState, externalPort: number, internalPort: number): 
   return externalPort >= low && internalPort >= low
 }
 
-type Redirect = 'ok' | 'not permitted' | 'taken'
+type Redirect = 'ok' | 'not permitted' | 'taken' | 'full'
 
 /**
  * upnp_redirect: the rules, then an entry of the same client and remote host overwritten, another
@@ -51,6 +51,8 @@ function redirect (igd: IgdState, entry: SimulatedIgdMapping, requestedLease: st
   const key = keyOf(entry.protocol, entry.externalPort)
   const existing = igd.mappings.get(key)
   if (existing !== undefined && (existing.internalClient !== entry.internalClient || remoteHost !== '')) return 'taken'
+  // quirks.maxMappings: no room for a new entry (728 NoPortMapsAvailable).
+  if (existing === undefined && igd.quirks.maxMappings !== undefined && igd.mappings.size >= igd.quirks.maxMappings) return 'full'
   if (igd.quirks.dropLeasedEntries && requestedLease !== '0') return 'ok'
   const stale = igd.quirks.staleOnOverwrite && existing !== undefined
   igd.mappings.set(key, { ...entry, ...(igd.quirks.listExternalAsInternalPort ? { internalPort: entry.externalPort } : {}), ...(stale ? { stale } : {}) })
@@ -106,6 +108,7 @@ export function addPortMapping (igd: IgdState, args: Args, requester: string): A
   }
   const r = redirect(igd, entryOf(igd, args, externalPort, internalClient, lease), args.NewLeaseDuration, remoteHostOf(args))
   if (r === 'ok') return []
+  if (r === 'full') return UpnpErrorCode.NoPortMapsAvailable
   return r === 'not permitted' && v2 ? UpnpErrorCode.ActionNotAuthorized : UpnpErrorCode.ConflictInMappingEntry
 }
 
@@ -127,7 +130,7 @@ export function addAnyPortMapping (igd: IgdState, args: Args, requester: string)
   let below = port
   let above = port
   for (let r = redirect(igd, entry, args.NewLeaseDuration, remoteHostOf(args)); r !== 'ok';) {
-    if (below <= 1 && above === 65535) return UpnpErrorCode.NoPortMapsAvailable
+    if (r === 'full' || (below <= 1 && above === 65535)) return UpnpErrorCode.NoPortMapsAvailable
     port = above === 65535 || (port > below && below > 1) ? --below : ++above
     if (!permitted(igd, port, entry.internalPort)) continue
     r = redirect(igd, { ...entry, externalPort: port }, args.NewLeaseDuration, remoteHostOf(args))

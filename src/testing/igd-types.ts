@@ -71,6 +71,17 @@ export interface IgdQuirks {
   noSuchEntryOnDelete: boolean
   /** An action posted to another service's control URL, or in another service's namespace, gets 401 (libtorrent#6611); miniupnpd finds any action by its name. */
   strictServiceType: boolean
+  /**
+   * The table holds at most this many entries: an add of a new one beyond it gets 728
+   * NoPortMapsAvailable, what the IGD spec gives for a full table (a router out of room).
+   */
+  maxMappings: number | undefined
+  /**
+   * A DeletePortMappingRange over more than this many entries kills the router mid-request (the
+   * connection reset, nothing deleted): miniupnpd 2.3.1-2.3.3 with nftables overflows a 128-entry
+   * array there (nftnlrdr.c get_portmappings_in_range, fixed in a1ade45). The lab's 2.3.1 does it at 200.
+   */
+  rangeDeleteCrashAbove: number | undefined
 }
 
 /** Every quirk off, except what miniupnpd 2.3.1 does (`lowPortsRefused`, `emptyInternalClientFails`). */
@@ -101,7 +112,9 @@ export function defaultIgdQuirks (): IgdQuirks {
     descriptionBytesKept: undefined,
     emptyInternalClientFails: true,
     noSuchEntryOnDelete: false,
-    strictServiceType: false
+    strictServiceType: false,
+    maxMappings: undefined,
+    rangeDeleteCrashAbove: undefined
   }
 }
 

@@ -126,6 +126,9 @@ function permitted (gw: PmpTable, externalPort: number, internalPort: number): b
  */
 export function searchExternalPort (gw: PmpTable, protocol: TransportProtocol, client: string, internalPort: number, first: number,
   preferFailure: boolean): number | 'none permitted' | 'none free' | 'not the one asked' {
+  // A full table (maxMappings) has no room for a new entry; the host's own one may be replaced.
+  const own = [...gw.mappings.values()].some((m) => m.protocol === protocol && m.clientAddress === client && m.internalPort === internalPort)
+  if (!own && gw.mappings.size >= gw.rules.maxMappings) return 'none free'
   let anyPermitted = false
   for (let port = first, tries = 0; tries < 65535; tries++, port = port === 65535 ? 1 : port + 1) {
     if (!permitted(gw, port, internalPort)) {

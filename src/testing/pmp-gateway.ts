@@ -4,7 +4,7 @@ import { systemClock, type Clock } from '../clock.js'
 import { encodeNatPmpResponse } from '../natpmp/codec.js'
 import { encodePcpResponse } from '../pcp/codec.js'
 import { PCP_VERSION, PcpOpcode } from '../pcp/codes.js'
-import { answerNatPmp, purgeExpired, type PmpTable } from './pmp-answers.js'
+import { answerNatPmp, mappingKey, purgeExpired, type PmpTable } from './pmp-answers.js'
 import { answerPcp } from './pmp-pcp.js'
 import type { PmpFaults, PmpRules, ReceivedRequest, SimulatedMapping, SimulatedPmpGatewayOptions } from './pmp-types.js'
 
@@ -52,7 +52,8 @@ export class SimulatedPmpGateway {
       minExternalPort: options.minExternalPort ?? 1024,
       maxExternalPort: options.maxExternalPort ?? 65535,
       minInternalPort: options.minInternalPort ?? 1024,
-      enforceNonceOnRenew: options.enforceNonceOnRenew ?? false
+      enforceNonceOnRenew: options.enforceNonceOnRenew ?? false,
+      maxMappings: options.maxMappings ?? Infinity
     }
     this.#epochStartMs = this.#clock.now()
     this.#table = {
@@ -105,6 +106,16 @@ export class SimulatedPmpGateway {
   restart (options: { keepMappings?: boolean } = {}): void {
     this.#epochStartMs = this.#clock.now()
     if (options.keepMappings !== true) this.#mappings.clear()
+  }
+
+  /**
+   * Another host holds this external port (for conflicts: a request for it is given another
+   * port, as miniupnpd does), for good.
+   */
+  occupy (externalPort: number, protocol: 'tcp' | 'udp', clientAddress = '192.0.2.99'): void {
+    this.#mappings.set(mappingKey(protocol, externalPort), {
+      protocol, clientAddress, internalPort: externalPort, externalPort, lifetimeSeconds: 0, expiresAtMs: Infinity, nonce: undefined, via: 'pcp'
+    })
   }
 
   /** The router forgets its mappings without rebooting (a table purge). */

@@ -24,6 +24,12 @@ export interface SimulatedPmpGatewayOptions {
   /** External ports the gateway may hand out; miniupnpd's sample config allows 1024-65535. */
   minExternalPort?: number
   maxExternalPort?: number
+  /**
+   * The table holds at most this many mappings (all clients): a new one beyond it is refused
+   * with PCP NO_RESOURCES (8) or NAT-PMP OUT_OF_RESOURCES (4), as a router out of room answers.
+   * Default: no limit.
+   */
+  maxMappings?: number
   /** Internal ports below this are refused (NOT_AUTHORIZED), as miniupnpd's sample rule does. Default 1024. */
   minInternalPort?: number
   /**

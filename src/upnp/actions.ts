@@ -20,6 +20,7 @@ export const IgdAction = {
   AddPortMapping: 'AddPortMapping',
   AddAnyPortMapping: 'AddAnyPortMapping',
   DeletePortMapping: 'DeletePortMapping',
+  DeletePortMappingRange: 'DeletePortMappingRange',
   GetSpecificPortMappingEntry: 'GetSpecificPortMappingEntry',
   GetGenericPortMappingEntry: 'GetGenericPortMappingEntry'
 } as const
@@ -154,6 +155,29 @@ export function encodeDeletePortMapping (serviceType: string, key: PortMappingKe
 /** Success has no out-arguments. 714 (no such entry) is thrown like any fault: the caller decides. */
 export function decodeDeletePortMapping (xml: string, serviceType: string): void {
   parseSoapResponse(xml, serviceType, IgdAction.DeletePortMapping)
+}
+
+/**
+ * DeletePortMappingRange (IGD v2 WANIPConnection:2): NewStartPort, NewEndPort, NewProtocol,
+ * NewManage. NewManage 0 asks for "only the port mappings of the requesting control point", but
+ * miniupnpd 2.3.1 ignores it (upnpsoap.c comments it out) and deletes every entry in the range:
+ * callers check that each entry is theirs first.
+ */
+export function encodeDeletePortMappingRange (serviceType: string, range: { startPort: number, endPort: number, protocol: TransportProtocol }): SoapRequest {
+  const startPort = checkPort(range.startPort, 'start port')
+  const endPort = checkPort(range.endPort, 'end port')
+  if (startPort > endPort) throw new UsageError(`start port ${startPort} is above end port ${endPort}`)
+  return encodeSoapRequest(serviceType, IgdAction.DeletePortMappingRange, [
+    ['NewStartPort', String(startPort)],
+    ['NewEndPort', String(endPort)],
+    ['NewProtocol', upnpProtocol(range.protocol)],
+    ['NewManage', '0']
+  ])
+}
+
+/** Success has no out-arguments; 730 (nothing in the range) is thrown like any fault. */
+export function decodeDeletePortMappingRange (xml: string, serviceType: string): void {
+  parseSoapResponse(xml, serviceType, IgdAction.DeletePortMappingRange)
 }
 
 /** GetSpecificPortMappingEntry: NewRemoteHost, NewExternalPort, NewProtocol; how a client verifies a mapping exists. */

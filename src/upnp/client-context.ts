@@ -33,6 +33,8 @@ export interface Learnt {
   noEntryLookup: boolean
   /** Set once an add has been read back as made: later ones are trusted (see read-back.ts). */
   addsCheckedOut: boolean
+  /** Learnt from 401/602 to DeletePortMappingRange: ranges are deleted port by port (range-delete.ts). */
+  noRangeDelete: boolean
 }
 
 export type Rediscover = (signal: AbortSignal | undefined) => Promise<IgdSelection>
@@ -53,7 +55,7 @@ export interface ClientContextOptions {
 export class ClientContext {
   readonly clock: Clock
   readonly logger: Logger
-  readonly learnt: Learnt = { permanentOnly: false, noAddAny: false, noEntryLookup: false, addsCheckedOut: false }
+  readonly learnt: Learnt = { permanentOnly: false, noAddAny: false, noEntryLookup: false, addsCheckedOut: false, noRangeDelete: false }
   /** The client's exchanges with the router, counted. */
   readonly counters: RequestCounters
   readonly #requestTimeoutMs: number

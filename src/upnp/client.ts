@@ -11,6 +11,7 @@ import { discoverIgd, type IgdSelection, type UpnpDiscoverOptions } from './disc
 import type { Ipv4Subnet } from './guard.js'
 import { listTable } from './listing.js'
 import { deleteIfOurs, entryState } from './ownership.js'
+import { canDeleteRange, deleteRangeIfOurs } from './range-delete.js'
 import { needsReadBack, readBack } from './read-back.js'
 import { RestartWatch } from './restarts.js'
 import { sessionOf, type UpnpSession } from './session.js'
@@ -262,6 +263,16 @@ export class UpnpClient implements Gateway {
     await deleteIfOurs(this.#ctx, mapping, options)
   }
 
+  /**
+   * One DeletePortMappingRange (IGD v2) for mappings on contiguous external ports of one
+   * protocol, once each entry is seen to be ours; false, with nothing deleted, when the router
+   * cannot or the range holds another's entry (then delete each with unmap). See range-delete.ts.
+   */
+  async unmapRange (mappings: readonly PortMapping[], options: CallOptions = {}): Promise<boolean> {
+    for (const mapping of mappings) sessionOf(mapping)
+    return await deleteRangeIfOurs(this.#ctx, mappings, options)
+  }
+
   /** GetSpecificPortMappingEntry: the router's entry for an external port, undefined when it has none. */
   async getPortMappingEntry (externalPort: number, protocol: TransportProtocol, options: CallOptions = {}): Promise<PortMappingEntry | undefined> {
     return await this.#ctx.call((st) => encodeGetSpecificPortMappingEntry(st, { externalPort, protocol }), decodeGetSpecificPortMappingEntry, this.#ctx.exchange(options))
@@ -284,6 +295,7 @@ export class UpnpClient implements Gateway {
     return {
       detail: this.selection === undefined ? undefined : describeIgd(this.selection),
       list: async (options) => await this.list(options),
+      ...(canDeleteRange(this.#ctx) ? { unmapRange: async (mappings, options) => await this.unmapRange(mappings, options) } : {}),
       ...(this.verifyIntervalMs > 0 ? { verify: { intervalMs: this.verifyIntervalMs, check: async (mapping, options) => await this.verify(mapping, options) } } : {}),
       // Listens for the router's SSDP announcements, once: a restart comes as a reset.
       listen: async (options) => await this.#restarts.listen(options),

@@ -25,14 +25,12 @@ export interface ExchangeContext {
   signal?: AbortSignal | undefined
   /** An absolute deadline on `clock` for the whole operation, if any. */
   deadlineMs?: number | undefined
-  /** The local address to connect from (the chosen interface's); default: the route's choice. */
+  /** The local address to connect from (the chosen interface's; for an IPv6 pinhole the address it opens); default: the route's choice. */
   localAddress?: string | undefined
   /** Told the local address of every connection: our LAN address as the router sees it. */
   onLocalAddress?: ((address: string) => void) | undefined
   /** Told what happens to each exchange, for counters. */
   count?: ((event: RequestEvent, result?: string) => void) | undefined
-  /** Connect from this address (IPv6 pinholes: the address being opened); the kernel's choice otherwise. */
-  localAddress?: string | undefined
 }
 
 /** What the exchange may still take: the per-request cap, shortened by the deadline. */

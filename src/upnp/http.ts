@@ -32,8 +32,6 @@ export interface HttpRequestOptions {
   /** The local address the connection is made from; default: the route's choice. */
   localAddress?: string | undefined
   clock?: Clock
-  /** The local address to connect from: a WANIPv6FirewallControl request must come from the address it opens. */
-  localAddress?: string | undefined
 }
 
 export interface HttpResponse {

@@ -6,10 +6,10 @@
  */
 import { createInterface } from 'node:readline'
 import { discoverNAT, type DiscoverNatOptions } from '../../src/nat/discover-nat.js'
-import type { NAT } from '../../src/nat/nat.js'
+import type { MappingRequest, NAT } from '../../src/nat/nat.js'
 import type { TransportProtocol } from '../../src/gateway.js'
 
-interface Command { id: number, op: string, protocol?: TransportProtocol, port?: number, externalPort?: number, count?: number, options?: DiscoverNatOptions }
+interface Command { id: number, op: string, protocol?: TransportProtocol, port?: number, externalPort?: number, count?: number, options?: DiscoverNatOptions, requests?: MappingRequest[] }
 
 let nat: NAT | undefined
 
@@ -41,6 +41,14 @@ async function run (command: Command): Promise<unknown> {
         await nat!.addMapping(command.protocol!, command.port!, command.externalPort === undefined ? {} : { externalPort: command.externalPort })
       }))
       return { mapping: nat!.getMapping(command.protocol!, command.port!), ms: ms() }
+    }
+    case 'add-many': {
+      const results = await nat!.addMappings(command.requests!)
+      return { results: results.map((r) => ({ protocol: r.protocol, internalPort: r.internalPort, externalPort: r.mapping?.externalPort, error: r.error === undefined ? undefined : describeError(r.error) })), ms: ms() }
+    }
+    case 'remove-many': {
+      const results = await nat!.removeMappings(command.requests!)
+      return { results: results.map((r) => ({ protocol: r.protocol, internalPort: r.internalPort, error: r.error === undefined ? undefined : describeError(r.error) })), ms: ms() }
     }
     case 'get':
       return { mapping: nat!.getMapping(command.protocol!, command.port!) ?? null }

@@ -27,7 +27,8 @@ async function setup (ctx: TestContext, method: 'pcp' | 'natpmp' = 'pcp') {
   const gateway = await SimulatedPmpGateway.start({ clock, externalAddress: '198.51.100.1' })
   const options = { gateway: gateway.address, port: gateway.port, clock }
   const client = method === 'pcp' ? new PcpClient(options) : new NatPmpClient(options)
-  const nat = new NAT(client, { clock, lifetimeSeconds: 7200 })
+  // random 0: renewals at exactly half the lifetime, the start of RFC 6887's 1/2-5/8 window.
+  const nat = new NAT(client, { clock, lifetimeSeconds: 7200, random: () => 0 })
   ctx.after(async () => {
     await nat.close()
     await gateway.close()
@@ -66,7 +67,7 @@ test('20 concurrent addMapping calls for one port cost the router one request', 
   assert.equal(gateway.requestCount, 1)
 })
 
-test('renewal happens at half the granted lifetime: two router requests per mapping-hour', async (ctx) => {
+test('renewal happens at half the granted lifetime (random 0): two router requests in the first hour, one per mapping-hour after', async (ctx) => {
   const { nat, gateway, clock } = await setup(ctx)
   let renewals = 0
   nat.on('renewed', () => { renewals++ })
@@ -246,6 +247,7 @@ test('repeated "connection refused" rediscovers the gateway and re-applies the m
   const changes: string[] = []
   const nat = new NAT(new PcpClient({ gateway: first.address, port: first.port, clock }), {
     clock,
+    random: () => 0,
     rediscover: async () => new PcpClient({ gateway: second.address, port: second.port, clock })
   })
   const errors: Error[] = []

@@ -26,7 +26,7 @@ test('quirk 21: NAT-PMP suggested port 0 fails to allocate on RouterOS (tailscal
     if (decoded.opcode === 'map') suggested.push(decoded.suggestedExternalPort)
     return answer
   }
-  const nat = new NAT(new NatPmpClient({ gateway: gateway.address, port: gateway.port, clock }), { clock })
+  const nat = new NAT(new NatPmpClient({ gateway: gateway.address, port: gateway.port, clock }), { clock, random: () => 0 })
   await nat.addMapping('udp', 7002)
   gateway.dropMappings()
   await clock.advance(3600_000)

@@ -186,7 +186,7 @@ test('quirk 11: GetExternalIPAddress failing means no add at all, so nothing can
 
 test('quirk 26: table purge (ASUS: tailscale#10597): the 30-minute verification finds the mapping gone and makes it again; with the renewal, 2 router exchanges per mapping-hour', async (ctx) => {
   const { igd, client, clock } = await setup(ctx)
-  const nat = new NAT(client, { clock })
+  const nat = new NAT(client, { clock, random: () => 0 })
   ctx.after(async () => { await nat.close() })
   await nat.addMapping('tcp', 4001)
   await nat.addMapping('udp', 4002)
@@ -273,7 +273,7 @@ test('quirk 19: "Disconnected" although mappings work (i2pd PR #2092): the only 
 
 test('quirk 38: listing unsupported (Sagemcom F@st 5684: miniupnp#665): mapping, verification, renewal and release never list', async (ctx) => {
   const { igd, client, clock } = await setup(ctx, {}, (i) => { i.quirks.noListing = true })
-  const nat = new NAT(client, { clock, lifetimeSeconds: 1800, verifyIntervalMs: 300_000 })
+  const nat = new NAT(client, { clock, lifetimeSeconds: 1800, verifyIntervalMs: 300_000, random: () => 0 })
   await nat.addMapping('tcp', 4001)
   await clock.advance(300_000)
   await waitFor(() => igd.count('http', 'GetSpecificPortMappingEntry') === 3, 'a verification (after the look-up and the read-back)')
