@@ -5,7 +5,7 @@ import fc from 'fast-check'
 import { NoDefaultGatewayError } from '../src/errors.js'
 import { parseBsdRouteGet6, parseProcNetIpv6Route, parseWindowsRoutePrint6, type DefaultRoute6 } from '../src/net/default-gateway6.js'
 import { parseProcNetIfInet6 } from '../src/net/ipv6-addresses.js'
-import type { FuzzTarget, Shape } from './targets.js'
+import type { FuzzTarget, Shape } from './target.js'
 
 /**
  * Fuzz targets for the IPv6 route and address parsers (src/net/default-gateway6.ts,

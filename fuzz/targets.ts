@@ -30,6 +30,7 @@ import { MAX_HEADER_SECTION_BYTES } from '../src/upnp/http.js'
 import { fromHex } from '../test/fixtures/packets/hex.js'
 import { malformedNatPmpRequests, malformedNatPmpResponses, natPmpRequests, natPmpResponses } from '../test/fixtures/packets/natpmp.js'
 import { routeTargets } from './route-targets.js'
+import type { ErrorClass, FuzzTarget, Shape } from './target.js'
 import { malformedPcpRequests, malformedPcpResponses, pcpRequests, pcpResponses } from '../test/fixtures/packets/pcp.js'
 
 /**
@@ -47,31 +48,7 @@ import { malformedPcpRequests, malformedPcpResponses, pcpRequests, pcpResponses 
  * fuzz/run.ts drives them (`npm run fuzz`), test/fuzz/fuzz.test.ts runs a short slice in `npm test`.
  */
 
-/** An error class a parser documents. */
-export type ErrorClass = abstract new (...args: never[]) => Error
-
-/** A worst-case input family, built at a given size (bytes or UTF-16 units), for the blow-up check. */
-export interface Shape<I> {
-  readonly name: string
-  build (size: number): I
-}
-
-export interface FuzzTarget<I> {
-  readonly name: string
-  /** The function under test, for the report. */
-  readonly parser: string
-  /** Everything the parser may throw; anything else is a bug. */
-  readonly allowed: readonly ErrorClass[]
-  readonly input: fc.Arbitrary<I>
-  /** The size above which the parser refuses at once; undefined when it reads a bounded prefix of any input. */
-  readonly limit: number | undefined
-  readonly shapes: ReadonlyArray<Shape<I>>
-  parse (input: I): unknown
-  /** Asserts what a returned value must satisfy (a round trip, values in range). */
-  check (value: unknown, input: I): void
-  size (input: I): number
-  show (input: I): string
-}
+export type { ErrorClass, FuzzTarget, Shape } from './target.js'
 
 // ---------------------------------------------------------------------------------------------
 // Fixtures
