@@ -120,7 +120,8 @@ function normalizeDatagram (hex: string): string {
 }
 
 function tableEntry (e: { protocol: string, externalPort: number | string, client: string, internalPort: number, kind: string, lease: number, remoteHost?: string }, randomPort: boolean): string {
-  const port = randomPort && !/^7\d{3}$/.test(String(e.externalPort)) ? '<a port>' : String(e.externalPort)
+  // A case with randomPort holds only the entries its wildcards made: a drawn port may be any, 7xxx included.
+  const port = randomPort ? '<a port>' : String(e.externalPort)
   return `${e.protocol.toUpperCase()} ${port}${e.remoteHost !== undefined && e.remoteHost !== '' ? ` from ${e.remoteHost}` : ''} -> ${e.client}:${e.internalPort} ${e.kind} lease ${roundLease(e.lease)}`
 }
 
