@@ -29,7 +29,7 @@ export type { IgdQuirks, IgdRequest, SimulatedIgdMapping, SimulatedIgdPinhole } 
  */
 
 export interface SimulatedIgdOptions {
-  /** Address of every socket. Default 127.0.0.1. */
+  /** Address of every socket. Default 127.0.0.1; an IPv6 one (::1) makes SSDP and HTTP IPv6 (then pinholeControlUrl is on it). */
   address?: string
   /** Address of the HTTP server, when it should differ (a responder that is not the gateway). */
   httpAddress?: string
@@ -73,6 +73,9 @@ export interface SimulatedIgdOptions {
   notifyTargets?: SsdpTarget[]
   clock?: Clock
 }
+
+/** An address as a URL's host: IPv6 in brackets. */
+const urlHost = (address: string): string => address.includes(':') ? `[${address}]` : address
 
 /** Each simulated device has its own UUID, as two real devices do: SSDP clients tell answers apart by it. */
 let devices = 0
@@ -177,7 +180,7 @@ export class SimulatedIgd {
   /** The address the IGD's SSDP sockets are on: the "gateway". */
   get address (): string { return this.#ssdp.unicastTarget.address }
   get httpPort (): number { return (this.#server.address() as AddressInfo).port }
-  get descriptionUrl (): string { return `http://${this.#httpAddress}:${this.httpPort}/rootDesc.xml` }
+  get descriptionUrl (): string { return `http://${urlHost(this.#httpAddress)}:${this.httpPort}/rootDesc.xml` }
   get serviceType (): string { return this.#types.service }
   /** The IPv6 HTTP server's port (ipv6Address), or undefined. */
   get ipv6HttpPort (): number | undefined { return this.#server6 === undefined ? undefined : (this.#server6.address() as AddressInfo).port }
@@ -280,11 +283,13 @@ export class SimulatedIgd {
   }
 
   #url6 (path: string): string | undefined {
-    return this.#server6 === undefined ? undefined : `http://[${this.#ipv6Address!}]:${this.ipv6HttpPort!}${path}`
+    if (this.#server6 !== undefined) return `http://[${this.#ipv6Address!}]:${this.ipv6HttpPort!}${path}`
+    // An IGD whose own address is IPv6 (address: '::1') serves it there.
+    return this.#httpAddress.includes(':') ? `http://[${this.#httpAddress}]:${this.httpPort}${path}` : undefined
   }
 
   #location (): string {
-    return `http://${this.quirks.locationHost ?? this.#httpAddress}:${this.httpPort}/rootDesc.xml`
+    return `http://${urlHost(this.quirks.locationHost ?? this.#httpAddress)}:${this.httpPort}/rootDesc.xml`
   }
 
   /** The table as the actions see it: expired entries purged. */
