@@ -194,7 +194,7 @@ export class NotAskedError extends NatmapperError {
 // UPnP. Here, not in src/upnp/, so that every error and its code is in one file; natmapper/upnp re-exports them.
 
 export type UnsafeUrlReason =
-  | 'not-a-url' | 'not-http' | 'credentials' | 'not-ip-literal' | 'bad-port' | 'foreign-host'
+  | 'not-a-url' | 'not-http' | 'credentials' | 'not-ip-literal' | 'bad-port' | 'foreign-host' | 'link-local'
 
 /** A description or control URL the guard refused (upnp/guard.ts); nothing was sent to it. */
 export class UnsafeUrlError extends NatmapperError {

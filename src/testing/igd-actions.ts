@@ -4,11 +4,12 @@ import {
   addAnyPortMapping, addPortMapping, deletePortMapping, deletePortMappingRange, getGenericPortMappingEntry,
   getListOfPortMappings, getSpecificPortMappingEntry, type ActionResult
 } from './igd-mapping-actions.js'
+import { PINHOLE_ACTIONS, pinholeAction } from './igd-pinhole-actions.js'
 
 /**
  * SimulatedIgd's SOAP actions, as miniupnpd 2.3.1 answers them (upnpsoap.c's soapMethods):
- * WANIPConnection's (the mapping ones are igd-mapping-actions.ts), WANCommonInterfaceConfig's
- * and Layer3Forwarding's. Like miniupnpd, an action is found by its name whichever control URL
+ * WANIPConnection's (the mapping ones are igd-mapping-actions.ts), WANCommonInterfaceConfig's,
+ * Layer3Forwarding's and, on IGD v2, WANIPv6FirewallControl's (igd-pinhole-actions.ts). Like miniupnpd, an action is found by its name whichever control URL
  * it was posted to; `quirks.strictServiceType` refuses one posted to another service's URL.
  */
 
@@ -23,7 +24,8 @@ export const SERVICE_ACTIONS = {
   WANIPConnection: ['AddAnyPortMapping', 'AddPortMapping', 'DeletePortMapping', 'DeletePortMappingRange', 'ForceTermination', 'GetConnectionTypeInfo', 'GetExternalIPAddress',
     'GetGenericPortMappingEntry', 'GetListOfPortMappings', 'GetNATRSIPStatus', 'GetSpecificPortMappingEntry', 'GetStatusInfo', 'RequestConnection', 'SetConnectionType'],
   WANCommonInterfaceConfig: ['GetCommonLinkProperties', 'GetTotalBytesReceived', 'GetTotalBytesSent', 'GetTotalPacketsReceived', 'GetTotalPacketsSent'],
-  Layer3Forwarding: ['GetDefaultConnectionService', 'SetDefaultConnectionService']
+  Layer3Forwarding: ['GetDefaultConnectionService', 'SetDefaultConnectionService'],
+  WANIPv6FirewallControl: PINHOLE_ACTIONS
 } as const
 
 /** WANIPConnection:2's own actions, which an IGD v1 (a miniupnpd built without IGD_V2) does not have. */
@@ -32,6 +34,7 @@ export const IGD2_ONLY_ACTIONS: readonly string[] = ['AddAnyPortMapping', 'Delet
 /** The reply's out-arguments, or a UPnP error code. */
 export function igdAction (igd: IgdState, action: string, args: Record<string, string>, requester: string, disconnected: boolean): ActionResult {
   if (igd.igdVersion === 1 && IGD2_ONLY_ACTIONS.includes(action)) return UpnpErrorCode.InvalidAction
+  if ((PINHOLE_ACTIONS as readonly string[]).includes(action)) return pinholeAction(igd, action, args, requester)
   const connected = !disconnected && !igd.quirks.statusDisconnected
   switch (action) {
     case 'GetExternalIPAddress':

@@ -3,7 +3,7 @@ import type { Clock } from '../clock.js'
 import { UpnpErrorCode } from '../upnp/codes.js'
 import { encodeSoapFault, encodeSoapResponse, escapeXml, parseSoapRequest } from '../upnp/soap.js'
 import { igdAction } from './igd-actions.js'
-import { igdDescription, igdScpd, SCPD_PATHS, SERVER, type IgdTypes } from './igd-description.js'
+import { FIREWALL_CONTROL_PATH, FIREWALL_SERVICE, igdDescription, igdScpd, SCPD_PATHS, SERVER, type IgdTypes } from './igd-description.js'
 import type { IgdQuirks, IgdRequest, IgdState } from './igd-types.js'
 
 /**
@@ -44,9 +44,11 @@ export function serveIgd (server: Server, host: IgdHttpHost): void {
 
 function answer (host: IgdHttpHost, req: IncomingMessage, res: ServerResponse, body: string): void {
   const { quirks, types, clock } = host
-  const from = (req.socket.remoteAddress ?? '').replace(/^::ffff:/, '')
+  // As inet_ntop writes the sender: no zone on a link-local address.
+  const from = (req.socket.remoteAddress ?? '').replace(/^::ffff:/, '').replace(/%.*$/, '')
   const path = req.url ?? '/'
-  const scpd = SCPD_PATHS[path as keyof typeof SCPD_PATHS]
+  const found = SCPD_PATHS[path as keyof typeof SCPD_PATHS]
+  const scpd = found === 'WANIPv6FirewallControl' && !types.firewall ? undefined : found
   if (req.method === 'GET' && (path === '/rootDesc.xml' || scpd !== undefined)) {
     host.requests.push({ kind: 'http', what: 'GET', from, atMs: clock.now(), path })
     const controlBase = quirks.controlUrlHost === undefined ? '' : `http://${quirks.controlUrlHost}:${host.httpPort()}`
@@ -55,7 +57,7 @@ function answer (host: IgdHttpHost, req: IncomingMessage, res: ServerResponse, b
     return
   }
   const wan = types.controlPaths(quirks.firstWanDisconnected).indexOf(path)
-  const urlService = wan !== -1 ? types.service : OTHER_CONTROL_PATHS[path]
+  const urlService = wan !== -1 ? types.service : path === FIREWALL_CONTROL_PATH ? (types.firewall ? FIREWALL_SERVICE : undefined) : OTHER_CONTROL_PATHS[path]
   if (req.method !== 'POST' || urlService === undefined) {
     send(quirks, res, 404, 'not found', 'text/plain')
     return

@@ -31,7 +31,8 @@ export type SsdpSockets = [Socket, Socket, Socket]
 
 /** The unicast socket on `unicastPort` (0: any free port), the other two on free ports. */
 export async function bindSsdpSockets (address: string, unicastPort = 0): Promise<SsdpSockets> {
-  const sockets = [createSocket('udp4'), createSocket('udp4'), createSocket('udp4')] as SsdpSockets
+  const family = address.includes(':') ? 'udp6' : 'udp4'
+  const sockets = [createSocket(family), createSocket(family), createSocket(family)] as SsdpSockets
   try {
     await Promise.all(sockets.map(async (s, i) => { await bind(s, address, i === 0 ? unicastPort : 0) }))
   } catch (err) {

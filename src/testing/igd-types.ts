@@ -82,6 +82,14 @@ export interface IgdQuirks {
    * array there (nftnlrdr.c get_portmappings_in_range, fixed in a1ade45). The lab's 2.3.1 does it at 200.
    */
   rangeDeleteCrashAbove: number | undefined
+  /** WANIPv6FirewallControl: GetFirewallStatus says FirewallEnabled 0 and every other action answers 702 FirewallDisabled (miniupnpd's IPV6FCFWDISABLEDMASK). */
+  firewallDisabled: boolean
+  /** WANIPv6FirewallControl: InboundPinholeAllowed 0 and 703 InboundPinholeNotAllowed for the pinhole actions (IPV6FCINBOUNDDISALLOWEDMASK). */
+  inboundPinholesDisallowed: boolean
+  /** GetOutboundPinholeTimeout's answer in seconds (a router that drops idle flows early); undefined: 501 ActionFailed, as miniupnpd 2.3.1 always answers (a TODO in upnpsoap.c). */
+  outboundPinholeTimeoutSeconds: number | undefined
+  /** Room for this many pinholes; AddPinhole beyond it answers 701 PinholeSpaceExhausted. Default: no limit. */
+  maxPinholes: number | undefined
 }
 
 /** Every quirk off, except what miniupnpd 2.3.1 does (`lowPortsRefused`, `emptyInternalClientFails`). */
@@ -114,7 +122,11 @@ export function defaultIgdQuirks (): IgdQuirks {
     noSuchEntryOnDelete: false,
     strictServiceType: false,
     maxMappings: undefined,
-    rangeDeleteCrashAbove: undefined
+    rangeDeleteCrashAbove: undefined,
+    firewallDisabled: false,
+    inboundPinholesDisallowed: false,
+    outboundPinholeTimeoutSeconds: undefined,
+    maxPinholes: undefined
   }
 }
 
@@ -162,4 +174,29 @@ export interface IgdState {
   readonly uptimeSeconds: number
   /** The WAN connection device's UDN, for Layer3Forwarding's default connection service. */
   readonly wanConnectionUdn: string
+  /** WANIPv6FirewallControl's pinholes (expired ones purged); undefined when the IGD does not serve the service. */
+  readonly pinholes: PinholeTable | undefined
+}
+
+/** An IPv6 pinhole, as miniupnpd keeps one (its nftables rule and its UniqueID). */
+export interface SimulatedIgdPinhole {
+  uniqueId: number
+  /** '' for any remote host. */
+  remoteHost: string
+  /** 0 for any remote port. */
+  remotePort: number
+  internalClient: string
+  internalPort: number
+  /** The IANA protocol number: 6 TCP, 17 UDP. */
+  protocol: number
+  leaseSeconds: number
+  expiresAtMs: number
+  /** Packets it let through (CheckPinholeWorking, GetPinholePackets); SimulatedIgd.pinholeTraffic() adds to it. */
+  packets: number
+}
+
+/** The pinholes and the next UniqueID, which miniupnpd counts from 1 and wraps before 65535 (nftpinhole.c next_uid). */
+export interface PinholeTable {
+  readonly entries: Map<number, SimulatedIgdPinhole>
+  nextUid: number
 }

@@ -8,7 +8,7 @@ import { addMapping, addOnFreePort, checkRequest } from './add.js'
 import { ClientContext, type UpnpService } from './client-context.js'
 import { isRefused, UpnpErrorCode } from './codes.js'
 import { discoverIgd, type IgdSelection, type UpnpDiscoverOptions } from './discovery.js'
-import type { Ipv4Subnet } from './guard.js'
+import type { Ipv4Subnet, UrlPolicy } from './guard.js'
 import { listTable } from './listing.js'
 import { deleteIfOurs, entryState } from './ownership.js'
 import { canDeleteRange, deleteRangeIfOurs } from './range-delete.js'
@@ -22,6 +22,8 @@ export interface UpnpClientOptions {
   /** The host that answered SSDP, and the gateway's subnet: where control URLs may point (guard.ts). */
   responder?: string | undefined
   subnet?: Ipv4Subnet | undefined
+  /** For an IPv6 gateway, the prefixes of its link (guard.ts). */
+  prefixes6?: UrlPolicy['prefixes6']
   /** Our LAN address if already known (from the description fetch). */
   internalClient?: string | undefined
   /** The local address every connection and the SSDP listener use (the chosen interface's); default: the route's choice. */
@@ -92,7 +94,7 @@ export class UpnpClient implements Gateway {
     const logger = options.logger ?? createLogger('upnp')
     this.#ctx = new ClientContext({
       service: options.service,
-      policy: { gateway: options.gateway, responder: options.responder, subnet: options.subnet },
+      policy: { gateway: options.gateway, responder: options.responder, subnet: options.subnet, prefixes6: options.prefixes6 },
       internalClient: options.internalClient,
       localAddress: options.localAddress,
       clock: options.clock ?? systemClock,
@@ -134,6 +136,7 @@ export class UpnpClient implements Gateway {
       service: selection.service,
       responder: selection.responder.address,
       subnet: selection.policy.subnet,
+      prefixes6: selection.policy.prefixes6,
       internalClient: selection.internalClient,
       localAddress: selection.localAddress,
       externalAddress: selection.externalAddress?.ok === true ? selection.externalAddress.address : undefined

@@ -12,6 +12,9 @@ export const SSDP_MULTICAST_ADDRESS = '239.255.255.250'
 export const SSDP_PORT = 1900
 /** The HOST header every M-SEARCH and NOTIFY carries, even when sent unicast. */
 export const SSDP_HOST = `${SSDP_MULTICAST_ADDRESS}:${SSDP_PORT}`
+/** UDA 1.1 §1.1.2: SSDP's IPv6 groups, link-local (FF02::C, what miniupnpd joins) and site-local (FF05::C). */
+export const SSDP_MULTICAST_ADDRESS_V6 = 'ff02::c'
+export const SSDP_MULTICAST_ADDRESS_V6_SITE = 'ff05::c'
 
 /** UDA 1.1 §1.3.2 search targets that are not a device or service type. */
 export const SearchTarget = {

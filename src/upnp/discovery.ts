@@ -89,7 +89,7 @@ export async function discoverIgd (options: UpnpDiscoverOptions = {}): Promise<I
     options.started?.search.close()
     throw new AbortError(signal.reason)
   }
-  const { search, gateway, subnet, localAddress } = options.started ?? await startIgdSearch({ ...options, clock, logger })
+  const { search, gateway, subnet, prefixes6, localAddress } = options.started ?? await startIgdSearch({ ...options, clock, logger })
   // The answer takes 50 ms or more (miniupnpd waits 50 ms before it sends one): the XML parser loads meanwhile.
   nextTurn(clock, preloadXmlParser)
   const inFlight = new AbortController()
@@ -136,7 +136,7 @@ export async function discoverIgd (options: UpnpDiscoverOptions = {}): Promise<I
         }
       }
       const start = (answer: SsdpAnswer): void => {
-        evaluate(answer, { gateway, subnet, localAddress, clock, logger, startMs, requestTimeoutMs: options.requestTimeoutMs ?? 3000, signal: inFlight.signal, deferExternalAddress: options.deferExternalAddress === true })
+        evaluate(answer, { gateway, subnet, prefixes6, localAddress, clock, logger, startMs, requestTimeoutMs: options.requestTimeoutMs ?? 3000, signal: inFlight.signal, deferExternalAddress: options.deferExternalAddress === true })
           .then((selection) => {
             logger('%s: %s, rank %d', selection.location, selection.service.serviceType, selection.rank)
             if (best === undefined || compare(selection, best) < 0) best = selection
@@ -192,6 +192,7 @@ function compare (a: IgdSelection, b: IgdSelection): number {
 interface EvaluateContext {
   gateway: string
   subnet: UrlPolicy['subnet']
+  prefixes6: UrlPolicy['prefixes6']
   localAddress: string | undefined
   clock: Clock
   logger: Logger
@@ -203,7 +204,7 @@ interface EvaluateContext {
 
 /** Fetches one answer's description and picks its best service. */
 async function evaluate (answer: SsdpAnswer, c: EvaluateContext): Promise<IgdSelection> {
-  const policy: UrlPolicy = { gateway: c.gateway, responder: answer.from.address, subnet: c.subnet }
+  const policy: UrlPolicy = { gateway: c.gateway, responder: answer.from.address, subnet: c.subnet, prefixes6: c.prefixes6 }
   const location = checkedLocation(answer, policy, c.logger)
   let internalClient: string | undefined
   const context: ExchangeContext = {

@@ -3,7 +3,7 @@ import { systemClock, type Clock } from '../clock.js'
 import { createLogger, type Logger } from '../log.js'
 import { findDefaultGateway } from '../net/default-gateway.js'
 import type { CreateSocket } from '../net/udp.js'
-import { isLocalResponder, localSubnetFor, type UrlPolicy } from './guard.js'
+import { isLocalResponder, localPrefixes6For, localSubnetFor, type UrlPolicy } from './guard.js'
 import { SsdpSearch, type SearchBurst, type SsdpTarget } from './ssdp.js'
 
 /**
@@ -47,14 +47,18 @@ export interface StartedIgdSearch {
   readonly search: SsdpSearch
   readonly gateway: string
   readonly subnet: UrlPolicy['subnet']
+  /** For an IPv6 gateway: the prefixes of its link, where a LOCATION may point (guard.ts). */
+  readonly prefixes6: UrlPolicy['prefixes6']
   readonly localAddress: string | undefined
 }
 
 export async function startIgdSearch (options: IgdSearchOptions = {}): Promise<StartedIgdSearch> {
   const gateway = options.gateway ?? (await findDefaultGateway()).gateway
   // No subnet, no other host: the URL policy then allows the gateway alone (guard.ts).
-  const subnet = options.gatewayNamed === true ? undefined : localSubnetFor(gateway, options.interfaces ?? networkInterfaces())
-  const base = { gateway, subnet }
+  const interfaces = options.gatewayNamed === true ? {} : options.interfaces ?? networkInterfaces()
+  const subnet = options.gatewayNamed === true ? undefined : localSubnetFor(gateway, interfaces)
+  const prefixes6 = options.gatewayNamed === true ? undefined : localPrefixes6For(gateway, interfaces)
+  const base = { gateway, subnet, prefixes6 }
   const search = await SsdpSearch.start({
     gateway,
     gatewayPort: options.ssdpGatewayPort,
@@ -68,5 +72,5 @@ export async function startIgdSearch (options: IgdSearchOptions = {}): Promise<S
     createSocket: options.createSocket,
     logger: options.logger ?? createLogger('upnp')
   })
-  return { search, gateway, subnet, localAddress: options.localAddress }
+  return { search, gateway, subnet, prefixes6, localAddress: options.localAddress }
 }

@@ -5,7 +5,7 @@ import { AbortError, TimeoutError } from '../errors.js'
 import { createLogger, type Logger } from '../log.js'
 import { isIpv4Literal, isIpv6Literal } from '../net/address.js'
 import { bindSocket, defaultCreateSocket, type CreateSocket } from '../net/udp.js'
-import { DeviceType, SSDP_MULTICAST_ADDRESS, SSDP_PORT, ServiceType } from './codes.js'
+import { DeviceType, SSDP_MULTICAST_ADDRESS, SSDP_MULTICAST_ADDRESS_V6, SSDP_MULTICAST_ADDRESS_V6_SITE, SSDP_PORT, ServiceType } from './codes.js'
 import { parseSsdpMessage, type SsdpMessage, type SsdpSearchResponse } from './ssdp-codec.js'
 import { encodeMSearch } from './ssdp-encode.js'
 
@@ -76,12 +76,13 @@ export interface SsdpSearchOptions {
   /** The gateway's SSDP port for the unicast search. Default 1900. */
   gatewayPort?: number | undefined
   /**
-   * Where the multicast search goes: default 239.255.255.250:1900; `false` for none. When the
+   * Where the multicast search goes: default 239.255.255.250:1900, [ff02::c]:1900 for an IPv6
+   * gateway (link-local scope, out of the gateway's zone's interface); `false` for none. When the
    * gateway is a loopback address (a simulated gateway) and no target is given, there is no
    * multicast search: nothing on the LAN could be that gateway.
    */
   multicast?: SsdpTarget | false | undefined
-  /** The LAN address to send multicast from (IP_MULTICAST_IF); default: the routing table's choice. */
+  /** The LAN address to send multicast from (IP_MULTICAST_IF; for IPv6 '::%eth0'); default: the gateway's zone for IPv6, else the routing table's choice. */
   multicastInterface?: string | undefined
   /** Local address to bind; default all addresses. The port is always ephemeral: 1900 may belong to the OS's own SSDP service. */
   bindAddress?: string | undefined
@@ -167,11 +168,12 @@ export class SsdpSearch extends EventEmitter<SsdpSearchEvents> {
     socket.on('message', (message, rinfo) => { this.#onMessage(message, rinfo) })
     socket.on('error', (err) => { this.#warn(err) })
     const mx = options.mx ?? 1
+    const host = ssdpHostFor(targets)
     const burst = (searchTargets: readonly string[]): void => {
       this.#logger('M-SEARCH %s to %s', searchTargets.join(', '), targets.map((t) => `${t.address}:${t.port}`).join(', '))
       for (const target of targets) {
         for (const st of searchTargets) {
-          socket.send(encodeMSearch({ searchTarget: st, mx }), target.port, target.address, (err) => {
+          socket.send(encodeMSearch({ searchTarget: st, mx, host }), target.port, target.address, (err) => {
             if (err !== null && err !== undefined && !this.#closed) this.#warn(new Error(`M-SEARCH to ${target.address}:${target.port} failed: ${err.message}`))
           })
         }
@@ -199,7 +201,9 @@ export class SsdpSearch extends EventEmitter<SsdpSearchEvents> {
     try {
       if (targets.some((t) => isMulticast(t.address))) {
         socket.setMulticastTTL(MULTICAST_TTL)
-        if (options.multicastInterface !== undefined) socket.setMulticastInterface(options.multicastInterface)
+        const zone = options.gateway?.includes('%') === true ? options.gateway.slice(options.gateway.indexOf('%') + 1) : undefined
+        const multicastInterface = options.multicastInterface ?? (family === 'udp6' && zone !== undefined ? `::%${zone}` : undefined)
+        if (multicastInterface !== undefined) socket.setMulticastInterface(multicastInterface)
       }
     } catch (err) {
       socket.close()
@@ -266,9 +270,22 @@ function searchDestinations (options: SsdpSearchOptions): SsdpTarget[] {
   const targets: SsdpTarget[] = []
   if (options.gateway !== undefined) targets.push({ address: options.gateway, port: options.gatewayPort ?? SSDP_PORT })
   let multicast = options.multicast
-  if (multicast === undefined) multicast = options.gateway !== undefined && isLoopback(options.gateway) ? false : { address: SSDP_MULTICAST_ADDRESS, port: SSDP_PORT }
+  if (multicast === undefined) {
+    const v6 = options.gateway !== undefined && isIpv6Literal(options.gateway)
+    multicast = options.gateway !== undefined && isLoopback(options.gateway) ? false : { address: v6 ? SSDP_MULTICAST_ADDRESS_V6 : SSDP_MULTICAST_ADDRESS, port: SSDP_PORT }
+  }
   if (multicast !== false) targets.push(multicast)
   return targets
+}
+
+/**
+ * The HOST header: the SSDP group of the search's family (UDA 1.1 §1.3.2: [FF02::C]:1900 or
+ * [FF05::C]:1900 over IPv6), whether the packet goes to the group or unicast to the gateway.
+ */
+export function ssdpHostFor (targets: readonly SsdpTarget[]): string | undefined {
+  if (!targets.some((t) => isIpv6Literal(t.address))) return undefined
+  const site = targets.some((t) => t.address.toLowerCase() === SSDP_MULTICAST_ADDRESS_V6_SITE)
+  return `[${(site ? SSDP_MULTICAST_ADDRESS_V6_SITE : SSDP_MULTICAST_ADDRESS_V6).toUpperCase()}]:${SSDP_PORT}`
 }
 
 /**

@@ -44,9 +44,9 @@ test('SimulatedIgd: every SCPD and control URL its description names answers; ea
   ctx.after(async () => { await igd.close() })
   const description = (await sendHttpRequest({ method: 'GET', url: igd.descriptionUrl, maxBytes: 65536, timeoutMs: 2000 })).body
   const services = [...description.matchAll(/<serviceType>([^<]+)<\/serviceType>.*?<SCPDURL>([^<]+)<\/SCPDURL><controlURL>([^<]+)<\/controlURL>/g)]
-  assert.deepEqual(services.map((s) => s[1]), ['urn:schemas-upnp-org:service:Layer3Forwarding:1', 'urn:schemas-upnp-org:service:WANCommonInterfaceConfig:1', 'urn:schemas-upnp-org:service:WANIPConnection:2'])
+  assert.deepEqual(services.map((s) => s[1]), ['urn:schemas-upnp-org:service:Layer3Forwarding:1', 'urn:schemas-upnp-org:service:WANCommonInterfaceConfig:1', 'urn:schemas-upnp-org:service:WANIPConnection:2', 'urn:schemas-upnp-org:service:WANIPv6FirewallControl:1'])
   const base = `http://127.0.0.1:${igd.httpPort}`
-  const first: Record<string, string> = { Layer3Forwarding: 'GetDefaultConnectionService', WANCommonInterfaceConfig: 'GetCommonLinkProperties', WANIPConnection: 'GetStatusInfo' }
+  const first: Record<string, string> = { Layer3Forwarding: 'GetDefaultConnectionService', WANCommonInterfaceConfig: 'GetCommonLinkProperties', WANIPConnection: 'GetStatusInfo', WANIPv6FirewallControl: 'GetFirewallStatus' }
   for (const [, serviceType = '', scpd = '', control = ''] of services) {
     const doc = await sendHttpRequest({ method: 'GET', url: base + scpd, maxBytes: 65536, timeoutMs: 2000 })
     assert.equal(doc.status, 200, scpd)

@@ -66,10 +66,11 @@ test('numeric host spellings are normalised by the URL parser before the compari
   refused('http://2130706433:5000/', policy, 'foreign-host') // 127.0.0.1
 })
 
-test('IPv6 gateways compare by literal', () => {
-  const v6 = { gateway: 'fe80::1' }
-  assert.equal(checkUpnpUrl('http://[fe80::1]:5000/rootDesc.xml', v6).port, '5000')
-  refused('http://[fe80::2]:5000/rootDesc.xml', v6, 'foreign-host')
+test('IPv6 gateways compare by address (a link-local one is refused: guard-ipv6.test.ts)', () => {
+  const v6 = { gateway: '2001:db8:1::1' }
+  assert.equal(checkUpnpUrl('http://[2001:db8:1::1]:5000/rootDesc.xml', v6).port, '5000')
+  refused('http://[2001:db8:1::2]:5000/rootDesc.xml', v6, 'foreign-host')
+  refused('http://[fe80::1]:5000/rootDesc.xml', { gateway: 'fe80::1' }, 'link-local')
 })
 
 test('property: whatever the URL, the guard never allows a host other than the gateway or an on-subnet responder', () => {

@@ -1,138 +1,102 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { createServer, type Server } from 'node:http'
-import type { AddressInfo } from 'node:net'
 import { FirewallDisabledError, GatewayRefusedError, InboundPinholeNotAllowedError, NoResponseError } from '../../src/errors.js'
 import { ServiceType } from '../../src/upnp/codes.js'
 import { PinholeClient } from '../../src/upnp/pinhole.js'
-import { encodeSoapFault, encodeSoapResponse, parseSoapRequest } from '../../src/upnp/soap.js'
 import { FakeClock } from '../../src/testing/fake-clock.js'
+import { SimulatedIgd } from '../../src/testing/igd.js'
 import { waitFor } from '../helpers/wait.js'
 
 const FC = ServiceType.WANIPv6FirewallControl1
 
-interface Seen { action: string, args: Record<string, string>, from: string }
-
-/**
- * A WANIPv6FirewallControl server on ::1 that behaves as miniupnpd 2.3.1's upnpsoap.c: the
- * sender must be the InternalClient (606 otherwise), 704 for an unknown UniqueID.
- */
-async function pinholeServer (options: { firewallEnabled?: boolean, inboundAllowed?: boolean } = {}): Promise<{ server: Server, url: string, seen: Seen[], pinholes: Map<number, Record<string, string>> }> {
-  const seen: Seen[] = []
-  const pinholes = new Map<number, Record<string, string>>()
-  let next = 1
-  const server = createServer((req, res) => {
-    let body = ''
-    req.on('data', (c: Buffer) => { body += c.toString() })
-    req.on('end', () => {
-      const parsed = parseSoapRequest(body)
-      const args = Object.fromEntries(parsed.args)
-      const from = req.socket.remoteAddress ?? ''
-      seen.push({ action: parsed.action, args, from })
-      const reply = (status: number, xml: string): void => { res.writeHead(status, { 'Content-Type': 'text/xml' }).end(xml) }
-      const fault = (code: number): void => { reply(500, encodeSoapFault(code)) }
-      const ok = (out: Array<[string, string]> = []): void => { reply(200, encodeSoapResponse(FC, parsed.action, out)) }
-      switch (parsed.action) {
-        case 'GetFirewallStatus': ok([['FirewallEnabled', options.firewallEnabled === false ? '0' : '1'], ['InboundPinholeAllowed', options.inboundAllowed === false ? '0' : '1']]); return
-        case 'AddPinhole': {
-          if (args.InternalClient !== from) { fault(606); return }
-          const id = next++
-          pinholes.set(id, args)
-          ok([['UniqueID', String(id)]])
-          return
-        }
-        case 'UpdatePinhole': case 'DeletePinhole': {
-          const pinhole = pinholes.get(Number(args.UniqueID))
-          if (pinhole === undefined) { fault(704); return }
-          if (pinhole.InternalClient !== from) { fault(606); return }
-          if (parsed.action === 'DeletePinhole') pinholes.delete(Number(args.UniqueID))
-          ok()
-          return
-        }
-        case 'CheckPinholeWorking': fault(709); return
-        default: fault(401)
-      }
-    })
-  })
-  await new Promise<void>((resolve) => server.listen(0, '::1', resolve))
-  return { server, url: `http://[::1]:${(server.address() as AddressInfo).port}/ctl/IP6FCtl`, seen, pinholes }
+/** SimulatedIgd on ::1, answering WANIPv6FirewallControl as miniupnpd 2.3.1 does (606 when the sender is not the InternalClient, 704 for an unknown UniqueID). */
+async function router (t: { after: (fn: () => Promise<void>) => void }, clock?: FakeClock): Promise<SimulatedIgd> {
+  const igd = await SimulatedIgd.start({ ipv6Address: '::1', ...(clock === undefined ? {} : { clock }) })
+  t.after(async () => { await igd.close() })
+  return igd
 }
 
+const actions = (igd: SimulatedIgd): string[] => igd.requests.filter((r) => r.service === FC).map((r) => r.what)
+
 test('open: GetFirewallStatus once, then AddPinhole sent from the address opened; the UniqueID is kept; delete', async (t) => {
-  const router = await pinholeServer()
-  t.after(() => router.server.close())
-  const client = new PinholeClient({ controlURL: router.url })
+  const igd = await router(t)
+  const client = new PinholeClient({ controlURL: igd.pinholeControlUrl! })
   const pinhole = await client.open({ internalClient: '0:0:0:0:0:0:0:1', internalPort: 4001, protocol: 'tcp', leaseTimeSeconds: 600 })
   assert.equal(pinhole.uniqueId, 1)
   assert.equal(pinhole.internalClient, '::1')
   assert.equal(pinhole.renewAtMs - pinhole.grantedAtMs, 300_000)
   await client.open({ internalClient: '::1', internalPort: 4002, protocol: 'udp', leaseTimeSeconds: 600 })
-  assert.deepEqual(router.seen.map((s) => s.action), ['GetFirewallStatus', 'AddPinhole', 'AddPinhole'])
-  assert.deepEqual(router.seen[1], { action: 'AddPinhole', from: '::1', args: { RemoteHost: '', RemotePort: '0', InternalClient: '::1', InternalPort: '4001', Protocol: '6', LeaseTime: '600' } })
+  assert.deepEqual(actions(igd), ['GetFirewallStatus', 'AddPinhole', 'AddPinhole'])
+  const sent = igd.requests.find((r) => r.what === 'AddPinhole')!
+  assert.deepEqual({ from: sent.from, args: Object.fromEntries(sent.args!) },
+    { from: '::1', args: { RemoteHost: '', RemotePort: '0', InternalClient: '::1', InternalPort: '4001', Protocol: '6', LeaseTime: '600' } })
   assert.equal(await client.checkWorking(pinhole), false)
   await client.delete(pinhole)
-  assert.equal(router.pinholes.has(1), false)
+  assert.deepEqual(igd.pinholes().map((p) => p.uniqueId), [2])
   await client.delete(pinhole) // 704: already gone counts as deleted
+  assert.equal(igd.requests.at(-1)!.fault, 704)
 })
 
 test('a firewall that is off, or pinholes not allowed: a clear error, and no AddPinhole', async (t) => {
-  for (const [options, type] of [[{ firewallEnabled: false }, FirewallDisabledError], [{ inboundAllowed: false }, InboundPinholeNotAllowedError]] as const) {
-    const router = await pinholeServer(options)
-    t.after(() => router.server.close())
-    const client = new PinholeClient({ controlURL: router.url })
+  for (const [quirk, type] of [['firewallDisabled', FirewallDisabledError], ['inboundPinholesDisallowed', InboundPinholeNotAllowedError]] as const) {
+    const igd = await router(t)
+    igd.quirks[quirk] = true
+    const client = new PinholeClient({ controlURL: igd.pinholeControlUrl! })
     await assert.rejects(client.open({ internalClient: '::1', internalPort: 4001, protocol: 'tcp', leaseTimeSeconds: 60 }), type)
-    assert.deepEqual(router.seen.map((s) => s.action), ['GetFirewallStatus'])
+    assert.deepEqual(actions(igd), ['GetFirewallStatus'])
   }
 })
 
 test('an address the host does not have cannot be sent from: refused locally, nothing reaches the router', async (t) => {
-  const router = await pinholeServer()
-  t.after(() => router.server.close())
-  const client = new PinholeClient({ controlURL: router.url })
+  const igd = await router(t)
+  const client = new PinholeClient({ controlURL: igd.pinholeControlUrl! })
   await client.firewallStatus()
   await assert.rejects(client.open({ internalClient: '2001:db8::dead', internalPort: 4001, protocol: 'tcp', leaseTimeSeconds: 60 }), NoResponseError)
-  assert.deepEqual(router.seen.map((s) => s.action), ['GetFirewallStatus', 'GetFirewallStatus'])
+  assert.deepEqual(actions(igd), ['GetFirewallStatus', 'GetFirewallStatus'])
 })
 
 test('keep: UpdatePinhole at half the lease; a pinhole the router lost (704) is added again', async (t) => {
-  const router = await pinholeServer()
-  t.after(() => router.server.close())
   const clock = new FakeClock()
-  const client = new PinholeClient({ controlURL: router.url, clock })
+  const igd = await router(t, clock)
+  const client = new PinholeClient({ controlURL: igd.pinholeControlUrl!, clock })
   const pinhole = await client.open({ internalClient: '::1', internalPort: 4001, protocol: 'tcp', leaseTimeSeconds: 120 })
   const changes: number[] = []
   const errors: unknown[] = []
   const kept = client.keep(pinhole, { onChange: (p) => changes.push(p.uniqueId), onError: (e) => errors.push(e) })
   t.after(() => { kept.stop() })
   await clock.advance(59_999)
-  assert.equal(router.seen.filter((s) => s.action === 'UpdatePinhole').length, 0, 'not before half the lease')
+  assert.equal(igd.count('http', 'UpdatePinhole'), 0, 'not before half the lease')
   await clock.advance(1)
   await waitFor(() => changes.length === 1, 'the first UpdatePinhole')
-  assert.deepEqual(router.seen.at(-1), { action: 'UpdatePinhole', from: '::1', args: { UniqueID: '1', NewLeaseTime: '120' } })
-  router.pinholes.clear() // the router restarted
+  const update = igd.requests.at(-1)!
+  assert.deepEqual({ what: update.what, from: update.from, args: update.args, fault: update.fault }, { what: 'UpdatePinhole', from: '::1', args: [['UniqueID', '1'], ['NewLeaseTime', '120']], fault: undefined })
+  assert.equal(igd.pinholes()[0]!.expiresAtMs, clock.now() + 120_000)
+  igd.dropPinholes() // the router forgot it
   await clock.advance(60_000)
   await waitFor(() => changes.length === 2, 'the pinhole added again')
-  assert.deepEqual(router.seen.slice(-2).map((s) => s.action), ['UpdatePinhole', 'AddPinhole'])
+  assert.deepEqual(igd.requests.slice(-2).map((r) => [r.what, r.fault]), [['UpdatePinhole', 704], ['AddPinhole', undefined]])
   assert.equal(kept.current.uniqueId, 2)
+  assert.deepEqual(igd.pinholes().map((p) => p.uniqueId), [2])
   assert.deepEqual(changes, [1, 2])
   assert.deepEqual(errors, [])
 })
 
 test('606 from the router (sender is not the InternalClient) is a plain refusal', async (t) => {
-  const router = await pinholeServer()
-  t.after(() => router.server.close())
-  const client = new PinholeClient({ controlURL: router.url })
+  const igd = await router(t)
+  const client = new PinholeClient({ controlURL: igd.pinholeControlUrl! })
   const pinhole = await client.open({ internalClient: '::1', internalPort: 4001, protocol: 'tcp', leaseTimeSeconds: 60 })
-  router.pinholes.get(1)!.InternalClient = '2001:db8::5' // as if another host had opened it
-  await assert.rejects(client.update(pinhole), (err: unknown) => err instanceof GatewayRefusedError && err.resultCode === 606)
+  const foreign = igd.occupyPinhole('2001:db8::5', 4001) // another host's pinhole, named by our UniqueID by mistake
+  await assert.rejects(client.update({ ...pinhole, uniqueId: foreign }), (err: unknown) => err instanceof GatewayRefusedError && err.resultCode === 606)
+  await assert.rejects(client.delete({ ...pinhole, uniqueId: foreign }), (err: unknown) => err instanceof GatewayRefusedError && err.resultCode === 606)
+  assert.deepEqual(igd.pinholes().map((p) => p.internalClient), ['::1', '2001:db8::5'])
 })
 
 test('keep: a router that stops answering is retried at half the lease left, then 5 s doubling, never in a tight loop', async (t) => {
-  const router = await pinholeServer()
   const clock = new FakeClock()
-  const client = new PinholeClient({ controlURL: router.url, clock, requestTimeoutMs: 1000 })
+  const igd = await SimulatedIgd.start({ ipv6Address: '::1', clock })
+  const client = new PinholeClient({ controlURL: igd.pinholeControlUrl!, clock, requestTimeoutMs: 1000 })
   const pinhole = await client.open({ internalClient: '::1', internalPort: 4001, protocol: 'tcp', leaseTimeSeconds: 10 })
-  await new Promise<void>((resolve) => router.server.close(() => { resolve() }))
+  await igd.close()
   const errors: unknown[] = []
   const kept = client.keep(pinhole, { onError: (e) => errors.push(e) })
   t.after(() => { kept.stop() })
