@@ -28,7 +28,7 @@ export type { AddMappingOptions, LeftMapping, MappingEvent, MappingKey, NatEvent
 type TalliedEvent = 'mapped' | 'renewed' | 'lost' | 'gateway-changed' | 'error'
 
 /** Requests in flight to one gateway at most, by default (see RequestSlots). */
-const DEFAULT_CONCURRENCY = { pcp: 8, natpmp: 8, upnp: 4 } as const
+const DEFAULT_CONCURRENCY = { pcp: 8, natpmp: 8, upnp: 4, 'upnp-pinhole': 4 } as const
 
 export class NAT extends EventEmitter<NatEvents> {
   #gateway: Gateway
