@@ -178,7 +178,9 @@ export class NAT extends EventEmitter<NatEvents> {
    */
   async addMappings (requests: readonly MappingRequest[], options: Omit<AddMappingOptions, 'externalPort'> = {}): Promise<MappingResult[]> {
     const ports = expandRequests(requests)
+    const nats = familiesOf(options.family, this.#family).map((family) => this.#natFor(family))
     if (this.#closed !== undefined) throw new ClosedError('NAT')
+    if (nats.length > 1 || nats[0] !== this) return (await Promise.all(nats.map(async (nat) => await nat.addMappings(requests, { ...options, family: nat.family })))).flat()
     if (options.signal?.aborted === true) throw new AbortError(options.signal.reason)
     return await Promise.all(ports.map(async ({ protocol, internalPort, externalPort }): Promise<MappingResult> => {
       const keeper = await this.#keeperFor(protocol, internalPort, { ...options, externalPort })
