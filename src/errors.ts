@@ -292,3 +292,17 @@ export class InboundPinholeNotAllowedError extends GatewayRefusedError {
 export function throwIfAborted (signal: AbortSignal | undefined): void {
   if (signal?.aborted === true) throw new AbortError(signal.reason)
 }
+
+/**
+ * Nothing to open an IPv6 port with: the NAT was given no IPv6 gateway (NatOptions.ipv6), the host
+ * has no IPv6 default route, or no global unicast address toward it (a pinhole for a link-local
+ * or ULA address is not reachable from the internet). `reason` says which.
+ */
+export class NoIpv6Error extends NatmapperError {
+  readonly reason: 'no-gateway' | 'no-route' | 'no-global-address'
+
+  constructor (reason: NoIpv6Error['reason'], detail: string) {
+    super('NATMAPPER_NO_IPV6', `cannot open a port on IPv6: ${detail}`)
+    this.reason = reason
+  }
+}

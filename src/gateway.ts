@@ -4,7 +4,10 @@
  */
 
 export type TransportProtocol = 'tcp' | 'udp'
-export type MappingMethod = 'pcp' | 'natpmp' | 'upnp'
+/** 'upnp-pinhole': an IPv6 pinhole over WANIPv6FirewallControl:1 (src/upnp/pinhole-gateway.ts). */
+export type MappingMethod = 'pcp' | 'natpmp' | 'upnp' | 'upnp-pinhole'
+/** The IP version of a mapping: 4 (NAT mapping) or 6 (firewall pinhole on the host's own address). */
+export type AddressFamily = 4 | 6
 
 export interface CallOptions {
   signal?: AbortSignal | undefined

@@ -13,7 +13,7 @@
 export * from './errors.js'
 export type { Clock, TimerHandle } from './clock.js'
 export { systemClock } from './clock.js'
-export type { Gateway, GatewayAbilities, GatewayReset, ListenOptions, ListedMapping, ListedTable, MapRequest, MapResult, PortMapping, CallOptions, ProbeResult, ProtocolCounters, TransportProtocol, MappingMethod } from './gateway.js'
+export type { Gateway, GatewayAbilities, GatewayReset, ListenOptions, ListedMapping, ListedTable, MapRequest, MapResult, PortMapping, CallOptions, ProbeResult, ProtocolCounters, TransportProtocol, MappingMethod, AddressFamily } from './gateway.js'
 export { natChannel, requestChannel, type RequestMessage, type RequestEvent } from './counters.js'
 export { mapChecked } from './gateway.js'
 export { NAT, type NatOptions, type NatEvents, type MappingEvent, type MappingKey, type AddMappingOptions, type LeftMapping, type NatStats, type MappingRequest, type MappingResult, type RemovalResult } from './nat/nat.js'

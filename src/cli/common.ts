@@ -31,7 +31,7 @@ export const gatewayOptionsHelp = `  --protocol pcp|natpmp|upnp   use this proto
   --verbose               print stack traces with errors
   -h, --help              show this help`
 
-export const methodNames: Record<MappingMethod, string> = { pcp: 'PCP', natpmp: 'NAT-PMP', upnp: 'UPnP IGD' }
+export const methodNames: Record<MappingMethod, string> = { pcp: 'PCP', natpmp: 'NAT-PMP', upnp: 'UPnP IGD', 'upnp-pinhole': 'UPnP IPv6 pinhole' }
 const methods: readonly string[] = ['pcp', 'natpmp', 'upnp']
 
 export interface GatewayFlags {

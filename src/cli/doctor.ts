@@ -24,7 +24,8 @@ interface Step { step: string, ok: boolean, ms: number, detail: string, advice?:
 const advice: Record<MappingMethod, string> = {
   pcp: 'PCP is optional; most routers speak NAT-PMP or UPnP instead',
   natpmp: 'enable NAT-PMP (sometimes called "NAT-PMP/PCP") in the router\'s settings if it has it',
-  upnp: 'enable UPnP IGD in the router\'s settings (often under "UPnP" or "NAT passthrough")'
+  upnp: 'enable UPnP IGD in the router\'s settings (often under "UPnP" or "NAT passthrough")',
+  'upnp-pinhole': 'allow UPnP IPv6 pinholes (WANIPv6FirewallControl) in the router\'s settings; the IPv6 firewall must be on'
 }
 
 export async function runDoctor (argv: string[], output?: Output): Promise<number> {

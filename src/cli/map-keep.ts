@@ -2,6 +2,8 @@ import { systemClock } from '../clock.js'
 import { AbortError, ClosedError } from '../errors.js'
 import { discoverNAT } from '../nat/discover-nat.js'
 import type { LeftMapping, NAT } from '../nat/nat.js'
+import type { NatMaker } from './map-ipv6.js'
+import type { AddressFamily } from '../gateway.js'
 import { discoverOptionsFrom, methodNames } from './common.js'
 import { mappedLine, mappingFields, statsLine, type MapRequest } from './map-lines.js'
 import type { Output } from './output.js'
@@ -14,7 +16,7 @@ const STOP_SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const
 const PROGRESS_FROM = 20
 
 /** `natmapper map` without --once: map, keep until stopped, delete everything, say what could not be. */
-export async function mapAndKeep (specs: PortSpec[], discover: ReturnType<typeof discoverOptionsFrom>, request: MapRequest, out: Output): Promise<number> {
+export async function mapAndKeep (specs: PortSpec[], discover: ReturnType<typeof discoverOptionsFrom>, request: MapRequest, out: Output, makeNat?: NatMaker): Promise<number> {
   out.info(`looking for the gateway${discover.gateway === undefined ? '' : ` at ${discover.gateway}`}...`)
   // One listener per signal for the command's whole life. Removing a signal's last listener and
   // adding another later drops a signal that arrived in between and was not yet dispatched
@@ -31,16 +33,16 @@ export async function mapAndKeep (specs: PortSpec[], discover: ReturnType<typeof
   // As SIGPIPE ends other programs, but with the cleanup: `natmapper map 7070 | head -1`.
   out.onStdoutClosed(() => { if (!stop.signal.aborted) stop.abort('stdout closed') })
   try {
-    return await keepMapped(specs, discover, request, out, stop.signal)
+    return await keepMapped(specs, discover, request, out, stop.signal, makeNat)
   } finally {
     for (const [name, handler] of handlers) process.off(name, handler)
   }
 }
 
-async function keepMapped (specs: PortSpec[], discover: ReturnType<typeof discoverOptionsFrom>, request: MapRequest, out: Output, stopSignal: AbortSignal): Promise<number> {
+async function keepMapped (specs: PortSpec[], discover: ReturnType<typeof discoverOptionsFrom>, request: MapRequest, out: Output, stopSignal: AbortSignal, makeNat: NatMaker | undefined): Promise<number> {
   let nat: NAT
   try {
-    nat = await discoverNAT({ ...discover, lifetimeSeconds: request.lifetimeSeconds, signal: stopSignal })
+    nat = await (makeNat?.(stopSignal) ?? discoverNAT({ ...discover, lifetimeSeconds: request.lifetimeSeconds, signal: stopSignal }))
   } catch (err) {
     if (!stopSignal.aborted) throw err
     out.error(new Error(`interrupted (${String(stopSignal.reason)}) while looking for the gateway; nothing was mapped`))
@@ -53,7 +55,9 @@ async function keepMapped (specs: PortSpec[], discover: ReturnType<typeof discov
     return 130
   }
   const gateway = nat.gatewayAddress
-  out.info(`gateway ${gateway}, ${methodNames[nat.method]}`)
+  out.info(`gateway ${gateway}, ${methodNames[nat.method]}${nat.family === 6 ? ' (IPv6)' : ''}`)
+  const side = nat.ipv6Gateway
+  if (side !== undefined) out.info(`IPv6 gateway ${side.address}, ${methodNames[side.method]}`)
   const records = new Recorder(nat, gateway)
   const progressShown = report(nat, out, specs.length, records)
 
@@ -67,7 +71,7 @@ async function keepMapped (specs: PortSpec[], discover: ReturnType<typeof discov
   /** Ports whose first attempt failed (said as error lines); retried in the background. */
   const failedFirst: PortSpec[] = []
   try {
-    const first = nat.addMappings(specs.map((spec) => ({ protocol: spec.protocol, port: spec.port, externalPort: request.externalPort })), { description: request.description })
+    const first = nat.addMappings(specs.map((spec) => ({ protocol: spec.protocol, port: spec.port, externalPort: request.externalPort })), { description: request.description, ...(makeNat?.family === undefined ? {} : { family: makeNat.family }) })
       .then((results) => {
         // Cut short by the interrupt is no failure of the port.
         for (const r of results) if (r.error !== undefined && !(r.error instanceof AbortError) && !(r.error instanceof ClosedError)) failedFirst.push({ protocol: r.protocol, port: r.internalPort })
@@ -109,7 +113,8 @@ function report (nat: NAT, out: Output, total: number, records: Recorder): () =>
   let unmapped = 0
   let shown: number | undefined
   nat.on('mapped', (m) => {
-    records.add(m.protocol, m.internalPort)
+    // IPv6 pinholes are kept out of the state file for now (natmapper unmap cannot delete them).
+    records.add(m.protocol, m.internalPort, m.family)
     out.event('mapped', mappingFields(m), mappedLine('mapped', m))
     if (many && ++mapped % step === 0) {
       shown = mapped
@@ -117,14 +122,14 @@ function report (nat: NAT, out: Output, total: number, records: Recorder): () =>
     }
   })
   nat.on('renewed', (m) => {
-    records.add(m.protocol, m.internalPort)
+    records.add(m.protocol, m.internalPort, m.family)
     out.event('renewed', mappingFields(m), mappedLine('renewed', m))
   })
   nat.on('lost', (e) => {
     out.event('lost', { protocol: e.protocol, internalPort: e.internalPort, reason: e.reason.message }, `lost ${e.protocol} ${e.internalPort}: ${e.reason.message}`)
   })
   nat.on('unmapped', (e) => {
-    out.event('unmapped', { protocol: e.protocol, internalPort: e.internalPort }, `unmapped ${e.protocol} ${e.internalPort}`)
+    out.event('unmapped', { ...(e.family === 6 ? { family: 6 } : {}), protocol: e.protocol, internalPort: e.internalPort }, `unmapped ${e.protocol} ${e.internalPort}${e.family === 6 ? ' (IPv6)' : ''}`)
     if (many && ++unmapped % step === 0) out.info(`unmapped ${unmapped}`)
   })
   nat.on('external-address', (e) => {
@@ -171,10 +176,11 @@ class Recorder {
     return this.#mine.has(`${protocol}/${internalPort}`)
   }
 
-  add (protocol: string, internalPort: number): void {
+  add (protocol: string, internalPort: number, family: AddressFamily): void {
+    this.#mine.set(`${protocol}/${internalPort}`, { protocol, internalPort })
+    if (family !== 4) return
     const first = this.#dirty.size === 0
     this.#dirty.add(`${protocol}/${internalPort}`)
-    this.#mine.set(`${protocol}/${internalPort}`, { protocol, internalPort })
     // One write for the mappings that come together.
     if (first) this.#writing = this.#writing.then(async () => { await new Promise((resolve) => { setImmediate(resolve) }); await this.#flush() })
   }
@@ -182,7 +188,7 @@ class Recorder {
   async #flush (): Promise<void> {
     const keys = [...this.#dirty]
     this.#dirty.clear()
-    const mappings = this.#nat.mappings().filter((m) => keys.includes(`${m.protocol}/${m.internalPort}`))
+    const mappings = this.#nat.mappings().filter((m) => m.family === 4 && keys.includes(`${m.protocol}/${m.internalPort}`))
     await remember(this.#gateway, mappings).catch(() => {})
   }
 

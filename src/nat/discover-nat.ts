@@ -4,7 +4,7 @@ import { findGateway } from '../net/host-network.js'
 import { NAT } from './nat.js'
 import type { NatOptions } from './types.js'
 
-export type DiscoverNatOptions = DiscoverOptions & Pick<NatOptions, 'lifetimeSeconds' | 'requestTimeoutMs' | 'closeTimeoutMs' | 'random' | 'keep' | 'maxConcurrentRequests' | 'verifyIntervalMs'>
+export type DiscoverNatOptions = DiscoverOptions & Pick<NatOptions, 'lifetimeSeconds' | 'requestTimeoutMs' | 'closeTimeoutMs' | 'random' | 'keep' | 'maxConcurrentRequests' | 'verifyIntervalMs' | 'ipv6'>
 
 /** How often a NAT looks at the default route, to notice a new network. */
 const ROUTE_CHECK_INTERVAL_MS = 10_000
@@ -25,7 +25,7 @@ export async function discoverNAT (options: DiscoverNatOptions = {}): Promise<NA
     ...(options.ssdpListen === undefined ? {} : { ssdp: options.ssdpListen })
   }
   return new NAT(gateway, {
-    ...pick(options, ['lifetimeSeconds', 'requestTimeoutMs', 'closeTimeoutMs', 'random', 'clock', 'logger', 'keep', 'maxConcurrentRequests', 'verifyIntervalMs']),
+    ...pick(options, ['lifetimeSeconds', 'requestTimeoutMs', 'closeTimeoutMs', 'random', 'clock', 'logger', 'keep', 'maxConcurrentRequests', 'verifyIntervalMs', 'ipv6']),
     externalAddress: found.externalAddress,
     notPublicReason: found.notPublicReason,
     askExternalAddress: found.externalAddress === undefined && found.notPublicReason === undefined,

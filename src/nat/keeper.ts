@@ -1,6 +1,6 @@
 import type { Clock, TimerHandle } from '../clock.js'
 import { AbortError, GatewayResetError, UncertainMappingError } from '../errors.js'
-import { renewAtMs, renewalAtMs, type CallOptions, type Gateway, type PortMapping, type TransportProtocol } from '../gateway.js'
+import { renewAtMs, renewalAtMs, type AddressFamily, type CallOptions, type Gateway, type PortMapping, type TransportProtocol } from '../gateway.js'
 import type { Logger } from '../log.js'
 import { retryDelayMs } from './retry.js'
 import type { RequestSlots } from './slots.js'
@@ -13,6 +13,7 @@ const MAX_TIMER_DELAY_MS = 2 ** 31 - 1
 export interface KeeperHost {
   readonly clock: Clock
   readonly logger: Logger
+  readonly family: AddressFamily
   readonly lifetimeSeconds: number
   readonly requestTimeoutMs: number
   /** NatOptions.verifyIntervalMs: undefined takes the gateway's, 0 turns verification off. */
@@ -86,7 +87,7 @@ export class Keeper {
   markLost (reason: string): void {
     if (this.#mapping === undefined || this.#lost) return
     this.#lost = true
-    this.#host.emit('lost', { protocol: this.protocol, internalPort: this.internalPort, reason: new GatewayResetError(reason) })
+    this.#host.emit('lost', { family: this.#host.family, protocol: this.protocol, internalPort: this.internalPort, reason: new GatewayResetError(reason) })
   }
 
   async #request (signal: AbortSignal | undefined): Promise<void> {
@@ -137,7 +138,7 @@ export class Keeper {
     this.#lastError = undefined
     this.#settleUncertain(mapping)
     host.granted(mapping)
-    host.emit(previous === undefined || wasLost ? 'mapped' : 'renewed', toEvent(mapping))
+    host.emit(previous === undefined || wasLost ? 'mapped' : 'renewed', toEvent(mapping, host.family))
     if (!host.keep) return
     this.#schedule(this.#renewalDelayMs(mapping))
     this.#scheduleVerify()
@@ -173,9 +174,9 @@ export class Keeper {
     if (previous !== undefined && host.clock.now() >= previous.expiresAtMs && !this.#lost) {
       this.#mapping = undefined
       this.#madeOn = undefined
-      host.emit('lost', { protocol: this.protocol, internalPort: this.internalPort, reason: error })
+      host.emit('lost', { family: this.#host.family, protocol: this.protocol, internalPort: this.internalPort, reason: error })
     }
-    if (!quiet) host.emit('error', error, { protocol: this.protocol, internalPort: this.internalPort })
+    if (!quiet) host.emit('error', error, { family: this.#host.family, protocol: this.protocol, internalPort: this.internalPort })
     // Try once more right at expiry, so a mapping that cannot be renewed is reported lost when it
     // ends rather than at the next back-off step.
     const untilExpiryMs = this.#mapping === undefined || this.#lost ? Infinity : this.#mapping.expiresAtMs - host.clock.now()
@@ -262,8 +263,8 @@ export class Keeper {
         this.#madeOn = undefined
         this.#failures++
         host.logger('%s %d: %s', this.protocol, this.internalPort, error.message)
-        host.emit('lost', { protocol: this.protocol, internalPort: this.internalPort, reason: error })
-        host.emit('error', error, { protocol: this.protocol, internalPort: this.internalPort })
+        host.emit('lost', { family: this.#host.family, protocol: this.protocol, internalPort: this.internalPort, reason: error })
+        host.emit('error', error, { family: this.#host.family, protocol: this.protocol, internalPort: this.internalPort })
         this.#schedule(retryDelayMs(this.#failures, error))
         return
       }
@@ -274,7 +275,7 @@ export class Keeper {
         return
       }
       this.#mapping = checked
-      host.emit('mapped', toEvent(checked))
+      host.emit('mapped', toEvent(checked, host.family))
       this.#schedule(this.#renewalDelayMs(checked))
       this.#scheduleVerify()
     }
@@ -343,7 +344,7 @@ export class Keeper {
 
   /** The mapping take() handed over was deleted. */
   released (): void {
-    this.#host.emit('unmapped', { protocol: this.protocol, internalPort: this.internalPort })
+    this.#host.emit('unmapped', { family: this.#host.family, protocol: this.protocol, internalPort: this.internalPort })
   }
 
   /** The mapping take() handed over could not be deleted: said, and returned as left. */
@@ -351,7 +352,7 @@ export class Keeper {
     // Given up by close()'s deadline: its reason says more than "aborted".
     const error = err instanceof AbortError && signal?.reason instanceof Error ? signal.reason : err
     this.#host.logger('could not delete %s %d: %s', this.protocol, this.internalPort, error.message)
-    this.#host.emit('error', error, { protocol: this.protocol, internalPort: this.internalPort })
+    this.#host.emit('error', error, { family: this.#host.family, protocol: this.protocol, internalPort: this.internalPort })
     return { mapping, error }
   }
 
@@ -359,8 +360,9 @@ export class Keeper {
   get held (): PortMapping | undefined { return this.#mapping }
 }
 
-export function toEvent (mapping: PortMapping): MappingEvent {
+export function toEvent (mapping: PortMapping, family: AddressFamily): MappingEvent {
   return {
+    family,
     protocol: mapping.protocol,
     internalPort: mapping.internalPort,
     externalAddress: mapping.externalAddress,

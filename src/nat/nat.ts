@@ -2,10 +2,11 @@ import { EventEmitter, setMaxListeners } from 'node:events'
 import { deadline, nextTurn, systemClock, type Clock } from '../clock.js'
 import { AbortError, ClosedError, NoResponseError, TimeoutError, UsageError } from '../errors.js'
 import { addCounters, natChannel } from '../counters.js'
-import type { Gateway, MappingMethod, PortMapping, ProtocolCounters, TransportProtocol } from '../gateway.js'
+import type { AddressFamily, Gateway, MappingMethod, PortMapping, ProtocolCounters, TransportProtocol } from '../gateway.js'
 import { createLogger, type Logger } from '../log.js'
 import type { AddressClass } from '../net/address-class.js'
 import { AddressState } from './address-state.js'
+import { familiesOf, familyOf, forwardSideEvents, natFor } from './family.js'
 import { deleteAll, expandRequests, type MappingRequest, type MappingResult, type RemovalResult } from './bulk.js'
 import { Keeper, type KeeperHost } from './keeper.js'
 import { Recovery } from './recovery.js'
@@ -28,7 +29,7 @@ export type { AddMappingOptions, LeftMapping, MappingEvent, MappingKey, NatEvent
 type TalliedEvent = 'mapped' | 'renewed' | 'lost' | 'gateway-changed' | 'error'
 
 /** Requests in flight to one gateway at most, by default (see RequestSlots). */
-const DEFAULT_CONCURRENCY = { pcp: 8, natpmp: 8, upnp: 4 } as const
+const DEFAULT_CONCURRENCY = { pcp: 8, natpmp: 8, upnp: 4, 'upnp-pinhole': 4 } as const
 
 export class NAT extends EventEmitter<NatEvents> {
   #gateway: Gateway
@@ -51,6 +52,9 @@ export class NAT extends EventEmitter<NatEvents> {
   /** Event counts for stats(), and the counters of gateways this NAT used before the current one. */
   readonly #tally: Record<TalliedEvent, number> = { mapped: 0, renewed: 0, lost: 0, 'gateway-changed': 0, error: 0 }
   #pastCounters: Partial<Record<MappingMethod, ProtocolCounters>> = {}
+  readonly #family: AddressFamily
+  /** The IPv6 side (NatOptions.ipv6): a NAT of its own on the IPv6 gateway (see family.ts). */
+  readonly #side: NAT | undefined
 
   constructor (gateway: Gateway, options: NatOptions = {}) {
     super()
@@ -58,6 +62,7 @@ export class NAT extends EventEmitter<NatEvents> {
     this.#clock = options.clock ?? systemClock
     this.#logger = options.logger ?? createLogger('nat')
     this.#keep = options.keep ?? true
+    this.#family = options.family ?? 4
     this.#requestTimeoutMs = options.requestTimeoutMs ?? 10_000
     this.#closeTimeoutMs = options.closeTimeoutMs ?? 5_000
     this.#concurrency = options.maxConcurrentRequests ?? DEFAULT_CONCURRENCY[gateway.method]
@@ -71,6 +76,7 @@ export class NAT extends EventEmitter<NatEvents> {
     this.#host = {
       clock: this.#clock,
       logger: this.#logger,
+      family: this.#family,
       lifetimeSeconds: options.lifetimeSeconds ?? 7200,
       requestTimeoutMs: this.#requestTimeoutMs,
       verifyIntervalMs: options.verifyIntervalMs,
@@ -101,6 +107,23 @@ export class NAT extends EventEmitter<NatEvents> {
     if (options.externalAddress === undefined && options.askExternalAddress === true) {
       nextTurn(this.#clock, () => { void this.askExternalAddress().catch(() => {}) })
     }
+    if (options.ipv6 !== undefined) {
+      if (this.#family === 6) throw new UsageError('NatOptions.ipv6 is for a NAT whose own gateway is IPv4')
+      const { lifetimeSeconds, clock, logger, requestTimeoutMs, closeTimeoutMs, keep, maxConcurrentRequests, random, verifyIntervalMs } = options
+      // No rediscovery, route watch or listener: those follow the IPv4 gateway only, for now.
+      this.#side = new NAT(options.ipv6.gateway, { lifetimeSeconds, clock, logger, requestTimeoutMs, closeTimeoutMs, keep, maxConcurrentRequests, random, verifyIntervalMs, family: 6 })
+      // Already counted and published by the side's own #emit: passed on as they are.
+      forwardSideEvents(this.#side, (event, ...args) => {
+        if (event !== 'error' || this.listenerCount('error') > 0) (this.emit as (e: string, ...a: unknown[]) => boolean)(event, ...args)
+      })
+    }
+  }
+
+  /** The IP version of this NAT's own gateway (4 unless made on an IPv6 gateway alone). */
+  get family (): AddressFamily { return this.#family }
+  /** The IPv6 side's gateway, when the NAT has one (NatOptions.ipv6). */
+  get ipv6Gateway (): { address: string, method: MappingMethod } | undefined {
+    return this.#side === undefined ? undefined : { address: this.#side.gatewayAddress, method: this.#side.method }
   }
 
   get method (): MappingMethod { return this.#gateway.method }
@@ -132,7 +155,12 @@ export class NAT extends EventEmitter<NatEvents> {
     const proto = checkProtocol(protocol)
     checkPort(internalPort, 'internal port')
     if (options.externalPort !== undefined) checkPort(options.externalPort, 'external port')
+    const nats = familiesOf(options.family, this.#family).map((family) => this.#natFor(family))
     if (this.#closed !== undefined) throw new ClosedError('NAT')
+    if (nats.length > 1 || nats[0] !== this) {
+      await Promise.all(nats.map(async (nat) => { await nat.addMapping(proto, internalPort, { ...options, family: nat.family }) }))
+      return
+    }
     const keeper = await this.#keeperFor(proto, internalPort, options)
     // The caller gave up on this attempt: say so, rather than resolve as if it had been made.
     if (options.signal?.aborted === true) throw new AbortError(options.signal.reason)
@@ -150,7 +178,9 @@ export class NAT extends EventEmitter<NatEvents> {
    */
   async addMappings (requests: readonly MappingRequest[], options: Omit<AddMappingOptions, 'externalPort'> = {}): Promise<MappingResult[]> {
     const ports = expandRequests(requests)
+    const nats = familiesOf(options.family, this.#family).map((family) => this.#natFor(family))
     if (this.#closed !== undefined) throw new ClosedError('NAT')
+    if (nats.length > 1 || nats[0] !== this) return (await Promise.all(nats.map(async (nat) => await nat.addMappings(requests, { ...options, family: nat.family })))).flat()
     if (options.signal?.aborted === true) throw new AbortError(options.signal.reason)
     return await Promise.all(ports.map(async ({ protocol, internalPort, externalPort }): Promise<MappingResult> => {
       const keeper = await this.#keeperFor(protocol, internalPort, { ...options, externalPort })
@@ -175,18 +205,25 @@ export class NAT extends EventEmitter<NatEvents> {
     return keeper
   }
 
-  /** The external address and port, or undefined while the mapping or the address is unknown. */
-  getMapping (protocol: TransportProtocol, internalPort: number): { address: string, port: number } | undefined {
+  /** The external address and port (for `family: 6` the host's address opened), or undefined while the mapping or the address is unknown. */
+  getMapping (protocol: TransportProtocol, internalPort: number, options: { family?: AddressFamily } = {}): { address: string, port: number } | undefined {
+    const nat = this.#natFor(familyOf(options.family, this.#family))
+    if (nat !== this) return nat.getMapping(protocol, internalPort)
     const mapping = this.#keepers.get(`${protocol}/${internalPort}`)?.mapping
-    // The latest address the gateway told us (a mapping reply or an announcement) wins.
-    const address = this.#address.address ?? mapping?.externalAddress
+    // The latest address the gateway told us (a mapping reply or an announcement) wins; a pinhole's is the host's own.
+    const address = this.#family === 6 ? mapping?.externalAddress : this.#address.address ?? mapping?.externalAddress
     if (mapping === undefined || address === undefined) return undefined
     return { address, port: mapping.externalPort }
   }
 
-  /** The mappings held now, with what a later process needs to renew or delete them (see mappingToJSON). */
-  mappings (): PortMapping[] {
-    return [...this.#keepers.values()].flatMap((keeper) => keeper.held ?? [])
+  /** The mappings held now, both families, with what a later process needs to renew or delete them (see mappingToJSON). */
+  mappings (): Array<PortMapping & { family: AddressFamily }> {
+    const own = [...this.#keepers.values()].flatMap((keeper) => keeper.held === undefined ? [] : [{ ...keeper.held, family: this.#family }])
+    return [...own, ...(this.#side?.mappings() ?? [])]
+  }
+
+  #natFor (family: AddressFamily): NAT {
+    return natFor(family, this, this.#family, { nat: this.#side, family: 6 })
   }
 
   /** What this NAT has done so far: requests per protocol (on every gateway it used), mappings, renewals, losses, recoveries. */
@@ -208,8 +245,13 @@ export class NAT extends EventEmitter<NatEvents> {
   }
 
   /** Stops keeping the mapping and deletes it on the router. */
-  async removeMapping (protocol: TransportProtocol, internalPort: number, options: { signal?: AbortSignal } = {}): Promise<void> {
+  async removeMapping (protocol: TransportProtocol, internalPort: number, options: { signal?: AbortSignal, family?: AddressFamily | 'both' } = {}): Promise<void> {
     const proto = checkProtocol(protocol)
+    const nats = familiesOf(options.family, this.#family).map((family) => this.#natFor(family))
+    if (nats.length > 1 || nats[0] !== this) {
+      await Promise.all(nats.map(async (nat) => { await nat.removeMapping(proto, internalPort, { signal: options.signal, family: nat.family }) }))
+      return
+    }
     const key = `${proto}/${internalPort}`
     const keeper = this.#keepers.get(key)
     if (keeper === undefined) throw new UsageError(`no mapping for ${proto} port ${internalPort}`)
@@ -279,7 +321,7 @@ export class NAT extends EventEmitter<NatEvents> {
    * their lease ends. Idempotent.
    */
   async close (): Promise<LeftMapping[]> {
-    this.#closed ??= this.#close()
+    this.#closed ??= Promise.all([this.#close(), this.#side?.close() ?? []]).then(([own, side]) => [...own, ...side])
     return await this.#closed
   }
 

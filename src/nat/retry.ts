@@ -1,4 +1,4 @@
-import { GatewayRefusedError, NoResponseError } from '../errors.js'
+import { FirewallDisabledError, GatewayRefusedError, InboundPinholeNotAllowedError, NoResponseError } from '../errors.js'
 
 /** Retry and pacing waits of the NAT manager: after failed requests, between rediscoveries, between re-mappings after resets. */
 
@@ -37,11 +37,13 @@ export function retryDelayMs (failures: number, error: Error): number {
 
 /**
  * PCP and NAT-PMP NOT_AUTHORIZED (2; RFC 6887 §7.4 lists it among the long-lifetime errors),
- * UPnP 606 Action not authorized: the router will not map for this host until someone changes
+ * UPnP 606 Action not authorized, IPv6 firewall 702/703: the router will not map for this host until someone changes
  * its settings (quirk 23).
  */
 export function isNotAuthorized (error: Error): boolean {
   if (!(error instanceof GatewayRefusedError)) return false
+  // An IPv6 firewall that is off or lets no pinholes in (702, 703) is as much the router's setting.
+  if (error instanceof FirewallDisabledError || error instanceof InboundPinholeNotAllowedError) return true
   return error.protocol === 'upnp' ? error.resultCode === 606 : error.resultCode === 2
 }
 

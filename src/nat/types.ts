@@ -1,5 +1,5 @@
 import type { Clock } from '../clock.js'
-import type { Gateway, ListenOptions, MappingMethod, PortMapping, ProtocolCounters, TransportProtocol } from '../gateway.js'
+import type { AddressFamily, Gateway, ListenOptions, MappingMethod, PortMapping, ProtocolCounters, TransportProtocol } from '../gateway.js'
 import type { Logger } from '../log.js'
 import type { AddressClass } from '../net/address-class.js'
 
@@ -56,6 +56,14 @@ export interface NatOptions {
    * off. See Gateway.verify.
    */
   verifyIntervalMs?: number
+  /**
+   * The IPv6 side (src/nat/family.ts): the Gateway that opens pinholes for the host's global IPv6
+   * address (a PcpClient with that localAddress, or a PinholeGateway; see openIpv6Gateway). Asked
+   * for with addMapping's `family: 6 | 'both'`.
+   */
+  ipv6?: { gateway: Gateway } | undefined
+  /** The family of `gateway`: 4 unless the NAT is made on an IPv6 gateway alone. */
+  family?: AddressFamily
 }
 
 export interface AddMappingOptions {
@@ -63,11 +71,20 @@ export interface AddMappingOptions {
   externalPort?: number
   description?: string
   signal?: AbortSignal
+  /**
+   * Which IP version to open the port on: 4 (a NAT mapping), 6 (a firewall pinhole on the host's
+   * global IPv6 address, NatOptions.ipv6) or 'both'. Default: the NAT's own family, 4 unless the NAT
+   * was made on an IPv6 gateway: existing callers see no change, and the host is not opened to
+   * inbound IPv6 (no NAT in front of it there) unless asked.
+   */
+  family?: AddressFamily | 'both'
 }
 
 export interface MappingEvent {
+  family: AddressFamily
   protocol: TransportProtocol
   internalPort: number
+  /** For IPv6 the host's own address opened (the pinhole's). */
   externalAddress: string | undefined
   externalPort: number
   method: MappingMethod
@@ -82,6 +99,7 @@ export interface LeftMapping {
 
 /** Where an event or error belongs: one mapping. */
 export interface MappingKey {
+  family: AddressFamily
   protocol: TransportProtocol
   internalPort: number
 }
@@ -90,8 +108,8 @@ export interface NatEvents {
   mapped: [MappingEvent]
   renewed: [MappingEvent]
   /** The mapping is gone (the gateway restarted, a renewal failed until expiry, a check found it broken); it is made again if it can be. */
-  lost: [{ protocol: TransportProtocol, internalPort: number, reason: Error }]
-  unmapped: [{ protocol: TransportProtocol, internalPort: number }]
+  lost: [{ family: AddressFamily, protocol: TransportProtocol, internalPort: number, reason: Error }]
+  unmapped: [{ family: AddressFamily, protocol: TransportProtocol, internalPort: number }]
   'external-address': [{ address: string, previous: string | undefined, addressClass: AddressClass }]
   'gateway-changed': [{ previous: string, address: string, method: MappingMethod, reason: string }]
   /**

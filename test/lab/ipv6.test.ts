@@ -8,8 +8,8 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
 import { fileURLToPath } from 'node:url'
-import { ipToBytes16 } from '../../src/net/address.js'
-import { LAB_IPV6, requireLab, withLab, type Lab, type LabHost } from './lab.js'
+import { LAB_IPV6, requireLab, withLab, type Lab } from './lab.js'
+import { connect6, listen6, pinholeRules, ruleHex } from './ipv6-net.js'
 
 const driverPath = fileURLToPath(new URL('./ipv6-driver.js', import.meta.url))
 const PORT = 4001
@@ -22,42 +22,6 @@ async function drive (lab: Lab, command: object): Promise<Record<string, any>> {
   } catch {
     throw new Error(`ipv6-driver gave no JSON (code ${String(r.code)}): ${r.stdout}${r.stderr}`)
   }
-}
-
-/** A TCP listener on `address` in `host` that answers `token`; resolves when it listens. */
-async function listen6 (lab: Lab, host: LabHost, address: string, port: number, token: string): Promise<() => void> {
-  const script = `require('node:net').createServer((s) => { s.on('error', () => {}); s.end(process.argv[3] + '\\n') }).listen(Number(process.argv[2]), process.argv[1], () => process.stdout.write('ready\\n'))`
-  const child = lab.spawn(host, process.execPath, ['-e', script, address, String(port), token])
-  await new Promise<void>((resolve, reject) => {
-    let out = ''
-    child.stdout?.setEncoding('utf8').on('data', (d: string) => { out += d; if (out.includes('ready')) resolve() })
-    child.once('exit', (code) => { reject(new Error(`listener exited (${String(code)})`)) })
-  })
-  return () => { child.kill('SIGKILL') }
-}
-
-/** What `wan` gets from a TCP connection to [address]:port: the token, or 'ETIMEDOUT' / the error code. */
-async function connect6 (lab: Lab, address: string, port: number, timeoutMs = 1500): Promise<string> {
-  const script = `const s = require('node:net').connect(Number(process.argv[2]), process.argv[1]); let d = ''; s.setEncoding('utf8');
-setTimeout(() => { process.stdout.write('ETIMEDOUT'); process.exit(0) }, Number(process.argv[3]));
-s.on('data', (x) => { d += x }); s.on('end', () => { process.stdout.write(d.trim()); process.exit(0) }); s.on('error', (e) => { process.stdout.write(e.code || e.message); process.exit(0) })`
-  const r = await lab.exec('wan', process.execPath, ['-e', script, address, String(port), String(timeoutMs)], { timeoutMs: timeoutMs + 5000 })
-  return r.stdout.trim()
-}
-
-/**
- * miniupnpd's pinhole rules: the lines of its forward chain (`upnp_forward_chain=miniupnpd`) that
- * match an IPv6 destination. nft shows them raw, the address as the 16 bytes at offset 24 of the
- * IPv6 header: `iif "w0" th dport 4001 @nh,192,128 0x20010db8000100000000000000000002 @nh,48,8 0x6 accept`.
- */
-async function pinholeRules (lab: Lab): Promise<string[]> {
-  const r = await lab.exec('gw', 'nft', ['list', 'chain', 'inet', 'miniupnpd', 'miniupnpd'])
-  return r.stdout.split('\n').map((l) => l.trim()).filter((l) => l.includes('@nh,192,128 0x'))
-}
-
-/** The rule's form of an address: 32 hex digits. */
-function ruleHex (address: string): string {
-  return Array.from(ipToBytes16(address), (b) => b.toString(16).padStart(2, '0')).join('')
 }
 
 test('IPv6 lab: UPnP pinhole from the library: refused before, open after AddPinhole, renewed, closed after DeletePinhole, no rule left', { timeout: 120_000 }, async (t) => {
