@@ -1,5 +1,5 @@
 /**
- * `npm run bench` runs the six benchmarks of issue 7 and the port-range one of issue 16 (7) in the real-router lab (miniupnpd in network
+ * `npm run bench` runs the six benchmarks of issue 7 and the port-range one of issue 16 (7) and the IPv6 pinhole one of issue 14 (8) in the real-router lab (miniupnpd in network
  * namespaces, test/lab/lab.ts), comparing natmapper with @achingbrain/nat-port-mapper, natpmpc
  * and upnpc, prints the tables and writes BENCHMARKS.md.
  *
@@ -7,6 +7,7 @@
  *   npm run bench -- --quick       3 samples, the slowest rows skipped; under a minute
  *   npm run bench -- --only=1,5    only these benchmarks (the file is written only for a full set)
  *   npm run bench -- --no-write    print, do not write BENCHMARKS.md
+ *   npm run bench -- --only=8 --update   rewrite only these sections of BENCHMARKS.md, each noting its own run
  *
  * Needs root and the lab's packages, like `npm run test:lab`; sends nothing outside the lab's
  * namespaces and loopback (the footprint benchmark installs from the npm registry).
@@ -17,6 +18,7 @@ import { join } from 'node:path'
 import { labPreflight } from '../test/lab/lab.js'
 import { firstMapping } from './cases/first-mapping.js'
 import { footprint } from './cases/footprint.js'
+import { ipv6Pinhole } from './cases/ipv6-pinhole.js'
 import { ranges } from './cases/ranges.js'
 import { recovery } from './cases/recovery.js'
 import { scale } from './cases/scale.js'
@@ -33,13 +35,15 @@ const CASES: Array<{ id: number, run: (ctx: BenchContext) => Promise<Section> }>
   { id: 4, run: recovery },
   { id: 5, run: scale },
   { id: 6, run: footprint },
-  { id: 7, run: ranges }
+  { id: 7, run: ranges },
+  { id: 8, run: ipv6Pinhole }
 ]
 
 const argv = process.argv.slice(2)
 const quick = argv.includes('--quick')
 const only = argv.find((a) => a.startsWith('--only='))?.slice('--only='.length).split(',').map(Number)
 const write = !argv.includes('--no-write') && !quick && only === undefined
+const update = argv.includes('--update') && !quick && only !== undefined
 const started = performance.now()
 const log = (line: string): void => { process.stderr.write(`[bench ${((performance.now() - started) / 1000).toFixed(1)} s] ${line}\n`) }
 
@@ -115,5 +119,22 @@ if (write) {
   const analysis = existsSync(analysisFile) ? [readFileSync(analysisFile, 'utf8').trim()] : []
   writeFileSync(join(repoRoot, 'BENCHMARKS.md'), [head.join('\n'), ...sections.map(renderSection), ...analysis, ''].join('\n\n').replace(/\n{3,}/g, '\n\n'))
   log('wrote BENCHMARKS.md')
+}
+if (update && !failed) {
+  const file = join(repoRoot, 'BENCHMARKS.md')
+  const load = `load average (1 min) ${loadBefore[0]!.toFixed(2)} before, ${loadAfter[0]!.toFixed(2)} after`
+  let text = readFileSync(file, 'utf8')
+  for (const section of sections) {
+    section.notes.push(`(this section alone, \`npm run bench -- --only=${section.id} --update\`, on ${machineInfo(repoRoot).date}, Node ${process.version}, ${load}; the machine table above is the full run's)`)
+    const rendered = renderSection(section)
+    const at = new RegExp(`^## ${section.id}\\. [^]*?(?=^## |(?![^]))`, 'm')
+    // A new section goes after the last numbered one, before the hand-written analysis.
+    const lastNumbered = [...text.matchAll(/^## \d+\. /gm)].at(-1)?.index ?? 0
+    const next = /^## (?!\d+\. )/m.exec(text.slice(lastNumbered))
+    const analysis = next === null ? text.length : lastNumbered + next.index
+    text = at.test(text) ? text.replace(at, `${rendered}\n\n`) : `${text.slice(0, analysis)}${rendered}\n\n${text.slice(analysis)}`
+  }
+  writeFileSync(file, text.replace(/\n{3,}/g, '\n\n'))
+  log(`updated section(s) ${sections.map((s) => s.id).join(', ')} of BENCHMARKS.md`)
 }
 process.exit(failed ? 1 : 0)

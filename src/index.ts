@@ -27,6 +27,9 @@ export { PortControlServer, type PortControlServerOptions } from './port-control
 // The UPnP client and its parts are in natmapper/upnp (src/upnp/index.ts): discoverNAT loads
 // them only for a gateway that speaks nothing else.
 export { findDefaultGateway, readRouteTable, type DefaultRoute } from './net/default-gateway.js'
+export { findDefaultGateway6, type DefaultRoute6 } from './net/default-gateway6.js'
+export { chooseIpv6Addresses, hostIpv6Addresses, isGlobalUnicast6, type HostIpv6Address } from './net/ipv6-addresses.js'
+export { openIpv6Gateway, type Ipv6GatewayOptions } from './nat/ipv6-gateway.js'
 export type { Ipv4Route } from './net/routes.js'
 export { findGateway, type HostNetwork } from './net/host-network.js'
 export type { InterfaceList } from './net/local-interface.js'
