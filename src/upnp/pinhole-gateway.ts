@@ -78,8 +78,7 @@ export class PinholeGateway implements Gateway {
  */
 export function withPinholeDelete (pcp: Gateway, client: PinholeClient, localAddress: string, logger: Logger = createLogger('upnp-pinhole')): Gateway {
   const internalClient = canonicalIpv6(localAddress)
-  const wrapped: Gateway = Object.create(pcp) as Gateway
-  wrapped.unmap = async (mapping: PortMapping, options?: CallOptions): Promise<void> => {
+  const unmap = async (mapping: PortMapping, options?: CallOptions): Promise<void> => {
     try {
       await pcp.unmap(mapping, options)
     } catch (err) {
@@ -90,7 +89,14 @@ export function withPinholeDelete (pcp: Gateway, client: PinholeClient, localAdd
       await client.delete(pinhole, options)
     }
   }
-  return wrapped
+  // A Proxy, not Object.create: PcpClient's methods read private fields, which only `pcp` has.
+  return new Proxy(pcp, {
+    get (target, key) {
+      if (key === 'unmap') return unmap
+      const value: unknown = Reflect.get(target, key, target)
+      return typeof value === 'function' ? value.bind(target) : value
+    }
+  })
 }
 
 function toMapping (pinhole: Pinhole): PortMapping {

@@ -5,6 +5,8 @@ import type { Gateway, PortMapping } from '../../src/gateway.js'
 import { PinholeClient, type Pinhole } from '../../src/upnp/pinhole.js'
 import { PinholeGateway, withPinholeDelete } from '../../src/upnp/pinhole-gateway.js'
 import { pinholeServer } from './pinhole-server.js'
+import { PcpClient } from '../../src/port-control/pcp-client.js'
+import { SimulatedPmpGateway } from '../../src/testing/pmp-gateway.js'
 
 test('PinholeGateway: map = AddPinhole from the address opened, renew = UpdatePinhole, unmap = DeletePinhole; the UniqueID kept in the mapping', async (t) => {
   const router = await pinholeServer()
@@ -92,4 +94,21 @@ test('withPinholeDelete: any other PCP failure is the caller\'s, and nothing is 
     await assert.rejects(gateway.unmap(pcpMapping), (err: unknown) => err === error)
   }
   assert.deepEqual(router.seen, [])
+})
+
+test('withPinholeDelete around a real PcpClient: map, renew, externalAddress and close reach the client itself (its private fields), unmap still deletes', async (t) => {
+  const pmp = await SimulatedPmpGateway.start({ address: '::1' })
+  const router = await pinholeServer()
+  t.after(async () => { router.server.close(); await pmp.close() })
+  const pcp = new PcpClient({ gateway: '::1', port: pmp.port, localAddress: '::1' })
+  const gateway = withPinholeDelete(pcp, new PinholeClient({ controlURL: router.url }), '::1')
+  const { mapping } = await gateway.map({ protocol: 'tcp', internalPort: 4001, lifetimeSeconds: 120 })
+  assert.equal(mapping.method, 'pcp')
+  assert.deepEqual(pmp.mappings().map((m) => [m.clientAddress, m.internalPort]), [['::1', 4001]])
+  const renewed = await gateway.renew(mapping)
+  assert.equal(renewed.internalPort, 4001)
+  await gateway.unmap(renewed)
+  assert.deepEqual(pmp.mappings(), [])
+  assert.deepEqual(router.seen, [], 'nothing asked over UPnP while PCP deletes')
+  gateway.close()
 })
