@@ -64,6 +64,11 @@ export class PinholeGateway implements Gateway {
 
   onReset (): () => void { return () => {} }
 
+  /** The same service, pinholes for another of the host's addresses (AddPinhole is sent from the address it opens). */
+  forAddress (localAddress: string): PinholeGateway {
+    return new PinholeGateway({ client: this.#client, localAddress, logger: this.#logger })
+  }
+
   describe (): GatewayAbilities {
     return { detail: `UPnP WANIPv6FirewallControl:1 at ${this.#client.controlURL}, pinholes for ${this.localAddress}` }
   }
@@ -94,6 +99,7 @@ export function withPinholeDelete (pcp: Gateway, client: PinholeClient, localAdd
   return new Proxy(pcp, {
     get (target, key) {
       if (key === 'unmap') return unmap
+      if (key === 'forAddress' && target.forAddress !== undefined) return (address: string) => withPinholeDelete(target.forAddress!(address), client, address, logger)
       const value: unknown = Reflect.get(target, key, target)
       return typeof value === 'function' ? value.bind(target) : value
     }
