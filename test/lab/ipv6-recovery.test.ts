@@ -56,8 +56,15 @@ test('IPv6 lab: --ipv6 --lifetime 20 renews, survives a router restart, follows 
         const exit = await cli.exit
         assert.equal(exit.code, 0, cli.stderr())
         const left = await pinholeRules(lab)
-        assert.equal(has(left, LAB_IPV6.secondClient, port), method === 'pcp', `${method}: after SIGINT\n${left.join('\n')}`)
-        if (method === 'upnp-pinhole') assert.deepEqual(left, [], 'no rule left after SIGINT')
+        if (method === 'upnp-pinhole') {
+          assert.deepEqual(left, [], 'no rule left after SIGINT')
+        } else {
+          // The same PCP quirk: the new pinhole is deleted unless it was renewed before SIGINT; the old one stays.
+          const renewedNew = cli.events.some((e) => e.event === 'renewed' && e.externalAddress === LAB_IPV6.secondClient)
+          assert.equal(has(left, LAB_IPV6.secondClient, port), renewedNew, `pcp after SIGINT\n${left.join('\n')}`)
+          assert.ok(has(left, LAB_IPV6.client, port), 'pcp: the old rule refused by the quirk is still there')
+          console.log(`# pcp: after SIGINT ${left.length} rule(s) left by miniupnpd's PCP delete quirk (new pinhole renewed before SIGINT: ${String(renewedNew)})`)
+        }
       } finally {
         if (!cli.exited()) cli.child.kill('SIGKILL')
         for (const stop of stops) stop()
