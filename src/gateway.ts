@@ -73,6 +73,8 @@ export interface Gateway {
   readonly method: MappingMethod
   /** The gateway's address as the client talks to it. */
   readonly address: string
+  /** The host's address requests are sent from, where the client was given one (an IPv6 pinhole's). */
+  readonly localAddress?: string | undefined
   /** The gateway's external (WAN-side) address. */
   externalAddress(options?: CallOptions): Promise<string>
   map(request: MapRequest, options?: CallOptions): Promise<MapResult>
@@ -86,6 +88,11 @@ export interface Gateway {
   describe(): GatewayAbilities
   /** Releases sockets and listeners; does not delete mappings. Idempotent. */
   close(): void
+  /**
+   * The same router, for another of the host's addresses (an IPv6 pinhole is for one address,
+   * and a privacy address is replaced: see nat/ipv6-follow.ts). A new client: close it apart.
+   */
+  forAddress?(localAddress: string): Gateway
 }
 
 /** A gateway's optional abilities. */

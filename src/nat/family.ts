@@ -9,7 +9,7 @@ import type { NatEvents } from './types.js'
  */
 
 /** The events of the IPv6 side that callers of the IPv4 NAT hear (they carry `family: 6`). */
-export const SIDE_EVENTS = ['mapped', 'renewed', 'lost', 'unmapped', 'error'] as const
+export const SIDE_EVENTS = ['mapped', 'renewed', 'lost', 'unmapped', 'address-changed', 'error'] as const
 
 /** `choice` as the families to open, `own` when unset; anything else is a UsageError. */
 export function familiesOf (choice: unknown, own: AddressFamily): AddressFamily[] {

@@ -62,6 +62,8 @@ export class Keeper {
   #lastError: Error | undefined
   /** What an unanswered request may have made anyway (see UncertainMappingError). */
   #uncertain: { mapping: PortMapping, gateway: Gateway } | undefined
+  /** The mapping being moved to the current gateway (a new local address): deleted once the new one is made. */
+  #moving: { mapping: PortMapping, gateway: Gateway } | undefined
 
   constructor (host: KeeperHost, protocol: TransportProtocol, internalPort: number, options: AddMappingOptions) {
     this.#host = host
@@ -75,6 +77,8 @@ export class Keeper {
   get mapping (): PortMapping | undefined { return this.#lost ? undefined : this.#mapping }
   get pending (): Promise<void> | undefined { return this.#pending }
   get lastError (): Error | undefined { return this.#lastError }
+  /** The gateway the mapping held was made on. */
+  get madeOn (): Gateway | undefined { return this.#madeOn }
 
   /** Asks the gateway now, unless a request is already in flight. */
   refresh (signal?: AbortSignal): void {
@@ -89,6 +93,24 @@ export class Keeper {
     this.#lost = true
     this.#host.emit('lost', { family: this.#host.family, protocol: this.protocol, internalPort: this.internalPort, reason: new GatewayResetError(reason) })
   }
+
+  /**
+   * The host's address changed (the NAT's gateway is now the one for the new address): makes the
+   * mapping there, and only once it is made deletes it where it was, so the port is never closed
+   * in between. Resolves when both are done (or the first failed: it is retried as a failed
+   * renewal would be, and the old one deleted when a retry succeeds).
+   */
+  async move (): Promise<void> {
+    while (this.#pending !== undefined) await this.#pending
+    const on = this.#madeOn
+    if (this.#mapping !== undefined && on !== undefined && on !== this.#host.gateway()) this.#moving = { mapping: this.#mapping, gateway: on }
+    this.refresh()
+    await this.#pending
+    await this.#deleting
+  }
+
+  /** The delete of a moved mapping's old copy, while it runs. */
+  #deleting: Promise<void> | undefined
 
   async #request (signal: AbortSignal | undefined): Promise<void> {
     const host = this.#host
@@ -138,7 +160,10 @@ export class Keeper {
     this.#lastError = undefined
     this.#settleUncertain(mapping)
     host.granted(mapping)
-    host.emit(previous === undefined || wasLost ? 'mapped' : 'renewed', toEvent(mapping, host.family))
+    const moved = this.#moving !== undefined && this.#moving.gateway !== gateway ? this.#moving : undefined
+    if (moved !== undefined) this.#dropMoved(moved)
+    // Moved: a new mapping (a new external address), not a renewal.
+    host.emit(previous === undefined || wasLost || moved !== undefined ? 'mapped' : 'renewed', toEvent(mapping, host.family))
     if (!host.keep) return
     this.#schedule(this.#renewalDelayMs(mapping))
     this.#scheduleVerify()
@@ -291,6 +316,16 @@ export class Keeper {
     void uncertain.gateway.unmap(uncertain.mapping, { timeoutMs: this.#host.requestTimeoutMs }).catch(() => {})
   }
 
+  /** The old copy of a moved mapping, deleted now that the new one is made (best effort: else it ends with its lease). */
+  #dropMoved (moved: { mapping: PortMapping, gateway: Gateway }): void {
+    this.#moving = undefined
+    const host = this.#host
+    this.#deleting = moved.gateway.unmap(moved.mapping, { timeoutMs: host.requestTimeoutMs })
+      .then(() => { host.logger('%s %d: deleted on %s, the old address', this.protocol, this.internalPort, moved.mapping.externalAddress) },
+        (err: unknown) => { host.logger('%s %d: could not delete it on the old address %s: %s', this.protocol, this.internalPort, moved.mapping.externalAddress, (err as Error).message) })
+      .finally(() => { this.#deleting = undefined })
+  }
+
   /** Deletes, best effort, what an unanswered attempt may have made, for a port given up. */
   async #dropUncertain (signal?: AbortSignal): Promise<void> {
     const uncertain = this.#uncertain
@@ -306,6 +341,7 @@ export class Keeper {
     await this.#verifying
     await this.#pending?.catch(() => {})
     await this.#checking
+    await this.#deleting
   }
 
   /**

@@ -9,6 +9,7 @@ import { AddressState } from './address-state.js'
 import { familiesOf, familyOf, forwardSideEvents, natFor } from './family.js'
 import { deleteAll, expandRequests, type MappingRequest, type MappingResult, type RemovalResult } from './bulk.js'
 import { Keeper, type KeeperHost } from './keeper.js'
+import { Ipv6Follower } from './ipv6-follow.js'
 import { Recovery } from './recovery.js'
 import { isNotAuthorized } from './retry.js'
 import { RequestSlots } from './slots.js'
@@ -55,6 +56,10 @@ export class NAT extends EventEmitter<NatEvents> {
   readonly #family: AddressFamily
   /** The IPv6 side (NatOptions.ipv6): a NAT of its own on the IPv6 gateway (see family.ts). */
   readonly #side: NAT | undefined
+  /** Moves the pinholes when the host's IPv6 address changes (family 6 only: see ipv6-follow.ts). */
+  readonly #follower: Ipv6Follower | undefined
+  /** Gateways for addresses the host no longer uses, closed once nothing made on them is kept. */
+  readonly #retired = new Set<Gateway>()
 
   constructor (gateway: Gateway, options: NatOptions = {}) {
     super()
@@ -107,11 +112,20 @@ export class NAT extends EventEmitter<NatEvents> {
     if (options.externalAddress === undefined && options.askExternalAddress === true) {
       nextTurn(this.#clock, () => { void this.askExternalAddress().catch(() => {}) })
     }
+    if (this.#family === 6 && this.#keep && options.followAddress !== false && Ipv6Follower.canFollow(gateway)) {
+      this.#follower = new Ipv6Follower({
+        clock: this.#clock,
+        logger: this.#logger,
+        gateway: () => this.#gateway,
+        isClosed: () => this.#closed !== undefined,
+        move: async (next, previous, address) => { await this.#move(next, previous, address) }
+      }, options.followAddress)
+    }
     if (options.ipv6 !== undefined) {
       if (this.#family === 6) throw new UsageError('NatOptions.ipv6 is for a NAT whose own gateway is IPv4')
-      const { lifetimeSeconds, clock, logger, requestTimeoutMs, closeTimeoutMs, keep, maxConcurrentRequests, random, verifyIntervalMs } = options
+      const { lifetimeSeconds, clock, logger, requestTimeoutMs, closeTimeoutMs, keep, maxConcurrentRequests, random, verifyIntervalMs, followAddress } = options
       // No rediscovery, route watch or listener: those follow the IPv4 gateway only, for now.
-      this.#side = new NAT(options.ipv6.gateway, { lifetimeSeconds, clock, logger, requestTimeoutMs, closeTimeoutMs, keep, maxConcurrentRequests, random, verifyIntervalMs, family: 6 })
+      this.#side = new NAT(options.ipv6.gateway, { lifetimeSeconds, clock, logger, requestTimeoutMs, closeTimeoutMs, keep, maxConcurrentRequests, random, verifyIntervalMs, followAddress, family: 6 })
       // Already counted and published by the side's own #emit: passed on as they are.
       forwardSideEvents(this.#side, (event, ...args) => {
         if (event !== 'error' || this.listenerCount('error') > 0) (this.emit as (e: string, ...a: unknown[]) => boolean)(event, ...args)
@@ -327,6 +341,7 @@ export class NAT extends EventEmitter<NatEvents> {
 
   async #close (): Promise<LeftMapping[]> {
     this.#recovery.close()
+    this.#follower?.close()
     const keepers = [...this.#keepers.values()]
     this.#keepers.clear()
     // Requests not yet sent are not sent; those in flight are given up on, and what they may have made is deleted.
@@ -338,8 +353,10 @@ export class NAT extends EventEmitter<NatEvents> {
       this.#gateway.close()
       return []
     }
+    await this.#follower?.moving?.catch(() => {})
     const left = await this.#releaseAll(keepers)
     this.#gateway.close()
+    for (const gateway of this.#retired) gateway.close()
     return left
   }
 
@@ -397,6 +414,30 @@ export class NAT extends EventEmitter<NatEvents> {
     if (isNotAuthorized(error)) this.#refusal ??= error
     if (error instanceof NoResponseError) this.#recovery.refused()
     return repeated
+  }
+
+  /**
+   * The host's IPv6 address changed: `next` is the gateway for `address`, and every pinhole is
+   * made there, then deleted on `previous` (Keeper.move). The old gateway stays open while a
+   * pinhole whose move failed is still on it (a retry moves it; close() deletes it there).
+   */
+  async #move (next: Gateway, previous: string, address: string): Promise<void> {
+    if (this.#closed !== undefined) {
+      next.close()
+      return
+    }
+    const old = this.#gateway
+    this.#pastCounters = addCounters(this.#pastCounters, old.describe().counters?.() ?? {})
+    this.#gateway = next
+    this.#retired.add(old)
+    this.#recovery.watch(next)
+    this.#emit('address-changed', { family: 6, previous, address })
+    await Promise.all([...this.#keepers.values()].map(async (keeper) => { await keeper.move() }))
+    for (const gateway of this.#retired) {
+      if (this.#closed !== undefined || [...this.#keepers.values()].some((keeper) => keeper.madeOn === gateway)) continue
+      this.#retired.delete(gateway)
+      gateway.close()
+    }
   }
 
   #replaceGateway (gateway: Gateway, reason: string): void {

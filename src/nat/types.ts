@@ -2,6 +2,7 @@ import type { Clock } from '../clock.js'
 import type { AddressFamily, Gateway, ListenOptions, MappingMethod, PortMapping, ProtocolCounters, TransportProtocol } from '../gateway.js'
 import type { Logger } from '../log.js'
 import type { AddressClass } from '../net/address-class.js'
+import type { Ipv6FollowOptions } from './ipv6-follow.js'
 
 /** The NAT manager's options, events and the shapes they carry (the class is in nat.ts). */
 
@@ -64,6 +65,13 @@ export interface NatOptions {
   ipv6?: { gateway: Gateway } | undefined
   /** The family of `gateway`: 4 unless the NAT is made on an IPv6 gateway alone. */
   family?: AddressFamily
+  /**
+   * The IPv6 side follows the host's address (ipv6-follow.ts): polls the host's addresses and,
+   * when the one the pinholes open is deprecated or gone, moves them to the preferred one (an
+   * `address-changed` event, then `mapped` for each). On by default where the gateway opens a
+   * global address and can be made for another (Gateway.forAddress); `false` turns it off.
+   */
+  followAddress?: Ipv6FollowOptions | false | undefined
 }
 
 export interface AddMappingOptions {
@@ -112,6 +120,8 @@ export interface NatEvents {
   unmapped: [{ family: AddressFamily, protocol: TransportProtocol, internalPort: number }]
   'external-address': [{ address: string, previous: string | undefined, addressClass: AddressClass }]
   'gateway-changed': [{ previous: string, address: string, method: MappingMethod, reason: string }]
+  /** The host's address the pinholes open changed (deprecated or removed): they are being moved from `previous` to `address`. */
+  'address-changed': [{ family: 6, previous: string, address: string }]
   /**
    * The gateway has no public external address (double NAT, carrier-grade NAT, no WAN address):
    * mappings on it will not be reachable from the internet. `notPublicReason` says the same. What

@@ -125,3 +125,18 @@ function cidrLength (cidr: string | null): number | undefined {
   const length = cidr === null ? undefined : Number(cidr.slice(cidr.lastIndexOf('/') + 1))
   return length !== undefined && Number.isInteger(length) && length >= 0 && length <= 128 ? length : undefined
 }
+
+/**
+ * The address the pinholes should be on now, given the one they are on and the host's current
+ * choice (chooseIpv6Addresses, preferred first): the same while the host still has it, global
+ * and not deprecated (moving costs requests and breaks the peers that know it); else the first
+ * of `current` (undefined when there is none: the host has lost IPv6, the pinholes stay put).
+ */
+export function followIpv6Address (old: string, current: readonly HostIpv6Address[]): string | undefined {
+  const canonical = isIpv6Literal(old) ? bytes16ToIp(ipToBytes16(old)) : old
+  const still = current.find((a) => a.address === canonical)
+  if (still !== undefined && still.deprecated !== true && isGlobalUnicast6(still.address)) return still.address
+  // A deprecated one is kept only while nothing better is there (it still works for its valid lifetime).
+  const best = current.find((a) => a.deprecated !== true) ?? still ?? current[0]
+  return best?.address
+}

@@ -44,17 +44,28 @@ export class PcpClient extends PortControlClient implements Gateway {
   #externalAddress: string | undefined
   /** A nonce drawn while the ANNOUNCE was on its way, for the first MAP. */
   #spareNonce: Uint8Array | undefined
+  readonly #options: PcpClientOptions
 
   constructor (options: PcpClientOptions) {
     // MAP replies are routed by nonce (see GatewaySocket#dispatch): 1,000 requests in flight
     // must not each decode every reply.
     super(options.gateway, options.server ?? new PortControlServer({ ...options, logger: options.logger ?? createLogger('pcp') }, mapReplyKey))
     this.#randomNonce = options.randomNonce ?? randomNonce
+    this.#options = options
     // A reboot may come with a new address.
     this.server.onReset(() => { this.#externalAddress = undefined })
   }
 
   get #socket (): PortControlServer['socket'] { return this.server.socket }
+
+  /** The host address this client sends from, when it was given one. */
+  get localAddress (): string | undefined { return this.#options.localAddress }
+
+  /** A client of the same server sending from `localAddress` (its own socket: a PCP MAP is for the sender's address, RFC 6887 §8.1). */
+  forAddress (localAddress: string): PcpClient {
+    const { server: _shared, ...options } = this.#options
+    return new PcpClient({ ...options, localAddress })
+  }
 
   /**
    * PCP has no request for the external address alone: it comes with each MAP reply. Before

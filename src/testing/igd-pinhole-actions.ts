@@ -37,7 +37,7 @@ export function pinholeAction (igd: IgdState, action: string, args: Args, reques
     case 'UpdatePinhole': {
       const lease = args.NewLeaseTime === undefined ? -1 : atoi(args.NewLeaseTime)
       if (lease <= 0 || lease > MAX_LEASE_SECONDS) return UpnpErrorCode.InvalidArgs
-      if (pinhole === undefined) return PinholeErrorCode.NoSuchEntry
+      if (pinhole === undefined) return q.unknownPinholeInvalidArgs ? UpnpErrorCode.InvalidArgs : PinholeErrorCode.NoSuchEntry
       const refused = verify(requester, pinhole.internalClient, pinhole.internalPort)
       if (refused !== undefined) return refused
       pinhole.leaseSeconds = lease

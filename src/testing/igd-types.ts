@@ -90,6 +90,8 @@ export interface IgdQuirks {
   outboundPinholeTimeoutSeconds: number | undefined
   /** Room for this many pinholes; AddPinhole beyond it answers 701 PinholeSpaceExhausted. Default: no limit. */
   maxPinholes: number | undefined
+  /** UpdatePinhole of an unknown UniqueID answers 402 InvalidArgs, not 704: what miniupnpd 2.3.1 answers after a restart (lab). */
+  unknownPinholeInvalidArgs: boolean
 }
 
 /** Every quirk off, except what miniupnpd 2.3.1 does (`lowPortsRefused`, `emptyInternalClientFails`). */
@@ -122,6 +124,7 @@ export function defaultIgdQuirks (): IgdQuirks {
     noSuchEntryOnDelete: false,
     strictServiceType: false,
     maxMappings: undefined,
+    unknownPinholeInvalidArgs: false,
     rangeDeleteCrashAbove: undefined,
     firewallDisabled: false,
     inboundPinholesDisallowed: false,

@@ -1,15 +1,15 @@
-import { RemoteProtocolError } from '../errors.js'
+import { RemoteProtocolError, type GatewayRefusedError } from '../errors.js'
 import type { CallOptions, Gateway, GatewayAbilities, MapRequest, MapResult, PortMapping } from '../gateway.js'
 import { createLogger, type Logger } from '../log.js'
 import { isNotAuthorized } from '../nat/retry.js'
-import { isRefused, PinholeErrorCode } from './codes.js'
+import { isRefused, PinholeErrorCode, UpnpErrorCode } from './codes.js'
 import { canonicalIpv6 } from './pinhole-actions.js'
 import { hostOf } from './guard.js'
 import type { Pinhole, PinholeClient } from './pinhole.js'
 
 /**
  * The Gateway contract over a router's WANIPv6FirewallControl:1 service, for one host address:
- * map = AddPinhole, renew = UpdatePinhole (AddPinhole again after 704), unmap = DeletePinhole.
+ * map = AddPinhole, renew = UpdatePinhole (AddPinhole again after 704, or miniupnpd's 402), unmap = DeletePinhole.
  * A pinhole has no NAT: its "external" address and port are the host's own (`localAddress`).
  * 702/703 come as FirewallDisabledError/InboundPinholeNotAllowedError (pinhole-actions.ts decodes them).
  */
@@ -50,8 +50,9 @@ export class PinholeGateway implements Gateway {
   async renew (mapping: PortMapping, options: CallOptions = {}): Promise<PortMapping> {
     const pinhole = pinholeOf(mapping)
     const renewed = await this.#client.update(pinhole, options).catch(async (err: unknown) => {
-      if (!isRefused(err, PinholeErrorCode.NoSuchEntry)) throw err
-      this.#logger('UpdatePinhole %d: 704 NoSuchEntry, adding it again', pinhole.uniqueId)
+      // miniupnpd 2.3.1 answers 402 InvalidArgs, not 704, for a UniqueID it lost in a restart (lab).
+      if (!isRefused(err, PinholeErrorCode.NoSuchEntry, UpnpErrorCode.InvalidArgs)) throw err
+      this.#logger('UpdatePinhole %d: %d, the router lost it: adding it again', pinhole.uniqueId, (err as GatewayRefusedError).resultCode)
       return await this.#client.open(pinhole, options)
     })
     return toMapping(renewed)
@@ -62,6 +63,11 @@ export class PinholeGateway implements Gateway {
   }
 
   onReset (): () => void { return () => {} }
+
+  /** The same service, pinholes for another of the host's addresses (AddPinhole is sent from the address it opens). */
+  forAddress (localAddress: string): PinholeGateway {
+    return new PinholeGateway({ client: this.#client, localAddress, logger: this.#logger })
+  }
 
   describe (): GatewayAbilities {
     return { detail: `UPnP WANIPv6FirewallControl:1 at ${this.#client.controlURL}, pinholes for ${this.localAddress}` }
@@ -93,6 +99,7 @@ export function withPinholeDelete (pcp: Gateway, client: PinholeClient, localAdd
   return new Proxy(pcp, {
     get (target, key) {
       if (key === 'unmap') return unmap
+      if (key === 'forAddress' && target.forAddress !== undefined) return (address: string) => withPinholeDelete(target.forAddress!(address), client, address, logger)
       const value: unknown = Reflect.get(target, key, target)
       return typeof value === 'function' ? value.bind(target) : value
     }

@@ -98,3 +98,22 @@ test('NAT family: with keep false, a refused pinhole rejects addMapping', async 
   const t = await setup(ctx, (clock) => new PinholeGateway({ client: new PinholeClient({ controlURL: router.url, clock }), localAddress: '::1' }), false)
   await assert.rejects(t.nat.addMapping('tcp', 4001, { family: 6 }), (err: unknown) => err instanceof Error && err.name === 'FirewallDisabledError')
 })
+
+test('NAT family 6 over PCP: a restart of the IPv6 gateway (its epoch went backwards in a renewal reply) re-maps every pinhole, as on IPv4', async (ctx) => {
+  const clock = new FakeClock()
+  const side = await pcpSide(ctx, clock)
+  const nat = new NAT(side.client, { clock, family: 6, random: () => 0, lifetimeSeconds: 120 })
+  ctx.after(async () => { await nat.close() })
+  const events: string[] = []
+  for (const name of ['mapped', 'renewed', 'lost'] as const) nat.on(name, (e: { internalPort: number }) => events.push(`${name} ${e.internalPort}`))
+  await nat.addMapping('tcp', 4001)
+  await nat.addMapping('udp', 4002)
+  await clock.advance(30_000)
+  side.gateway.restart()
+  assert.equal(side.gateway.mappings().length, 0)
+  // The next renewal (at half the lifetime) carries the new, small epoch: both pinholes made again.
+  for (let i = 0; i < 40 && side.gateway.mappings().length < 2; i++) await clock.advance(1_000)
+  assert.deepEqual(side.gateway.mappings().map((m) => [m.clientAddress, m.internalPort]).sort(), [['::1', 4001], ['::1', 4002]])
+  assert.ok(events.includes('lost 4002') || events.includes('lost 4001'), events.join(', '))
+  assert.equal(nat.stats().recoveries, 1, events.join(', '))
+})

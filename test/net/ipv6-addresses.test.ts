@@ -2,7 +2,7 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { readFileSync } from 'node:fs'
 import type { NetworkInterfaceInfo } from 'node:os'
-import { chooseIpv6Addresses, isGlobalUnicast6, parseProcNetIfInet6 } from '../../src/net/ipv6-addresses.js'
+import { chooseIpv6Addresses, followIpv6Address, isGlobalUnicast6, parseProcNetIfInet6, type HostIpv6Address } from '../../src/net/ipv6-addresses.js'
 
 const fixtures = new URL('../../../test/fixtures/routes/', import.meta.url)
 
@@ -71,4 +71,18 @@ test('choice: without flags the OS did not tell; a Windows index matches the lin
   assert.deepEqual(windows, [{ address: '2001:db8:7::5', interface: 'Ethernet', prefixLength: 64, temporary: undefined, deprecated: undefined }])
   assert.deepEqual(chooseIpv6Addresses(interfaces, undefined).map((a) => a.address), ['2001:db8:7::5', '2001:db8:11::6'])
   assert.deepEqual(chooseIpv6Addresses({ eth0: [v6('fd00::2')] }, { gateway: 'fd00::1', interface: 'eth0', scoped: 'fd00::1' }), [], 'ULA only: nothing to open')
+})
+
+const host = (address: string, deprecated?: boolean, temporary?: boolean): HostIpv6Address => ({ address, interface: 'eth0', prefixLength: 64, temporary, deprecated })
+
+test('followIpv6Address: kept while still there and not deprecated; else the preferred one; a lone deprecated one kept; none: undefined', () => {
+  const a = '2001:db8::a'
+  const b = '2001:db8::b'
+  assert.equal(followIpv6Address(a, [host(b), host(a)]), a, 'kept although another is preferred now')
+  assert.equal(followIpv6Address('2001:DB8:0::A', [host(a)]), a, 'compared as RFC 5952 text')
+  assert.equal(followIpv6Address(a, [host(b), host(a, true)]), b, 'deprecated: moved to the preferred one')
+  assert.equal(followIpv6Address(a, [host(b, false, true)]), b, 'removed: moved, to a temporary one if that is all there is')
+  assert.equal(followIpv6Address(a, [host(a, true)]), a, 'deprecated but nothing else: stays')
+  assert.equal(followIpv6Address(a, [host(b, true)]), b, 'removed, only a deprecated one left: that one')
+  assert.equal(followIpv6Address(a, []), undefined)
 })

@@ -7,6 +7,7 @@ import { PinholeGateway, withPinholeDelete } from '../../src/upnp/pinhole-gatewa
 import { pinholeServer } from './pinhole-server.js'
 import { PcpClient } from '../../src/port-control/pcp-client.js'
 import { SimulatedPmpGateway } from '../../src/testing/pmp-gateway.js'
+import { SimulatedIgd } from '../../src/testing/igd.js'
 
 test('PinholeGateway: map = AddPinhole from the address opened, renew = UpdatePinhole, unmap = DeletePinhole; the UniqueID kept in the mapping', async (t) => {
   const router = await pinholeServer()
@@ -111,4 +112,20 @@ test('withPinholeDelete around a real PcpClient: map, renew, externalAddress and
   assert.deepEqual(pmp.mappings(), [])
   assert.deepEqual(router.seen, [], 'nothing asked over UPnP while PCP deletes')
   gateway.close()
+})
+
+test('PinholeGateway.renew after a restart of a router that answers UpdatePinhole 402 for the lost UniqueID (miniupnpd 2.3.1): AddPinhole again', async (t) => {
+  const igd = await SimulatedIgd.start({ ipv6Address: '::1' })
+  t.after(async () => { await igd.close() })
+  igd.quirks.unknownPinholeInvalidArgs = true
+  const gateway = new PinholeGateway({ client: new PinholeClient({ controlURL: igd.pinholeControlUrl! }), localAddress: '::1' })
+  const { mapping } = await gateway.map({ protocol: 'tcp', internalPort: 4011, lifetimeSeconds: 60 })
+  await igd.restart({ sameHttpPort: true })
+  assert.equal(igd.pinholes().length, 0)
+  const again = await gateway.renew(mapping)
+  const actions = igd.requests.filter((r) => r.kind === 'http').map((r) => r.what)
+  assert.deepEqual(actions.slice(-2), ['UpdatePinhole', 'AddPinhole'])
+  assert.equal(igd.pinholes().length, 1)
+  assert.equal(igd.pinholes()[0]!.internalPort, 4011)
+  assert.equal((again.session as Pinhole).uniqueId, igd.pinholes()[0]!.uniqueId)
 })
