@@ -27,7 +27,7 @@ export function mappingFromJSON (value: unknown, clockNowMs: number, wallNowMs =
   const plain = fromPlain(value) as Record<string, unknown>
   const shift = clockNowMs - wallNowMs
   const { method, protocol, internalPort, externalPort, lifetimeSeconds, grantedAtMs, expiresAtMs } = plain
-  if ((method !== 'pcp' && method !== 'natpmp' && method !== 'upnp') || (protocol !== 'tcp' && protocol !== 'udp') ||
+  if ((method !== 'pcp' && method !== 'natpmp' && method !== 'upnp' && method !== 'upnp-pinhole') || (protocol !== 'tcp' && protocol !== 'udp') ||
       typeof internalPort !== 'number' || typeof externalPort !== 'number' || typeof lifetimeSeconds !== 'number' ||
       typeof grantedAtMs !== 'number') {
     throw new RemoteProtocolError('not a saved mapping')

@@ -18,8 +18,8 @@ export const ipv6OptionSpec = {
 
 interface Ipv6Flags { ipv4?: boolean, ipv6?: boolean, gateway6?: string | undefined, 'gateway6-port'?: string | undefined, 'local-address6'?: string | undefined, 'pinhole-url'?: string | undefined }
 
-/** Makes the command's NAT when IPv6 is asked for; `family` is what to ask addMappings for. */
-export type NatMaker = ((signal: AbortSignal | undefined) => Promise<NAT>) & { family: AddressFamily | 'both' }
+/** Makes the command's NAT when IPv6 is asked for; `family` is what to ask addMappings for, `controlURL` goes into the state file's pinhole records. */
+export type NatMaker = ((signal: AbortSignal | undefined) => Promise<NAT>) & { family: AddressFamily | 'both', controlURL?: string | undefined }
 
 /** undefined without --ipv6: the command discovers its IPv4 NAT as it always has. */
 export function natMaker (values: Ipv6Flags, discover: ReturnType<typeof discoverOptionsFrom>, nat: { lifetimeSeconds: number, keep: boolean }): NatMaker | undefined {
@@ -49,5 +49,5 @@ export function natMaker (values: Ipv6Flags, discover: ReturnType<typeof discove
       throw err
     }
   }
-  return Object.assign(make, { family })
+  return Object.assign(make, { family, controlURL: options.controlURL })
 }

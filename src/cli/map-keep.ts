@@ -8,7 +8,7 @@ import { discoverOptionsFrom, methodNames } from './common.js'
 import { mappedLine, mappingFields, statsLine, type MapRequest } from './map-lines.js'
 import type { Output } from './output.js'
 import { describePorts, type PortSpec } from './ports.js'
-import { forget, remember } from './state.js'
+import { forgetRecords, recordOf, rememberRecords, type PinholeContext, type RecordKey } from './state.js'
 
 /** What ends `natmapper map` (with its cleanup): the terminal's signals, and a stdout nobody reads any more. */
 const STOP_SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const
@@ -58,7 +58,7 @@ async function keepMapped (specs: PortSpec[], discover: ReturnType<typeof discov
   out.info(`gateway ${gateway}, ${methodNames[nat.method]}${nat.family === 6 ? ' (IPv6)' : ''}`)
   const side = nat.ipv6Gateway
   if (side !== undefined) out.info(`IPv6 gateway ${side.address}, ${methodNames[side.method]}`)
-  const records = new Recorder(nat, gateway)
+  const records = new Recorder(nat, gateway, { controlURL: makeNat?.controlURL })
   const progressShown = report(nat, out, specs.length, records)
 
   const stopped = new Promise<string>((resolve) => {
@@ -113,7 +113,6 @@ function report (nat: NAT, out: Output, total: number, records: Recorder): () =>
   let unmapped = 0
   let shown: number | undefined
   nat.on('mapped', (m) => {
-    // IPv6 pinholes are kept out of the state file for now (natmapper unmap cannot delete them).
     records.add(m.protocol, m.internalPort, m.family)
     out.event('mapped', mappingFields(m), mappedLine('mapped', m))
     if (many && ++mapped % step === 0) {
@@ -156,31 +155,35 @@ function report (nat: NAT, out: Output, total: number, records: Recorder): () =>
 
 /**
  * Keeps the state file in step with what the NAT holds, so that what a crash leaves can be deleted
- * later: written when a mapping is made or renewed (a few at a time), dropped once deleted.
+ * later: written when a mapping or pinhole is made or renewed (a few at a time), dropped once deleted.
  */
 class Recorder {
   readonly #nat: NAT
   readonly #gateway: string
+  readonly #context: PinholeContext
   readonly #dirty = new Set<string>()
-  /** Every port this process recorded: only their records are its to drop. */
-  readonly #mine = new Map<string, { protocol: string, internalPort: number }>()
+  /** Every port this process recorded, by family: only their records are its to drop. */
+  readonly #mine = new Map<string, RecordKey>()
   #writing: Promise<void> = Promise.resolve()
 
-  constructor (nat: NAT, gateway: string) {
+  constructor (nat: NAT, gateway: string, context: PinholeContext) {
     this.#nat = nat
     this.#gateway = gateway
+    this.#context = context
   }
 
   /** Whether this process mapped the port at some point. */
   made (protocol: string, internalPort: number): boolean {
-    return this.#mine.has(`${protocol}/${internalPort}`)
+    return [...this.#mine.values()].some((k) => k.protocol === protocol && k.internalPort === internalPort)
   }
 
   add (protocol: string, internalPort: number, family: AddressFamily): void {
-    this.#mine.set(`${protocol}/${internalPort}`, { protocol, internalPort })
-    if (family !== 4) return
+    const key = `${family}:${protocol}/${internalPort}`
+    const gateway = gatewayOfFamily(this.#nat, this.#gateway, family)
+    if (gateway === undefined) return
+    this.#mine.set(key, { family, gateway, protocol, internalPort })
     const first = this.#dirty.size === 0
-    this.#dirty.add(`${protocol}/${internalPort}`)
+    this.#dirty.add(key)
     // One write for the mappings that come together.
     if (first) this.#writing = this.#writing.then(async () => { await new Promise((resolve) => { setImmediate(resolve) }); await this.#flush() })
   }
@@ -188,18 +191,34 @@ class Recorder {
   async #flush (): Promise<void> {
     const keys = [...this.#dirty]
     this.#dirty.clear()
-    const mappings = this.#nat.mappings().filter((m) => m.family === 4 && keys.includes(`${m.protocol}/${m.internalPort}`))
-    await remember(this.#gateway, mappings).catch(() => {})
+    const records = this.#nat.mappings().filter((m) => keys.includes(`${m.family}:${m.protocol}/${m.internalPort}`)).flatMap((m) => {
+      const gateway = gatewayOfFamily(this.#nat, this.#gateway, m.family)
+      return gateway === undefined ? [] : [recordOf(gateway, m, m.family, this.#context)]
+    })
+    await rememberRecords(records).catch(() => {})
   }
 
   /** After close(): the records of what was deleted go; those of what is left stay (natmapper unmap). */
   async settle (left: LeftMapping[]): Promise<void> {
     await this.#writing
     if (this.#dirty.size > 0) await this.#flush()
-    const stays = new Set(left.map((l) => `${l.mapping.protocol}/${l.mapping.internalPort}`))
+    // A LeftMapping does not say its family: a pinhole's address opened is IPv6; when unknown both records stay.
+    const stays = new Set(left.flatMap((l) => leftFamilies(l.mapping).map((family) => `${family}:${l.mapping.protocol}/${l.mapping.internalPort}`)))
     const gone = [...this.#mine].filter(([key]) => !stays.has(key)).map(([, port]) => port)
-    await forget(this.#gateway, gone).catch(() => {})
+    await forgetRecords(gone).catch(() => {})
   }
+}
+
+function leftFamilies (mapping: LeftMapping['mapping']): AddressFamily[] {
+  if (mapping.method === 'upnp-pinhole') return [6]
+  if (mapping.externalAddress === undefined) return [4, 6]
+  return [mapping.externalAddress.includes(':') ? 6 : 4]
+}
+
+/** The gateway a record of this family is kept under: the NAT's own, or its IPv6 side's. */
+export function gatewayOfFamily (nat: NAT, gateway: string, family: AddressFamily): string | undefined {
+  if (family === nat.family) return gateway
+  return family === 6 ? nat.ipv6Gateway?.address : undefined
 }
 
 /** What the run cost the router, at exit: an NDJSON `stats` line with --json, a line on stderr otherwise. */

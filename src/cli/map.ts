@@ -1,12 +1,12 @@
 import { discoverNAT } from '../nat/discover-nat.js'
 import { UsageError } from '../errors.js'
 import { discoverOptionsFrom, gatewayOptionSpec, gatewayOptionsHelp, parseCommandLine } from './common.js'
-import { mapAndKeep, reportStats } from './map-keep.js'
+import { gatewayOfFamily, mapAndKeep, reportStats } from './map-keep.js'
 import { ipv6OptionSpec, natMaker, type NatMaker } from './map-ipv6.js'
 import { mappedLine, mappingFields, type MapRequest } from './map-lines.js'
 import { createOutput, type Output } from './output.js'
 import { describePorts, parseIntegerOption, parsePortArguments, type PortSpec } from './ports.js'
-import { remember } from './state.js'
+import { recordOf, rememberRecords } from './state.js'
 
 export const mapHelp = `Usage: natmapper map <port>[/tcp|/udp]... [options]
        natmapper map <first>-<last>[/tcp|/udp]... [options]
@@ -83,8 +83,10 @@ async function mapOnce (specs: PortSpec[], discover: ReturnType<typeof discoverO
     for (const spec of specs) {
       for (const m of made.filter((x) => x.protocol === spec.protocol && x.internalPort === spec.port)) out.event('mapped', mappingFields(m), mappedLine('mapped', m))
     }
-    // IPv6 pinholes are not recorded yet (natmapper unmap cannot delete them).
-    await remember(nat.gatewayAddress, made.filter((m) => m.family === 4))
+    await rememberRecords(made.flatMap((m) => {
+      const gateway = gatewayOfFamily(nat, nat.gatewayAddress, m.family)
+      return gateway === undefined ? [] : [recordOf(gateway, m, m.family, { controlURL: makeNat?.controlURL })]
+    }))
     await nat.close()
     reportStats(nat, out)
   }
