@@ -109,8 +109,9 @@ export async function loadState (nowMs = Date.now()): Promise<SavedState> {
   return { entries, unreadable }
 }
 
+/** The IPv4 records: `list` and `unmap` do not handle pinholes yet, and must not send them to an IPv4 gateway. */
 export async function loadSaved (nowMs = Date.now()): Promise<SavedMapping[]> {
-  return (await loadState(nowMs)).entries
+  return (await loadState(nowMs)).entries.filter((r) => familyOfRecord(r) === 4)
 }
 
 /** "2 entries of the state file could not be read: ..." for people, or undefined when all could. */
