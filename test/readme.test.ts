@@ -6,6 +6,7 @@ import { readFileSync } from 'node:fs'
 import { FakeClock, SimulatedIgd, SimulatedPmpGateway } from '../src/testing/index.js'
 import { UpnpClient } from '../src/upnp/index.js'
 import { NAT, PcpClient } from '../src/index.js'
+import { runCli } from './helpers/cli.js'
 
 test('README: the natmapper/testing example gives the numbers it shows', async () => {
   const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8')
@@ -42,4 +43,14 @@ test('README: the SimulatedIgd example gives the numbers it shows', async () => 
   assert.equal(igd.mappings()[0]?.internalClient, '192.0.2.99')
   client.close()
   await igd.close()
+})
+
+test('README: every flag of the IPv6 section\'s commands is one `natmapper map --help` documents', async () => {
+  const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8')
+  const section = readme.slice(readme.indexOf('\n## IPv6\n'), readme.indexOf('\n## Tests\n'))
+  const flags = new Set([...section.matchAll(/(?<![\w-])--[a-z][a-z0-9-]*/g)].map((m) => m[0]))
+  assert.ok(flags.has('--ipv6') && flags.has('--ipv6-method') && flags.size >= 8, [...flags].join(' '))
+  const help = await runCli(['map', '--help'])
+  assert.equal(help.code, 0, help.stderr)
+  for (const flag of flags) assert.match(help.stdout, new RegExp(`${flag}\\b`), `${flag} is in the README's IPv6 section but not in map --help`)
 })

@@ -13,10 +13,11 @@ export const ipv6OptionSpec = {
   gateway6: { type: 'string' },
   'gateway6-port': { type: 'string' },
   'local-address6': { type: 'string' },
-  'pinhole-url': { type: 'string' }
+  'pinhole-url': { type: 'string' },
+  'ipv6-method': { type: 'string' }
 } as const
 
-interface Ipv6Flags { ipv4?: boolean, ipv6?: boolean, gateway6?: string | undefined, 'gateway6-port'?: string | undefined, 'local-address6'?: string | undefined, 'pinhole-url'?: string | undefined }
+interface Ipv6Flags { ipv4?: boolean, ipv6?: boolean, gateway6?: string | undefined, 'gateway6-port'?: string | undefined, 'local-address6'?: string | undefined, 'pinhole-url'?: string | undefined, 'ipv6-method'?: string | undefined }
 
 /** Makes the command's NAT when IPv6 is asked for; `family` is what to ask addMappings for, `controlURL` goes into the state file's pinhole records. */
 export type NatMaker = ((signal: AbortSignal | undefined) => Promise<NAT>) & { family: AddressFamily | 'both', controlURL?: string | undefined }
@@ -24,10 +25,13 @@ export type NatMaker = ((signal: AbortSignal | undefined) => Promise<NAT>) & { f
 /** undefined without --ipv6: the command discovers its IPv4 NAT as it always has. */
 export function natMaker (values: Ipv6Flags, discover: ReturnType<typeof discoverOptionsFrom>, nat: { lifetimeSeconds: number, keep: boolean }): NatMaker | undefined {
   if (values.ipv6 !== true) {
-    const stray = (['gateway6', 'gateway6-port', 'local-address6', 'pinhole-url'] as const).find((name) => values[name] !== undefined)
+    const stray = (['gateway6', 'gateway6-port', 'local-address6', 'pinhole-url', 'ipv6-method'] as const).find((name) => values[name] !== undefined)
     if (stray !== undefined) throw new UsageError(`--${stray} applies with --ipv6`)
     return undefined
   }
+  const method = values['ipv6-method']
+  if (method !== undefined && !isIpv6Method(method)) throw new UsageError(`--ipv6-method takes pcp or upnp-pinhole, not ${JSON.stringify(method)}`)
+  if (method === 'upnp-pinhole' && values['pinhole-url'] === undefined) throw new UsageError('--ipv6-method upnp-pinhole needs --pinhole-url')
   const family: AddressFamily | 'both' = values.ipv4 === true ? 'both' : 6
   // With --ipv6 alone, --gateway, --gateway-port and --local-address are the IPv6 side's.
   const alone = family === 6
@@ -36,7 +40,8 @@ export function natMaker (values: Ipv6Flags, discover: ReturnType<typeof discove
     gateway: values.gateway6 ?? (alone ? discover.gateway : undefined),
     port,
     localAddress: values['local-address6'] ?? (alone ? discover.localAddress : undefined),
-    controlURL: values['pinhole-url']
+    controlURL: values['pinhole-url'],
+    method
   }
   const requestTimeoutMs = discover.timeout
   const make = async (signal: AbortSignal | undefined): Promise<NAT> => {
@@ -50,4 +55,8 @@ export function natMaker (values: Ipv6Flags, discover: ReturnType<typeof discove
     }
   }
   return Object.assign(make, { family, controlURL: options.controlURL })
+}
+
+function isIpv6Method (method: string): method is 'pcp' | 'upnp-pinhole' {
+  return method === 'pcp' || method === 'upnp-pinhole'
 }

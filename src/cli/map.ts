@@ -29,6 +29,8 @@ Options:
                           default route); --gateway6-port N its PCP port
   --local-address6 ADDR   the host's global IPv6 address to open (default: the first one toward it)
   --pinhole-url URL       the router's WANIPv6FirewallControl:1 control URL (UPnP pinholes)
+  --ipv6-method M         pcp or upnp-pinhole (default: upnp-pinhole with --pinhole-url, else pcp);
+                          pcp with --pinhole-url deletes over UPnP a pinhole PCP will not delete
   --once                  map, print, and exit, leaving the mappings for their lifetime
                           (natmapper unmap deletes them); exits 1 when a port could not be
                           mapped or no public mapping is possible

@@ -53,3 +53,29 @@ test('map: IPv6 options without --ipv6 are a usage error (exit 2)', async () => 
     assert.match(result.stderr, /^natmapper: --\S+ applies with --ipv6\n$/)
   }
 })
+
+test('map --ipv6 --ipv6-method pcp --pinhole-url: PCP opens the pinhole (UPnP not asked while PCP deletes); a bad or lone --ipv6-method is a usage error', async (ctx) => {
+  const gateway = await SimulatedPmpGateway.start({ address: '::1' })
+  const router = await pinholeServer()
+  ctx.after(async () => { router.server.close(); await gateway.close() })
+  const cli = startCli(ctx, ['map', '4003/tcp', '--ipv6', '--json', '--ipv6-method', 'pcp', '--pinhole-url', router.url, '--gateway', '::1', '--gateway-port', String(gateway.port), '--local-address', '::1'])
+  await waitFor(() => cli.events.some((e) => e.event === 'mapped'), `a mapped event (stderr: ${cli.stderr()})`, 5000)
+  assert.equal(cli.events.find((e) => e.event === 'mapped')?.method, 'pcp')
+  assert.deepEqual(gateway.mappings().map((m) => [m.clientAddress, m.internalPort]), [['::1', 4003]])
+  cli.child.kill('SIGINT')
+  assert.equal(await cli.exit, 0, cli.stderr())
+  assert.deepEqual(gateway.mappings(), [])
+  assert.deepEqual(router.seen, [])
+  for (const [args, message] of [
+    [['--ipv6-method', 'natpmp'], /--ipv6-method takes pcp or upnp-pinhole, not "natpmp"/],
+    [['--ipv6-method', 'upnp-pinhole'], /--ipv6-method upnp-pinhole needs --pinhole-url/],
+    [['--ipv6-method', 'pcp', '--no-such'], /./]
+  ] as const) {
+    const result = await runCli(['map', '4001', '--ipv6', '--gateway', '::1', ...args])
+    assert.equal(result.code, 2, `${args.join(' ')}: ${result.stderr}`)
+    assert.match(result.stderr, message)
+  }
+  const lone = await runCli(['map', '4001', '--ipv6-method', 'pcp'])
+  assert.equal(lone.code, 2)
+  assert.match(lone.stderr, /--ipv6-method applies with --ipv6/)
+})
